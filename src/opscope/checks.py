@@ -1,0 +1,93 @@
+"""The check protocol and registry.
+
+Built-in checks and plugins (entry point group ``opscope.checks``) register the same way; the
+CLI, the service and the tests all run checks through `run_checks`, so one failing check
+becomes an entry in the report's ``errors`` and never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from opscope.findings import CheckError, Finding
+
+log = logging.getLogger(__name__)
+
+
+class CheckFailed(Exception):
+    """A check could not run for a reason the user can act on (missing extension, permission).
+
+    Its message is one line and ends up verbatim in the report's ``errors``.
+    """
+
+
+@runtime_checkable
+class Check(Protocol):
+    id: str
+    category: str
+    #: which kind of target the check reads ("postgresql", "api", "dags", ...)
+    kind: str
+    #: one sentence for docs and `opscope checks`: what triggers it
+    summary: str
+
+    def run(self, context: Any) -> Iterable[Finding]: ...
+
+
+class DuplicateCheckError(ValueError):
+    pass
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._checks: dict[str, Check] = {}
+
+    def register(self, check: Check) -> Check:
+        if check.id in self._checks:
+            raise DuplicateCheckError(f"check id {check.id!r} is already registered")
+        self._checks[check.id] = check
+        return check
+
+    def __iter__(self) -> Iterator[Check]:
+        return iter(self._checks.values())
+
+    def __contains__(self, check_id: object) -> bool:
+        return check_id in self._checks
+
+    def get(self, check_id: str) -> Check:
+        return self._checks[check_id]
+
+    def for_kind(self, kind: str) -> list[Check]:
+        return [c for c in self._checks.values() if c.kind == kind]
+
+    def ids(self) -> list[str]:
+        return sorted(self._checks)
+
+
+registry = Registry()
+
+
+def load_plugins(target: Registry = registry, group: str = "opscope.checks") -> None:
+    """Register checks published by installed packages under the entry point group."""
+    for ep in entry_points(group=group):
+        obj = ep.load()
+        target.register(obj() if isinstance(obj, type) else obj)
+
+
+def run_checks(
+    checks: Iterable[Check], context: Any, target: str | None = None
+) -> tuple[list[Finding], list[CheckError]]:
+    findings: list[Finding] = []
+    errors: list[CheckError] = []
+    for check in checks:
+        try:
+            findings.extend(check.run(context))
+        except CheckFailed as exc:
+            errors.append(CheckError(check=check.id, message=str(exc), target=target))
+        except Exception as exc:  # a broken check must not take the report down with it
+            log.warning("check %s failed", check.id, exc_info=True)
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())
+            errors.append(CheckError(check=check.id, message=message, target=target))
+    return findings, errors

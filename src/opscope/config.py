@@ -1,0 +1,196 @@
+"""opscope.yaml -> frozen pydantic models.
+
+Unknown keys are rejected, ``${ENV_VAR}`` (and ``${ENV_VAR:-default}``) is interpolated in
+string values, and every error names the file, the line and the dotted key, in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_VAR = "OPSCOPE_CONFIG"
+DEFAULT_FILE = "opscope.yaml"
+
+
+class ConfigError(Exception):
+    """A user mistake in the config file; the message is one line and names where."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SessionSettings(_Frozen):
+    """How opscope behaves on every session it opens on a watched database."""
+
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    lock_timeout_ms: int = Field(default=1_000, ge=0)
+    connect_timeout_s: int = Field(default=10, ge=1)
+    application_name: str = "opscope"
+
+
+class DbThresholds(_Frozen):
+    """Thresholds of the database checks; docs/config.md lists each with its meaning."""
+
+    slow_query_ms: float = Field(default=1000.0, gt=0)
+    top_statements: int = Field(default=10, ge=0)
+    min_calls: int = Field(default=1, ge=1)
+    unused_index_min_stats_age_days: float = Field(default=7.0, ge=0)
+    index_bloat_ratio: float = Field(default=0.3, gt=0, lt=1)
+    index_bloat_min_bytes: int = Field(default=1 << 20, ge=0)
+    table_bloat_ratio: float = Field(default=0.3, gt=0, lt=1)
+    table_bloat_min_bytes: int = Field(default=1 << 20, ge=0)
+    table_bloat_rewrite_ratio: float = Field(default=0.7, gt=0, lt=1)
+    stale_statistics_ratio: float = Field(default=0.2, gt=0)
+    stale_statistics_min_rows: int = Field(default=1000, ge=0)
+    large_table_bytes: int = Field(default=1 << 30, ge=0)
+    seq_scan_min_bytes: int = Field(default=10 << 20, ge=0)
+    seq_scan_ratio: float = Field(default=0.5, gt=0, le=1)
+    seq_scan_min_scans: int = Field(default=10, ge=1)
+    xid_age_warning: int = Field(default=500_000_000, ge=1)
+    xid_age_critical: int = Field(default=1_200_000_000, ge=1)
+    vacuum_overdue_hours: float = Field(default=24.0, ge=0)
+
+
+class DatabaseConfig(_Frozen):
+    dsn: str
+    thresholds: DbThresholds | None = None
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")) and "=" not in value:
+            raise ValueError("expected a postgresql:// URL or a key=value connection string")
+        return value
+
+
+class Config(_Frozen):
+    databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
+    session: SessionSettings = SessionSettings()
+    thresholds: DbThresholds = DbThresholds()
+    #: where snapshots for growth and diff reports are kept between runs
+    state_dir: Path | None = None
+    #: the file this came from, for messages; not a config key
+    source: Path | None = Field(default=None, exclude=True)
+
+    def thresholds_for(self, database: str | None) -> DbThresholds:
+        db = self.databases.get(database) if database else None
+        return db.thresholds if db and db.thresholds else self.thresholds
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        env = os.environ.get("OPSCOPE_STATE_DIR")
+        if env:
+            return Path(env)
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "opscope"
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(text: str, env: Mapping[str, str], where: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _ENV_REF.sub(repl, text)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Line (1-based) of the deepest node along `loc` that exists in the YAML tree."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _interpolate_tree(value: Any, env: Mapping[str, str], where: str, path: str) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, env, f"{where} key {path}")
+    if isinstance(value, dict):
+        return {
+            k: _interpolate_tree(v, env, where, f"{path}.{k}" if path else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate_tree(v, env, where, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}{at}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
+    raw = _interpolate_tree(raw, env, source, "")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        line = _line_of(node, loc)
+        at = f":{line}" if line else ""
+        msg = first["msg"]
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise ConfigError(f"{source}{at}: key {_key_path(loc)}: {msg}") from None
+    return config.model_copy(update={"source": Path(source)})
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load from `path`, else $OPSCOPE_CONFIG, else ./opscope.yaml if present, else defaults."""
+    env = os.environ if env is None else env
+    explicit = path is not None or bool(env.get(ENV_VAR))
+    chosen = Path(path) if path is not None else Path(env.get(ENV_VAR) or DEFAULT_FILE)
+    if not chosen.exists():
+        if explicit:
+            raise ConfigError(f"{chosen}: config file not found")
+        return Config()
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{chosen}: cannot read config file: {exc}") from None
+    return parse_config(text, str(chosen), env)

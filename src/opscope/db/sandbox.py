@@ -1,0 +1,183 @@
+"""A throwaway PostgreSQL cluster for tests, the demo and benchmarks.
+
+`initdb` + `pg_ctl` in a temporary directory on a free port, with pg_stat_statements (and
+pg_qualstats when installed) preloaded. PostgreSQL refuses to run as root, so when we are
+root the server runs as the unprivileged ``postgres`` account that Debian's packages create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PASSWORD_ROLE = "opscope_pw"
+PASSWORD = "sandbox-secret"
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+def find_bindir() -> Path:
+    """The newest server binaries installed (Debian keeps them out of PATH)."""
+    env = os.environ.get("OPSCOPE_PG_BINDIR")
+    if env:
+        return Path(env)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise SandboxError("PostgreSQL server binaries not found; run scripts/setup")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _extension_available(bindir: Path, name: str) -> bool:
+    sharedir = subprocess.run(
+        [str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if not sharedir:
+        sharedir = str(Path("/usr/share/postgresql") / bindir.parent.name)
+    return (Path(sharedir) / "extension" / f"{name}.control").exists()
+
+
+@dataclass
+class Sandbox:
+    """A running cluster. Use `Sandbox.start()` as a context manager or call `stop()`."""
+
+    root: Path
+    port: int
+    bindir: Path
+    run_as: str | None
+    settings: dict[str, str] = field(default_factory=dict)
+    preloaded: tuple[str, ...] = ()
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "server.log"
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres", password: str = "") -> str:
+        auth = f"{user}:{password}" if password else user
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
+
+    def _run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        kwargs: dict[str, object] = {}
+        if self.run_as:
+            kwargs = {"user": self.run_as, "group": pwd.getpwnam(self.run_as).pw_gid}
+        proc = subprocess.run(
+            list(args),
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.root,
+            env={**os.environ, "LC_ALL": "C", "TZ": "UTC"},
+            **kwargs,  # type: ignore[arg-type]
+        )
+        if check and proc.returncode != 0:
+            raise SandboxError(f"{args[0]} failed: {(proc.stderr or proc.stdout).strip()}")
+        return proc
+
+    @classmethod
+    def create(
+        cls, settings: dict[str, str] | None = None, root: Path | None = None
+    ) -> Sandbox:
+        bindir = find_bindir()
+        run_as = "postgres" if os.geteuid() == 0 else None
+        root = Path(tempfile.mkdtemp(prefix="opscope-pg-")) if root is None else root
+        root.mkdir(parents=True, exist_ok=True)
+        if run_as:
+            entry = pwd.getpwnam(run_as)
+            os.chown(root, entry.pw_uid, entry.pw_gid)
+        preload = ["pg_stat_statements"]
+        if _extension_available(bindir, "pg_qualstats"):
+            preload.append("pg_qualstats")
+        box = cls(root=root, port=free_port(), bindir=bindir, run_as=run_as,
+                  preloaded=tuple(preload))
+        box._run([str(bindir / "initdb"), "-D", str(box.datadir), "-U", "postgres",
+                  "-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=trust",
+                  "--no-sync"])
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(box.port),
+            "unix_socket_directories": f"'{root}'",
+            "shared_preload_libraries": "'" + ",".join(preload) + "'",
+            "pg_stat_statements.track": "all",
+            "pg_stat_statements.max": "10000",
+            "track_io_timing": "on",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "60",
+            "shared_buffers": "128MB",
+            "timezone": "'UTC'",
+            "log_timezone": "'UTC'",
+            "password_encryption": "'scram-sha-256'",
+        }
+        conf.update(settings or {})
+        box.settings = conf
+        with (box.datadir / "postgresql.conf").open("a") as fh:
+            fh.write("\n# opscope sandbox\n")
+            fh.writelines(f"{k} = {v}\n" for k, v in conf.items())
+        hba = box.datadir / "pg_hba.conf"
+        # The password role is checked first so tests can exercise a wrong password.
+        hba.write_text(
+            f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text()
+        )
+        return box
+
+    def start(self) -> None:
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l",
+                   str(self.logfile), "-w", "-t", "60", "start"])
+        self.psql(
+            f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'",
+        )
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        proc = self._run([str(self.bindir / "psql"), "-X", "-q", "-A", "-t",
+                          "-v", "ON_ERROR_STOP=1", "-h", str(self.root), "-p", str(self.port),
+                          "-U", "postgres", "-d", dbname, "-c", sql])
+        return proc.stdout.strip()
+
+    def stop(self, remove: bool = True) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast",
+                       "-w", "stop"], check=False)
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def reload(self) -> None:
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "reload"])
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running_sandbox(settings: dict[str, str] | None = None) -> Iterator[Sandbox]:
+    box = Sandbox.create(settings)
+    try:
+        box.start()
+        yield box
+    finally:
+        box.stop()

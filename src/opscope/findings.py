@@ -1,0 +1,164 @@
+"""Finding, Severity and Report: the JSON contract every analysis command emits.
+
+The shape is documented in docs/findings.md and is a public contract: CI gates, other tools
+and the dashboard read it, so fields are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opscope import __version__
+
+JsonValue = Any
+
+
+class Severity(enum.StrEnum):
+    critical = "critical"
+    warning = "warning"
+    info = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse; used to sort worst first and for --fail-on."""
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {allowed})") from None
+
+
+_RANK = {Severity.critical: 3, Severity.warning: 2, Severity.info: 1}
+
+
+def fingerprint(*parts: object) -> str:
+    """A stable id: the same check on the same object gives the same id on every run."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return digest[:16]
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    check: str
+    category: str
+    severity: Severity
+    target: str
+    object: str
+    title: str
+    detail: str = ""
+    columns: tuple[str, ...] = ()
+    evidence: Mapping[str, JsonValue] = Field(default_factory=dict)
+    recommendation: str = ""
+    fix_sql: str | None = None
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        check: str,
+        category: str,
+        severity: Severity,
+        target: str,
+        object: str,
+        title: str,
+        key: Sequence[object] = (),
+        **fields: Any,
+    ) -> Finding:
+        """Build a finding whose id fingerprints check, target, object and `key`
+        (columns, a query id: whatever tells two findings on one object apart)."""
+        columns = tuple(fields.get("columns", ()))
+        ident = fingerprint(check, target, object, *columns, *key)
+        return cls(
+            id=ident,
+            check=check,
+            category=category,
+            severity=severity,
+            target=target,
+            object=object,
+            title=title,
+            **fields,
+        )
+
+
+class CheckError(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    check: str
+    message: str
+    target: str | None = None
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    name: str
+    server_version: str | None = None
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    opscope_version: str = __version__
+    generated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    targets: list[Target] = Field(default_factory=list)
+    summary: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+    findings: list[Finding] = Field(default_factory=list)
+    errors: list[CheckError] = Field(default_factory=list)
+
+    def extend(self, other: Report) -> None:
+        self.targets.extend(other.targets)
+        self.summary.update(other.summary)
+        self.findings.extend(other.findings)
+        self.errors.extend(other.errors)
+
+    def sorted_findings(self) -> list[Finding]:
+        """Worst first, then by category and object so output is stable between runs."""
+        return sorted(
+            self.findings, key=lambda f: (-f.severity.rank, f.category, f.check, f.object, f.id)
+        )
+
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+    def fails(self, threshold: Severity | None) -> bool:
+        worst = self.worst()
+        return threshold is not None and worst is not None and worst.rank >= threshold.rank
+
+    def to_json_dict(self) -> dict[str, JsonValue]:
+        data = self.model_dump(mode="json")
+        data["generated_at"] = self.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        data["findings"] = [_finding_json(f) for f in self.sorted_findings()]
+        for err in data["errors"]:
+            if err.get("target") is None:
+                err.pop("target", None)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _finding_json(finding: Finding) -> dict[str, JsonValue]:
+    data = finding.model_dump(mode="json")
+    data["columns"] = list(finding.columns)
+    return data
+
+
+def count_by_severity(findings: Iterable[Finding]) -> dict[Severity, int]:
+    counts = {s: 0 for s in Severity}
+    for f in findings:
+        counts[f.severity] += 1
+    return counts
