@@ -43,6 +43,9 @@ class DuplicateCheckError(ValueError):
 class Registry:
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
+        #: entry points already loaded, so loading twice is harmless while two plugins
+        #: claiming one id still fail
+        self.loaded_sources: set[str] = set()
 
     def register(self, check: Check) -> Check:
         if check.id in self._checks:
@@ -72,8 +75,20 @@ registry = Registry()
 def load_plugins(target: Registry = registry, group: str = "opscope.checks") -> None:
     """Register checks published by installed packages under the entry point group."""
     for ep in entry_points(group=group):
+        if ep.value in target.loaded_sources:
+            continue
         obj = ep.load()
-        target.register(obj() if isinstance(obj, type) else obj)
+        # an entry point names one check (class or instance) or a list of them
+        for item in obj if isinstance(obj, list | tuple) else [obj]:
+            target.register(item() if isinstance(item, type) else item)
+        target.loaded_sources.add(ep.value)
+
+
+def default_registry() -> Registry:
+    """The process-wide registry with built-ins and installed plugins loaded once."""
+    if not registry.ids():
+        load_plugins(registry)
+    return registry
 
 
 def run_checks(

@@ -41,6 +41,7 @@ class DbThresholds(_Frozen):
 
     slow_query_ms: float = Field(default=1000.0, gt=0)
     top_statements: int = Field(default=10, ge=0)
+    top_statements_min_share: float = Field(default=0.01, ge=0, le=1)
     min_calls: int = Field(default=1, ge=1)
     unused_index_min_stats_age_days: float = Field(default=7.0, ge=0)
     index_bloat_ratio: float = Field(default=0.3, gt=0, lt=1)

@@ -128,7 +128,8 @@ class Report(BaseModel):
     def sorted_findings(self) -> list[Finding]:
         """Worst first, then by category and object so output is stable between runs."""
         return sorted(
-            self.findings, key=lambda f: (-f.severity.rank, f.category, f.check, f.object, f.id)
+            self.findings,
+            key=lambda f: (-f.severity.rank, f.category, f.check, -_weight(f), f.object, f.id),
         )
 
     def worst(self) -> Severity | None:
@@ -149,6 +150,19 @@ class Report(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.to_json_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+#: evidence keys that measure how much a finding matters, in order of preference; within one
+#: check, the heavier finding is listed first
+_WEIGHT_KEYS = ("total_ms", "wasted_bytes", "bloat_bytes", "total_bytes", "heap_bytes", "bytes")
+
+
+def _weight(finding: Finding) -> float:
+    for key in _WEIGHT_KEYS:
+        value = finding.evidence.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return 0.0
 
 
 def _finding_json(finding: Finding) -> dict[str, JsonValue]:

@@ -1,0 +1,284 @@
+"""Typed records of a database's catalog and statistics, read with a handful of set-based
+queries (one per kind of object, never one per table) and cached for all checks of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, TypeVar
+
+import psycopg
+
+from opscope.checks import CheckFailed
+from opscope.db.connection import SqlRunner
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Summary:
+    database: str
+    server_version: str
+    server_version_num: int
+    database_bytes: int
+    blks_hit: int
+    blks_read: int
+    xact_commit: int
+    xact_rollback: int
+    deadlocks: int
+    temp_bytes: int
+    stats_reset: datetime | None
+    postmaster_start: datetime
+    now: datetime
+    connections: int
+    max_connections: int
+    reserved_connections: int
+    xid_age: int
+    autovacuum_freeze_max_age: int
+    autovacuum: bool
+    autovacuum_vacuum_threshold: int
+    autovacuum_vacuum_scale_factor: float
+    block_size: int
+    has_pg_stat_statements: bool
+    has_hypopg: bool
+    has_pg_qualstats: bool
+    shared_preload_libraries: str
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        total = self.blks_hit + self.blks_read
+        return self.blks_hit / total if total else None
+
+    @property
+    def stats_since(self) -> datetime:
+        """The oldest moment the cumulative statistics can be trusted to cover.
+
+        Without an explicit reset, statistics survive clean restarts, so the server start is
+        only a lower bound; it is the honest figure we can give."""
+        return self.stats_reset or self.postmaster_start
+
+    @property
+    def stats_age_days(self) -> float:
+        return (self.now - self.stats_since).total_seconds() / 86400
+
+
+@dataclass(frozen=True)
+class Table:
+    oid: int
+    schema: str
+    name: str
+    kind: str
+    reltuples: float
+    relpages: int
+    heap_bytes: int
+    total_bytes: int
+    index_bytes: int
+    toast_bytes: int
+    seq_scan: int
+    seq_tup_read: int
+    idx_scan: int
+    n_tup_ins: int
+    n_tup_upd: int
+    n_tup_del: int
+    n_tup_hot_upd: int
+    n_live_tup: int
+    n_dead_tup: int
+    n_mod_since_analyze: int
+    last_vacuum: datetime | None
+    last_autovacuum: datetime | None
+    last_analyze: datetime | None
+    last_autoanalyze: datetime | None
+    xid_age: int
+    reloptions: tuple[str, ...]
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def rows(self) -> float:
+        """Best row estimate: the planner's when the table was ever analyzed or vacuumed
+        (reltuples is -1 before that), else the live-tuple counter."""
+        return self.reltuples if self.reltuples >= 0 else float(self.n_live_tup)
+
+    @property
+    def last_analyzed(self) -> datetime | None:
+        times = [t for t in (self.last_analyze, self.last_autoanalyze) if t is not None]
+        return max(times) if times else None
+
+    @property
+    def last_vacuumed(self) -> datetime | None:
+        times = [t for t in (self.last_vacuum, self.last_autovacuum) if t is not None]
+        return max(times) if times else None
+
+    def option(self, name: str) -> str | None:
+        for item in self.reloptions:
+            key, _, value = item.partition("=")
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Index:
+    oid: int
+    table_oid: int
+    schema: str
+    table_name: str
+    name: str
+    method: str
+    is_unique: bool
+    is_primary: bool
+    is_exclusion: bool
+    is_valid: bool
+    is_ready: bool
+    is_replica_identity: bool
+    key_count: int
+    column_count: int
+    attnums: tuple[int, ...]
+    opclasses: tuple[int, ...]
+    collations: tuple[int, ...]
+    options: tuple[int, ...]
+    column_defs: tuple[str, ...]
+    expressions: str | None
+    predicate: str | None
+    definition: str
+    constraint_name: str | None
+    constraint_type: str | None
+    bytes: int
+    reltuples: float
+    idx_scan: int
+    idx_tup_read: int
+    idx_tup_fetch: int
+    fillfactor: int
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.table_name}"
+
+    @property
+    def key_defs(self) -> tuple[str, ...]:
+        return self.column_defs[: self.key_count]
+
+    @property
+    def include_defs(self) -> tuple[str, ...]:
+        return self.column_defs[self.key_count :]
+
+    @property
+    def backs_constraint(self) -> bool:
+        return self.constraint_type is not None or self.is_primary or self.is_exclusion
+
+    @property
+    def protected(self) -> bool:
+        """Indexes that must never be proposed for dropping: they enforce something."""
+        return self.backs_constraint or self.is_unique or self.is_replica_identity
+
+    def key_signature(self, upto: int | None = None) -> tuple[object, ...]:
+        """What makes two index keys interchangeable: per key column, the column (or its
+        expression), operator class, collation and sort options."""
+        n = self.key_count if upto is None else upto
+        return tuple(
+            (self.column_defs[i], self.opclasses[i], self.collations[i], self.options[i])
+            for i in range(n)
+        )
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    oid: int
+    name: str
+    schema: str
+    table_name: str
+    table_oid: int
+    attnums: tuple[int, ...]
+    columns: tuple[str, ...]
+    referenced_schema: str
+    referenced_table: str
+    referenced_oid: int
+    on_delete: str
+    on_update: str
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.table_name}"
+
+    @property
+    def referenced(self) -> str:
+        return f"{self.referenced_schema}.{self.referenced_table}"
+
+
+@dataclass(frozen=True)
+class ColumnStat:
+    schema: str
+    relation: str
+    column_name: str
+    avg_width: int
+    null_frac: float
+
+
+def _record(cls: type[T], row: dict[str, Any]) -> T:
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}
+    return cls(**values)
+
+
+@dataclass
+class Catalog:
+    """Lazy, cached view of one database; each property costs one query the first time."""
+
+    runner: SqlRunner
+    _errors: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def summary(self) -> Summary:
+        rows = self.runner.fetch("summary")
+        summary = _record(Summary, rows[0])
+        self.runner.server_version_num = summary.server_version_num
+        return summary
+
+    @cached_property
+    def tables(self) -> list[Table]:
+        return [_record(Table, r) for r in self.runner.fetch("tables")]
+
+    @cached_property
+    def tables_by_oid(self) -> dict[int, Table]:
+        return {t.oid: t for t in self.tables}
+
+    @cached_property
+    def indexes(self) -> list[Index]:
+        return [_record(Index, r) for r in self.runner.fetch("indexes")]
+
+    @cached_property
+    def indexes_by_table(self) -> dict[int, list[Index]]:
+        out: dict[int, list[Index]] = {}
+        for idx in self.indexes:
+            out.setdefault(idx.table_oid, []).append(idx)
+        return out
+
+    @cached_property
+    def foreign_keys(self) -> list[ForeignKey]:
+        return [_record(ForeignKey, r) for r in self.runner.fetch("foreign_keys")]
+
+    @cached_property
+    def column_stats(self) -> dict[tuple[str, str], dict[str, ColumnStat]]:
+        out: dict[tuple[str, str], dict[str, ColumnStat]] = {}
+        for row in self.runner.fetch("column_stats"):
+            stat = _record(ColumnStat, row)
+            out.setdefault((stat.schema, stat.relation), {})[stat.column_name] = stat
+        return out
+
+
+def guarded(what: str, hint: str, load: Callable[[], T]) -> T:
+    """Run a catalog read, turning a server-side refusal into a one-line CheckFailed."""
+    try:
+        return load()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise CheckFailed(f"{what}: permission denied ({exc.diag.message_primary}); {hint}") from None
+    except psycopg.errors.QueryCanceled:
+        raise CheckFailed(f"{what}: cancelled by statement_timeout; raise session.statement_timeout_ms") from None

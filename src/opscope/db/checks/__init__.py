@@ -1,0 +1,8 @@
+"""Built-in PostgreSQL checks, published through the ``opscope.checks`` entry point group
+exactly as a plugin's checks would be."""
+
+from __future__ import annotations
+
+from opscope.db.checks import indexes, statements, tables
+
+CHECKS = [*statements.CHECKS, *indexes.CHECKS, *tables.CHECKS]

@@ -1,0 +1,117 @@
+"""slow_query: statements over the mean-time threshold, and the top ones by total time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from opscope.db.checks.base import DbCheck, short_query
+from opscope.db.context import DbContext
+from opscope.db.statements import Statement, share_of_total
+from opscope.findings import Finding, Severity
+
+
+# DDL and maintenance are slow by nature and not what a workload review is after; they are
+# left out of slow_query (a DBA sees them in the server log instead).
+_MAINTENANCE = re.compile(
+    r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*"
+    r"(CREATE|ALTER|DROP|VACUUM|ANALYZE|ANALYSE|REINDEX|CLUSTER|CHECKPOINT|GRANT|REVOKE|"
+    r"COMMENT|TRUNCATE|REFRESH|LOCK|BEGIN|START|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE|SET|"
+    r"RESET|SHOW|DISCARD|DEALLOCATE|PREPARE|LISTEN|NOTIFY|UNLISTEN|SECURITY|IMPORT|LOAD)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def is_maintenance(query: str) -> bool:
+    return _MAINTENANCE.match(query) is not None
+
+
+def statement_evidence(s: Statement, share: float) -> dict[str, object]:
+    return {
+        "queryid": s.queryid,
+        "query": s.query,
+        "user": s.username,
+        "calls": s.calls,
+        "total_ms": round(s.total_exec_time, 3),
+        "mean_ms": round(s.mean_exec_time, 3),
+        "max_ms": round(s.max_exec_time, 3),
+        "stddev_ms": round(s.stddev_exec_time, 3),
+        "rows": s.rows,
+        "rows_per_call": round(s.rows / s.calls, 2) if s.calls else 0,
+        "shared_blks_hit": s.shared_blks_hit,
+        "shared_blks_read": s.shared_blks_read,
+        "cache_hit_ratio": None if s.cache_hit_ratio is None else round(s.cache_hit_ratio, 4),
+        "temp_blks_read": s.temp_blks_read,
+        "temp_blks_written": s.temp_blks_written,
+        "share_of_total_time": round(share, 4),
+    }
+
+
+class SlowQuery(DbCheck):
+    id = "slow_query"
+    category = "queries"
+    summary = (
+        "A statement's mean execution time exceeds thresholds.slow_query_ms (default 1000 ms), "
+        "or it is among the thresholds.top_statements statements by total time."
+    )
+
+    def run(self, context: DbContext) -> Iterable[Finding]:
+        snap = context.statements
+        t = context.thresholds
+        statements = [
+            s for s in snap.statements if s.calls >= t.min_calls and not is_maintenance(s.query)
+        ]
+        shares = share_of_total(statements)
+        window = (
+            f" during the {snap.window_s:.0f} s window" if snap.window_s else " since the last reset"
+        )
+        reported: set[tuple[int, int, bool]] = set()
+        for s in sorted(statements, key=lambda s: -s.mean_exec_time):
+            if s.mean_exec_time < t.slow_query_ms:
+                break
+            reported.add(s.key)
+            severity = (
+                Severity.critical if s.mean_exec_time >= 10 * t.slow_query_ms else Severity.warning
+            )
+            yield self._finding(context, s, shares[s.key], severity,
+                f"Slow statement: {s.mean_exec_time / 1000:.2f} s on average over {s.calls} "
+                f"calls: {short_query(s.query, 60)}",
+                f"Its mean execution time{window} is over the {t.slow_query_ms:.0f} ms threshold "
+                f"and it takes {shares[s.key]:.1%} of the database's execution time.")
+        top = sorted(statements, key=lambda s: -s.total_exec_time)[: t.top_statements]
+        for rank, s in enumerate(top, start=1):
+            if s.key in reported or shares[s.key] < t.top_statements_min_share:
+                continue
+            yield self._finding(context, s, shares[s.key], Severity.info,
+                f"Top statement #{rank} by total time ({shares[s.key]:.1%} of database time): "
+                f"{short_query(s.query, 60)}",
+                f"It ran {s.calls} times{window}, {s.mean_exec_time:.2f} ms on average; "
+                "small gains on it pay off across the whole workload.",
+                rank=rank)
+
+    def _finding(
+        self, context: DbContext, s: Statement, share: float, severity: Severity, title: str,
+        detail: str, rank: int | None = None,
+    ) -> Finding:
+        evidence = statement_evidence(s, share)
+        if rank is not None:
+            evidence["rank_by_total_time"] = rank
+        if context.statements.window_s:
+            evidence["window_s"] = round(context.statements.window_s, 1)
+        temp = " It spills to temporary files: raise work_mem for it." if s.temp_blks_written else ""
+        return self.finding(
+            context,
+            severity=severity,
+            object=f"query:{s.queryid}",
+            key=(s.userid, s.toplevel),
+            title=title,
+            detail=detail,
+            evidence=evidence,
+            recommendation=(
+                "Look at its plan with EXPLAIN (ANALYZE, BUFFERS) for sequential scans of large "
+                "tables, misestimates and sorts; index the filtered columns or rewrite it." + temp
+            ),
+        )
+
+
+CHECKS = [SlowQuery()]

@@ -1,0 +1,132 @@
+"""Safe sessions on a watched database, and the SQL runner every source goes through.
+
+Every session opscope opens is read-only by default, carries short statement and lock
+timeouts and says who it is (`application_name`), so pointing opscope at production is safe.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from opscope.config import SessionSettings
+
+
+class TargetConnectionError(Exception):
+    """Connecting failed; the message is one line, with any password removed."""
+
+
+_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Remove passwords from DSNs and messages before they are shown anywhere."""
+    text = _URL_PASSWORD.sub(r"\1***\3", text)
+    return _KV_PASSWORD.sub(r"\1***", text)
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/dbname, for messages (never the password)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return redact(dsn)
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # libpq prefixes "connection failed: connection to server at ... failed:"; keep the cause.
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    last = re.sub(r"^.*failed:\s*", "", last) if "failed:" in last else last
+    last = re.sub(r"^(FATAL|ERROR):\s*", "", last)
+    # a bare "connection failed" hides the cause in an earlier line
+    if last.lower() in {"connection failed", ""} and len(lines) > 1:
+        last = lines[-2]
+    return redact(last)
+
+
+def connect(dsn: str, session: SessionSettings, *, writable: bool = False) -> psycopg.Connection[Any]:
+    """Open an autocommit session with opscope's safety settings applied.
+
+    Autocommit keeps one failing catalog query (say, a missing extension) from aborting the
+    others; read-only comes from `default_transaction_read_only`, which covers every
+    implicit transaction. `writable` is only for explicit `--apply` actions.
+    """
+    try:
+        conn = psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=session.connect_timeout_s,
+            application_name=session.application_name,
+        )
+    except psycopg.Error as exc:
+        raise TargetConnectionError(
+            f"cannot connect to {describe_dsn(dsn)}: {_one_line(exc)}"
+        ) from None
+    except Exception as exc:  # bad DSN syntax surfaces as ProgrammingError or ValueError
+        raise TargetConnectionError(f"invalid connection string: {_one_line(exc)}") from None
+    settings = {
+        "default_transaction_read_only": "off" if writable else "on",
+        "statement_timeout": f"{session.statement_timeout_ms}ms",
+        "lock_timeout": f"{session.lock_timeout_ms}ms",
+    }
+    # One round trip for all settings; set_config keeps values out of the SQL text.
+    conn.execute(
+        "SELECT set_config(%s, %s, false), set_config(%s, %s, false), set_config(%s, %s, false)",
+        [x for pair in settings.items() for x in pair],
+    )
+    return conn
+
+
+@cache
+def _sql_text(name: str) -> str:
+    return resources.files("opscope.db").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+def load_sql(name: str, server_version_num: int) -> str:
+    """The text of `name`.sql for this server: `name.pgNN.sql` wins for servers >= NN."""
+    folder = resources.files("opscope.db").joinpath("sql")
+    best = f"{name}.sql"
+    best_version = 0
+    for entry in folder.iterdir():
+        m = re.fullmatch(rf"{re.escape(name)}\.pg(\d+)\.sql", entry.name)
+        if m:
+            major = int(m.group(1))
+            if best_version < major and server_version_num >= major * 10000:
+                best, best_version = entry.name, major
+    return _sql_text(best)
+
+
+@dataclass
+class SqlRunner:
+    """Runs opscope's named SQL files and counts what it sends, so benchmarks and tests can
+    hold us to "a handful of set-based queries", never one per table."""
+
+    conn: psycopg.Connection[Any]
+    server_version_num: int = 0
+    queries_sent: int = 0
+
+    def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        # The files ship with the package and are trusted text, never built from input.
+        text = cast(LiteralString, load_sql(name, self.server_version_num))
+        return self.fetch_query(sql.SQL(text), params)
+
+    def fetch_query(
+        self, query: sql.Composable, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        self.queries_sent += 1
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []

@@ -1,0 +1,101 @@
+"""Statement normalization: literals become `$n`, IN-lists collapse, as pg_stat_statements does.
+
+Grouping uses pglast's fingerprint (libpg_query's, from PostgreSQL's own parser): it ignores
+literal values, whitespace, letter case and the length of IN-lists, which is how
+pg_stat_statements' queryid sees two executions as the same statement. The text shown for a
+group is PostgreSQL's normalized form (`pg_query_normalize`, the algorithm
+pg_stat_statements uses) with IN-lists collapsed the way PostgreSQL 18 prints them.
+
+Text the parser rejects (a truncated statement, another product's dialect) falls back to a
+regular-expression normalizer so that it still groups sensibly instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pglast.parser
+
+#: grouping key and display text for one statement text
+Normalized = tuple[str, str]
+
+_CACHE_LIMIT = 50_000
+_cache: dict[str, Normalized] = {}
+_by_normalized: dict[str, str] = {}
+
+_IN_LIST = re.compile(r"\(\s*\$\d+(?:\s*,\s*\$\d+)+\s*\)")
+_PARAM = re.compile(r"\$\d+")
+_LITERAL = re.compile(
+    r"""(?xs)
+      (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)\$)   # dollar-quoted string
+    | (?P<ident>"(?:[^"]|"")*")                               # quoted identifier: kept
+    | (?P<param>\$\d+)                                        # existing parameter: kept
+    | (?P<string>[EeBbXxNn]?'(?:[^'\\]|''|\\.)*'?)            # string (maybe truncated)
+    | (?P<number>(?<![\w$])-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+    | (?P<word>[A-Za-z_]\w*)                                  # keyword or name: kept
+    """
+)
+_SPACE = re.compile(r"\s+")
+
+
+def collapse_in_lists(normalized: str) -> str:
+    """`IN ($1, $2, $3)` -> `IN ($1 /*, ... */)`, the way PostgreSQL 18 shows squashed lists.
+
+    Parameters are then numbered again in order of appearance, so two IN-lists of different
+    length show the same text.
+    """
+    if _IN_LIST.search(normalized) is None:
+        return normalized
+    collapsed = _IN_LIST.sub("($0 /*, ... */)", normalized)
+    counter = iter(range(1, 1_000_000))
+    return _PARAM.sub(lambda _m: f"${next(counter)}", collapsed)
+
+
+def regex_normalize(text: str) -> str:
+    """Literal-replacing normalizer for text PostgreSQL's parser rejects."""
+    highest = max((int(p[1:]) for p in _PARAM.findall(text)), default=0)
+    counter = iter(range(highest + 1, highest + 1_000_000))
+
+    def replace(m: re.Match[str]) -> str:
+        kind = m.lastgroup
+        if kind in ("dollar", "string", "number"):
+            return f"${next(counter)}"
+        return m.group(0)
+
+    return _LITERAL.sub(replace, text)
+
+
+def normalize(text: str) -> Normalized:
+    """(grouping key, display text) for a statement; cached by the exact text."""
+    hit = _cache.get(text)
+    if hit is not None:
+        return hit
+    stripped = text.strip()
+    try:
+        display = pglast.parser.normalize(stripped)
+        key = _fingerprint(display)
+    except Exception:  # pglast raises its own ParseError, and others on odd input
+        display = regex_normalize(stripped)
+        key = "t" + hashlib.blake2b(
+            _SPACE.sub(" ", display.lower()).encode(), digest_size=8
+        ).hexdigest()
+    display = collapse_in_lists(display)
+    result = (key, display)
+    if len(_cache) >= _CACHE_LIMIT:
+        # Constant memory: texts full of literals rarely repeat, so forgetting them all
+        # costs a few re-normalizations and never an unbounded dictionary.
+        _cache.clear()
+    _cache[text] = result
+    return result
+
+
+def _fingerprint(normalized: str) -> str:
+    """Fingerprint of a normalized text; many raw texts share one, so it is cached too."""
+    key = _by_normalized.get(normalized)
+    if key is None:
+        key = "f" + str(pglast.parser.fingerprint(normalized))
+        if len(_by_normalized) >= _CACHE_LIMIT:
+            _by_normalized.clear()
+        _by_normalized[normalized] = key
+    return key

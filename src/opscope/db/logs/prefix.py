@@ -1,0 +1,196 @@
+"""log_line_prefix -> regular expression, and detection of the prefix a log was written with.
+
+A stderr log line is `PREFIX LEVEL:  message`; continuation lines of a multi-line message
+start with a tab. The compiled entry pattern always defines the same named groups (an absent
+field is an empty group matched up front), so the parser reads every match the same way
+whatever prefix produced the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+#: named groups every entry pattern defines, in the order the parser reads them
+FIELDS = ("ts", "pid", "user", "db", "app", "qid", "sqlstate", "session")
+
+_TZ = r"(?: [A-Za-z0-9+\-]+)?"
+_TS_SECONDS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d" + _TZ
+_TS_MILLIS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}" + _TZ
+
+# Free-text fields are lazy and stop at a newline: the literal text that follows them in the
+# prefix decides where they end, the way PostgreSQL wrote them.
+_ESCAPES: dict[str, tuple[str | None, str]] = {
+    "a": ("app", r".*?"),
+    "u": ("user", r".*?"),
+    "d": ("db", r".*?"),
+    "r": (None, r".*?"),
+    "h": (None, r".*?"),
+    "b": (None, r".*?"),
+    "i": (None, r".*?"),
+    "p": ("pid", r"\d+"),
+    "P": (None, r"\d*"),
+    "t": ("ts", _TS_SECONDS),
+    "m": ("ts", _TS_MILLIS),
+    "n": ("ts", r"\d+\.\d+"),
+    "s": (None, _TS_SECONDS),
+    "e": ("sqlstate", r"[0-9A-Z]{5}"),
+    "c": ("session", r"[0-9a-f]+\.[0-9a-f]+"),
+    "l": (None, r"\d+"),
+    "v": (None, r"(?:\d+/\d+)?"),
+    "x": (None, r"\d*"),
+    "Q": ("qid", r"-?\d+"),
+}
+
+_LEVEL = r"(?P<level>[A-Z]+[1-5]?):  "
+_MESSAGE = r"(?P<msg>[^\n]*(?:\n\t[^\n]*)*)"
+
+#: prefixes seen in the wild, most specific first: PostgreSQL's and Debian's defaults, the
+#: ones pgBadger's documentation recommends, and managed services' fixed ones
+COMMON_PREFIXES = (
+    "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "%m [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "%t [%p]: user=%u,db=%d,app=%a,client=%h ",
+    "%m [%p]: user=%u,db=%d,app=%a,client=%h ",
+    "%t [%p]: [%l-1] db=%d,user=%u,app=%a,client=%h ",
+    "%t [%p]: [%l-1] user=%u,db=%d ",
+    "%t [%p]: db=%d,user=%u,app=%a,client=%h ",
+    "%m [%p] %q%u@%d ",
+    "%t [%p] %q%u@%d ",
+    "%m [%p-%l] %q%u@%d ",
+    "%t [%p-%l] %q%u@%d ",
+    "%m [%p] %q[user=%u,db=%d,app=%a] ",
+    "%t:%r:%u@%d:[%p]:",
+    "%m:%r:%u@%d:[%p]:",
+    "%m [%p] ",
+    "%t [%p] ",
+    "%m [%p]: ",
+    "%t [%p]: ",
+    "%m ",
+    "%t ",
+    "[%p] ",
+    "",
+)
+
+
+class PrefixError(ValueError):
+    """A --prefix the tool cannot turn into a pattern."""
+
+
+@dataclass(frozen=True)
+class CompiledPrefix:
+    text: str
+    entry: re.Pattern[str]
+    #: group numbers of FIELDS + ("level", "msg"), for one `match.group(*indices)` call
+    indices: tuple[int, ...]
+    #: "millis", "seconds", "epoch" or "" when the prefix has no timestamp
+    ts_kind: str
+
+
+def _translate(prefix: str) -> tuple[str, set[str], str]:
+    parts: list[str] = []
+    used: set[str] = set()
+    ts_kind = ""
+    optional_from: int | None = None
+    i = 0
+    while i < len(prefix):
+        ch = prefix[i]
+        if ch != "%":
+            parts.append(re.escape(ch))
+            i += 1
+            continue
+        m = re.match(r"%(-?\d+)?(.)", prefix[i:])
+        if m is None:
+            raise PrefixError(f"log_line_prefix ends with a bare '%': {prefix!r}")
+        padding, esc = m.group(1), m.group(2)
+        i += m.end()
+        if esc == "%":
+            parts.append("%")
+            continue
+        if esc == "q":
+            # Non-session processes (checkpointer, autovacuum) stop the prefix at %q.
+            optional_from = len(parts)
+            continue
+        if esc not in _ESCAPES:
+            raise PrefixError(f"unknown escape %{esc} in log_line_prefix {prefix!r}")
+        name, pattern = _ESCAPES[esc]
+        if name is not None and name not in used:
+            used.add(name)
+            pattern = f"(?P<{name}>{pattern})"
+            if name == "ts":
+                ts_kind = {"m": "millis", "t": "seconds", "n": "epoch"}[esc]
+        else:
+            pattern = f"(?:{pattern})"
+        if padding:
+            # %-10u pads with spaces on the right, %10u on the left.
+            pattern = f" *{pattern} *"
+        parts.append(pattern)
+    if optional_from is not None:
+        parts[optional_from:] = ["(?:" + "".join(parts[optional_from:]) + ")?"]
+    return "".join(parts), used, ts_kind
+
+
+@functools.lru_cache(maxsize=64)
+def compile_prefix(prefix: str) -> CompiledPrefix:
+    body, used, ts_kind = _translate(prefix)
+    absent = "".join(f"(?P<{name}>)" for name in FIELDS if name not in used)
+    try:
+        entry = re.compile(f"(?m)^{absent}{body}{_LEVEL}{_MESSAGE}")
+    except re.error as exc:
+        raise PrefixError(f"cannot compile log_line_prefix {prefix!r}: {exc}") from None
+    indices = tuple(entry.groupindex[name] for name in (*FIELDS, "level", "msg"))
+    return CompiledPrefix(text=prefix, entry=entry, indices=indices, ts_kind=ts_kind)
+
+
+_LEVELS = frozenset(
+    "LOG ERROR FATAL PANIC WARNING NOTICE INFO DEBUG1 DEBUG2 DEBUG3 DEBUG4 DEBUG5 DEBUG "
+    "DETAIL HINT CONTEXT STATEMENT QUERY LOCATION".split()
+)
+
+
+#: the pattern used when no known prefix fits: the first timestamp and the first `[digits]`
+#: before the level are taken as time and pid, whatever else the prefix holds
+GENERIC = "<generic>"
+_GENERIC_LEVELS = "|".join(sorted(_LEVELS - {"DEBUG"}, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=1)
+def generic_prefix() -> CompiledPrefix:
+    absent = "".join(f"(?P<{name}>)" for name in FIELDS if name not in ("ts", "pid"))
+    entry = re.compile(
+        f"(?m)^{absent}(?P<ts>\\d{{4}}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?{_TZ})?"
+        f"[^\\n]*?(?:\\[(?P<pid>\\d+)\\][^\\n]*?)?\\b(?P<level>{_GENERIC_LEVELS}):  {_MESSAGE}"
+    )
+    indices = tuple(entry.groupindex[name] for name in (*FIELDS, "level", "msg"))
+    return CompiledPrefix(text=GENERIC, entry=entry, indices=indices, ts_kind="millis")
+
+
+def resolve_prefix(prefix: str) -> CompiledPrefix:
+    return generic_prefix() if prefix == GENERIC else compile_prefix(prefix)
+
+
+def detect_prefix(sample: str) -> str | None:
+    """The common prefix that explains most lines of `sample`, or None when none fits.
+
+    A candidate scores the message lines it matches with a known level; the most specific
+    candidate (most fields captured) wins a tie, so `%m [%p] ` does not beat a longer
+    prefix that also matches.
+    """
+    lines = [ln for ln in sample.split("\n")[:2000] if ln and not ln.startswith("\t")]
+    if not lines:
+        return None
+    best: tuple[int, int, str] | None = None
+    for candidate in COMMON_PREFIXES:
+        compiled = compile_prefix(candidate)
+        hits = 0
+        for line in lines:
+            m = compiled.entry.match(line)
+            if m is not None and m.group("level") in _LEVELS:
+                hits += 1
+        score = (hits, len(candidate), candidate)
+        if hits and (best is None or score[:2] > best[:2]):
+            best = score
+    if best is None or best[0] * 2 < len(lines):
+        return None
+    return best[2]

@@ -1,0 +1,153 @@
+"""pg_stat_statements as typed records, and the difference of two snapshots.
+
+Cumulative counters describe everything since the last reset; `--window` takes two snapshots
+and keeps only what happened between them, so the numbers reflect current load.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import psycopg
+
+from opscope.checks import CheckFailed
+from opscope.db.connection import SqlRunner
+
+ENABLE_HINT = (
+    "pg_stat_statements is not available: add it to shared_preload_libraries, restart the "
+    "server, then run CREATE EXTENSION pg_stat_statements in this database"
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    queryid: int
+    userid: int
+    username: str | None
+    toplevel: bool
+    query: str
+    calls: int
+    total_exec_time: float
+    min_exec_time: float
+    max_exec_time: float
+    mean_exec_time: float
+    stddev_exec_time: float
+    rows: int
+    shared_blks_hit: int
+    shared_blks_read: int
+    temp_blks_read: int
+    temp_blks_written: int
+
+    @property
+    def key(self) -> tuple[int, int, bool]:
+        """pg_stat_statements keeps one entry per query id, user and nesting level."""
+        return (self.queryid, self.userid, self.toplevel)
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        total = self.shared_blks_hit + self.shared_blks_read
+        return self.shared_blks_hit / total if total else None
+
+
+@dataclass(frozen=True)
+class StatementSnapshot:
+    taken_at: float
+    stats_reset: datetime | None
+    statements: tuple[Statement, ...]
+    #: seconds the snapshot covers, when it is the difference of two
+    window_s: float | None = None
+
+
+def read_statements(runner: SqlRunner, clock: Callable[[], float] = time.monotonic) -> StatementSnapshot:
+    try:
+        rows = runner.fetch("statements")
+        info = runner.fetch("statements_info")
+    except psycopg.errors.UndefinedTable:
+        raise CheckFailed(ENABLE_HINT) from None
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        # the extension exists but the library was not preloaded
+        raise CheckFailed(ENABLE_HINT) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise CheckFailed(
+            f"pg_stat_statements: permission denied ({exc.diag.message_primary}); "
+            "grant pg_read_all_stats to the monitoring role"
+        ) from None
+    statements = tuple(Statement(**row) for row in rows)
+    return StatementSnapshot(
+        taken_at=clock(),
+        stats_reset=info[0]["stats_reset"] if info else None,
+        statements=statements,
+    )
+
+
+def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> StatementSnapshot:
+    """What ran between two snapshots.
+
+    Statements first seen in `after`, or all of them if the statistics were reset in between,
+    count in full. Mean and standard deviation are recomputed for the window from the sums
+    (pg_stat_statements keeps a running variance; we recover sum of squares from it). Max and
+    min cannot be windowed, so they stay cumulative.
+    """
+    window = after.taken_at - before.taken_at
+    if before.stats_reset != after.stats_reset:
+        return replace(after, window_s=window)
+    previous = {s.key: s for s in before.statements}
+    out: list[Statement] = []
+    for cur in after.statements:
+        old = previous.get(cur.key)
+        if old is None:
+            out.append(cur)
+            continue
+        calls = cur.calls - old.calls
+        if calls <= 0:
+            continue
+        total = cur.total_exec_time - old.total_exec_time
+        mean = total / calls
+        sumsq_new = _sum_of_squares(cur)
+        sumsq_old = _sum_of_squares(old)
+        var = max((sumsq_new - sumsq_old) / calls - mean * mean, 0.0)
+        out.append(
+            replace(
+                cur,
+                calls=calls,
+                total_exec_time=total,
+                mean_exec_time=mean,
+                stddev_exec_time=math.sqrt(var),
+                rows=cur.rows - old.rows,
+                shared_blks_hit=cur.shared_blks_hit - old.shared_blks_hit,
+                shared_blks_read=cur.shared_blks_read - old.shared_blks_read,
+                temp_blks_read=cur.temp_blks_read - old.temp_blks_read,
+                temp_blks_written=cur.temp_blks_written - old.temp_blks_written,
+            )
+        )
+    return StatementSnapshot(
+        taken_at=after.taken_at, stats_reset=after.stats_reset, statements=tuple(out),
+        window_s=window,
+    )
+
+
+def _sum_of_squares(s: Statement) -> float:
+    # pg_stat_statements reports the population stddev: var = E[x^2] - mean^2
+    return s.calls * (s.stddev_exec_time**2 + s.mean_exec_time**2)
+
+
+def windowed(
+    runner: SqlRunner,
+    seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> StatementSnapshot:
+    before = read_statements(runner, clock)
+    sleep(seconds)
+    return diff_snapshots(before, read_statements(runner, clock))
+
+
+def share_of_total(statements: Sequence[Statement]) -> dict[tuple[int, int, bool], float]:
+    total = sum(s.total_exec_time for s in statements if s.toplevel)
+    if total <= 0:
+        return {s.key: 0.0 for s in statements}
+    return {s.key: s.total_exec_time / total for s in statements}

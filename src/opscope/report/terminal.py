@@ -1,0 +1,78 @@
+"""The terminal report: grouped by category, worst first, each finding with its fix.
+
+Everything that came from a watched system goes in as rich.text.Text, never as markup, so a
+query containing "[bold]" prints as written."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from opscope.findings import Finding, Report, Severity, count_by_severity
+from opscope.report.grouping import by_category, category_title, summary_lines
+
+STYLE = {Severity.critical: "bold white on red", Severity.warning: "bold black on yellow",
+         Severity.info: "bold white on blue"}
+
+
+def _finding_block(f: Finding) -> Group:
+    head = Text()
+    head.append(f" {f.severity.value.upper()} ", style=STYLE[f.severity])
+    head.append(" ")
+    head.append(f.title, style="bold")
+    meta = Text(f"  {f.check} · {f.object}", style="dim")
+    parts: list[Text] = [head, meta]
+    if f.detail:
+        parts.append(Text("  " + f.detail))
+    if f.recommendation:
+        rec = Text("  → ", style="green")
+        rec.append(f.recommendation)
+        parts.append(rec)
+    if f.fix_sql:
+        for line in f.fix_sql.splitlines():
+            parts.append(Text("    " + line, style="cyan"))
+    parts.append(Text(""))
+    return Group(*parts)
+
+
+def render_terminal(report: Report, *, color: bool = False, width: int = 100) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, no_color=not color,
+                      highlight=False, soft_wrap=False)
+    for target in report.targets:
+        summary = report.summary.get(target.name, {})
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        for label, value in summary_lines(summary):
+            grid.add_row(label, Text(value))
+        console.print(Panel(grid, title=Text(f"{target.kind} · {target.name}", style="bold"),
+                            title_align="left", expand=False))
+    counts = count_by_severity(report.findings)
+    line = Text("findings: ")
+    for sev in Severity:
+        line.append(f"{counts[sev]} {sev.value}", style=STYLE[sev] if counts[sev] else "dim")
+        line.append("  ")
+    console.print(line)
+    console.print()
+    for category, findings in by_category(report):
+        console.print(Rule(Text(f"{category_title(category)} ({len(findings)})", style="bold"),
+                           align="left"))
+        for f in findings:
+            console.print(_finding_block(f))
+    if not report.findings:
+        console.print(Text("No findings.", style="green"))
+    if report.errors:
+        console.print(Rule(Text(f"Checks that could not run ({len(report.errors)})",
+                                style="bold red"), align="left"))
+        for err in report.errors:
+            t = Text("  ")
+            t.append(err.check, style="bold")
+            t.append(": " + err.message)
+            console.print(t)
+    return buf.getvalue()

@@ -1,0 +1,77 @@
+"""Shared fixtures: one real PostgreSQL cluster per test run, a fresh database per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from opscope.config import Config, DbThresholds
+from opscope.db.analyze import analyze_database
+from opscope.db.sandbox import Sandbox
+from opscope.findings import Finding, Report
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Sandbox]:
+    box = Sandbox.create()
+    try:
+        box.start()
+        yield box
+    finally:
+        box.stop()
+
+
+@dataclass
+class SandboxDb:
+    cluster: Sandbox
+    name: str
+    state_dir: Path
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn(self.name)
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True, **kwargs)
+
+    def execute(self, *statements: str) -> None:
+        with self.connect() as conn:
+            for stmt in statements:
+                conn.execute(stmt.encode())
+            flush_stats(conn)
+
+    def analyze(self, **thresholds: Any) -> Report:
+        """Run `opscope analyze db` the way the CLI does, with thresholds overridden."""
+        config = Config(thresholds=DbThresholds(**thresholds), state_dir=self.state_dir)
+        return analyze_database(self.dsn, config)
+
+
+def flush_stats(conn: psycopg.Connection[Any]) -> None:
+    """Make this session's pending table and index counters visible to other sessions now
+    (PostgreSQL 15 otherwise flushes them up to a second later, or at disconnect)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+@pytest.fixture
+def db(cluster: Sandbox, tmp_path: Path) -> Iterator[SandboxDb]:
+    name = "t_" + uuid.uuid4().hex[:12]
+    cluster.psql(f"CREATE DATABASE {name}")
+    cluster.psql("CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg", dbname=name)
+    try:
+        yield SandboxDb(cluster, name, tmp_path / "state")
+    finally:
+        cluster.psql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def found(report: Report, check: str, obj: str | None = None) -> list[Finding]:
+    return [f for f in report.findings if f.check == check and (obj is None or f.object == obj)]
+
+
+def objects(report: Report, check: str) -> set[str]:
+    return {f.object for f in report.findings if f.check == check}

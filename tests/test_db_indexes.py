@@ -1,0 +1,143 @@
+"""Index review on a real cluster: each test builds the situation and asserts the finding."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from conftest import SandboxDb, flush_stats, found, objects
+
+
+def test_duplicate_index_recommends_dropping_the_one_backing_no_constraint(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int, note text)",
+        "INSERT INTO orders SELECT g, g % 500, 'n' FROM generate_series(1, 5000) g",
+        "CREATE INDEX orders_customer_a ON orders (customer_id)",
+        "CREATE INDEX orders_customer_b ON orders (customer_id)",
+        # same column, other predicate or method: not duplicates
+        "CREATE INDEX orders_customer_partial ON orders (customer_id) WHERE note IS NULL",
+        "CREATE INDEX orders_customer_hash ON orders USING hash (customer_id)",
+        # a duplicate of the primary key: the one to drop is the plain index
+        "CREATE UNIQUE INDEX orders_id_copy ON orders (id)",
+    )
+    report = db.analyze()
+    dups = found(report, "duplicate_index")
+    assert {f.object for f in dups} == {"public.orders_customer_b", "public.orders_id_copy"}
+    by_obj = {f.object: f for f in dups}
+    assert by_obj["public.orders_id_copy"].evidence["duplicate_of"] == "public.orders_pkey"
+    assert by_obj["public.orders_id_copy"].fix_sql == (
+        "DROP INDEX CONCURRENTLY public.orders_id_copy;"
+    )
+    assert by_obj["public.orders_customer_b"].columns == ("customer_id",)
+
+
+def test_prefix_redundant_index(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE events (id bigint PRIMARY KEY, account int, kind text, at timestamptz)",
+        "CREATE INDEX events_account ON events (account)",
+        "CREATE INDEX events_account_kind ON events (account, kind)",
+        # a prefix of events_kind_at below
+        "CREATE INDEX events_kind ON events (kind)",
+        # not compatible: the wider index is partial, the narrower is not
+        "CREATE INDEX events_at ON events (at)",
+        "CREATE INDEX events_at_kind_recent ON events (at, kind) WHERE at > '2026-01-01'",
+        # a descending key is not served by an ascending one for this check
+        "CREATE INDEX events_kind_desc ON events (kind DESC)",
+        "CREATE INDEX events_kind_at ON events (kind, at)",
+    )
+    report = db.analyze()
+    redundant = {f.object: f for f in found(report, "redundant_index")}
+    assert set(redundant) == {"public.events_account", "public.events_kind"}
+    assert redundant["public.events_account"].evidence["covered_by"] == (
+        "public.events_account_kind"
+    )
+    assert redundant["public.events_kind"].evidence["covered_by"] == "public.events_kind_at"
+    db.execute("DROP INDEX events_kind_at")
+    assert objects(db.analyze(), "redundant_index") == {"public.events_account"}
+
+
+def test_unused_index_but_never_constraint_indexes(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL UNIQUE, team int, name text)",
+        "INSERT INTO users SELECT g, 'u' || g, g % 10, 'n' FROM generate_series(1, 20000) g",
+        "CREATE INDEX users_team ON users (team)",
+        "CREATE INDEX users_name ON users (name)",
+        "CREATE UNIQUE INDEX users_name_team ON users (name, id)",
+        "ALTER TABLE users REPLICA IDENTITY USING INDEX users_email_key",
+        "ANALYZE users",
+    )
+    with db.connect() as conn:
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SELECT * FROM users WHERE team = 3").fetchall()
+        flush_stats(conn)
+    report = db.analyze()
+    unused = found(report, "unused_index")
+    # users_team was scanned; the pk, the unique constraint, the unique index and the replica
+    # identity are never proposed, scanned or not
+    assert {f.object for f in unused} == {"public.users_name"}
+    f = unused[0]
+    assert f.evidence["idx_scan"] == 0
+    assert f.evidence["stats_age_days"] >= 0
+    assert "stats_since" in f.evidence
+    assert f.fix_sql == "DROP INDEX CONCURRENTLY public.users_name;"
+
+
+def test_invalid_index_from_failed_concurrent_build(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE accounts (id int, code text)",
+        "INSERT INTO accounts SELECT g, 'same' FROM generate_series(1, 100) g",
+    )
+    with db.connect() as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("CREATE UNIQUE INDEX CONCURRENTLY accounts_code ON accounts (code)")
+    report = db.analyze()
+    invalid = found(report, "invalid_index")
+    assert [f.object for f in invalid] == ["public.accounts_code"]
+    assert invalid[0].fix_sql == "DROP INDEX CONCURRENTLY public.accounts_code;"
+    assert "CREATE UNIQUE INDEX CONCURRENTLY accounts_code" in invalid[0].recommendation
+    # an invalid index is not also reported as unused or duplicate
+    assert not found(report, "unused_index", "public.accounts_code")
+
+
+def test_foreign_key_without_index(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE customers (id int PRIMARY KEY)",
+        "CREATE TABLE invoices (id int PRIMARY KEY, customer_id int REFERENCES customers,"
+        " issuer_id int REFERENCES customers, region int, branch int)",
+        "CREATE TABLE branches (region int, branch int, PRIMARY KEY (region, branch))",
+        "ALTER TABLE invoices ADD CONSTRAINT invoices_branch_fk FOREIGN KEY (region, branch)"
+        " REFERENCES branches",
+        "CREATE INDEX invoices_issuer ON invoices (issuer_id, id)",
+        # columns in the other order still serve the composite key
+        "CREATE INDEX invoices_branch ON invoices (branch, region)",
+        "INSERT INTO customers SELECT generate_series(1, 100)",
+        "DELETE FROM customers WHERE id > 90",
+    )
+    report = db.analyze()
+    fks = found(report, "fk_without_index")
+    assert [(f.object, f.columns) for f in fks] == [("public.invoices", ("customer_id",))]
+    assert fks[0].fix_sql == (
+        "CREATE INDEX CONCURRENTLY invoices_customer_id_idx ON public.invoices (customer_id);"
+    )
+    assert fks[0].severity.value == "warning"  # the referenced table sees deletes
+
+
+def test_index_bloat_after_mass_updates(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE readings (id int, value int) WITH (autovacuum_enabled = false)",
+        "INSERT INTO readings SELECT g, g FROM generate_series(1, 200000) g",
+        "CREATE INDEX readings_value ON readings (value)",
+        "CREATE INDEX readings_id ON readings (id)",
+        "ANALYZE readings",
+        # every update changes the indexed column: a new entry in each index per row
+        "UPDATE readings SET value = value + 1",
+        "UPDATE readings SET value = value + 1",
+    )
+    report = db.analyze()
+    bloated = {f.object: f for f in found(report, "index_bloat")}
+    assert "public.readings_value" in bloated
+    f = bloated["public.readings_value"]
+    assert f.evidence["bloat_ratio"] >= 0.3
+    assert f.fix_sql == "REINDEX INDEX CONCURRENTLY public.readings_value;"
+    # after a rebuild the estimate is close to the size: no finding
+    db.execute("VACUUM readings", "REINDEX TABLE readings", "ANALYZE readings")
+    assert not found(db.analyze(), "index_bloat")
