@@ -44,7 +44,9 @@ class SandboxDb:
         with self.connect() as conn:
             for stmt in statements:
                 conn.execute(stmt.encode())
-            flush_stats(conn)
+                # flushed after each statement, as separate sessions would be; otherwise
+                # counters of an INSERT land after a following ANALYZE has reset them
+                flush_stats(conn)
 
     def analyze(self, **thresholds: Any) -> Report:
         """Run `opscope analyze db` the way the CLI does, with thresholds overridden."""

@@ -29,8 +29,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-analyze_app = typer.Typer(help="Analyze a target and report findings with fixes.",
-                          no_args_is_help=True)
+analyze_app = typer.Typer(
+    help="Analyze a target and report findings with fixes.", no_args_is_help=True
+)
 app.add_typer(analyze_app, name="analyze")
 
 USAGE_ERROR = 2
@@ -96,22 +97,33 @@ def _load(config_path: Path | None) -> Config:
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="opscope.yaml to read (default: $OPSCOPE_CONFIG, "
-                 "then ./opscope.yaml).", show_default=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="opscope.yaml to read (default: $OPSCOPE_CONFIG, then ./opscope.yaml).",
+        show_default=False,
+    ),
 ]
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", "-f", help="terminal, json, markdown or html (default: from "
-                 "--output's suffix, else terminal).", show_default=False),
+    typer.Option(
+        "--format",
+        "-f",
+        help="terminal, json, markdown or html (default: from --output's suffix, else terminal).",
+        show_default=False,
+    ),
 ]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write the report to this file.",
-                              show_default=False),
+    Path | None,
+    typer.Option("--output", "-o", help="Write the report to this file.", show_default=False),
 ]
 FailOnOpt = Annotated[
     str | None,
-    typer.Option("--fail-on", help="Exit 1 when a finding at or above this severity "
-                 "(critical, warning, info) exists.", show_default=False),
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when a finding at or above this severity (critical, warning, info) exists.",
+        show_default=False,
+    ),
 ]
 
 
@@ -119,8 +131,11 @@ FailOnOpt = Annotated[
 def analyze_db(
     targets: Annotated[
         list[str] | None,
-        typer.Argument(help="DSNs (postgresql://...) or database names from the config; "
-                       "default: every database in the config.", show_default=False),
+        typer.Argument(
+            help="DSNs (postgresql://...) or database names from the config; "
+            "default: every database in the config.",
+            show_default=False,
+        ),
     ] = None,
     config: ConfigOpt = None,
     fmt: FormatOpt = None,
@@ -128,16 +143,23 @@ def analyze_db(
     fail_on: FailOnOpt = None,
     window: Annotated[
         str | None,
-        typer.Option("--window", help="Sample pg_stat_statements twice this far apart (e.g. "
-                     "5m) and report only what ran in between.", show_default=False),
+        typer.Option(
+            "--window",
+            help="Sample pg_stat_statements twice this far apart (e.g. "
+            "5m) and report only what ran in between.",
+            show_default=False,
+        ),
     ] = None,
     check: Annotated[
         list[str] | None,
         typer.Option("--check", help="Run only this check (repeatable).", show_default=False),
     ] = None,
     apply: Annotated[
-        bool, typer.Option("--apply", help="Run the safe fixes (ANALYZE of stale tables), "
-                           "printing each statement first."),
+        bool,
+        typer.Option(
+            "--apply",
+            help="Run the safe fixes (ANALYZE of stale tables), printing each statement first.",
+        ),
     ] = False,
 ) -> None:
     """PostgreSQL health report: slow queries, index review, table statistics."""
@@ -159,10 +181,17 @@ def analyze_db(
     report = Report()
     for name, dsn in pairs:
         try:
-            report.extend(analyze_database(
-                dsn, cfg, name=name, window_s=window_s, only=check, apply=apply,
-                echo=lambda line: typer.echo(line, err=True),
-            ))
+            report.extend(
+                analyze_database(
+                    dsn,
+                    cfg,
+                    name=name,
+                    window_s=window_s,
+                    only=check,
+                    apply=apply,
+                    echo=lambda line: typer.echo(line, err=True),
+                )
+            )
         except (TargetConnectionError, CheckFailed, ValueError) as exc:
             fail(str(exc))
     emit(report, fmt, output, fail_on)
@@ -177,8 +206,15 @@ def list_checks(
     if fmt == "json":
         import json
 
-        typer.echo(json.dumps([{"id": c.id, "kind": c.kind, "category": c.category,
-                                "summary": c.summary} for c in checks], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {"id": c.id, "kind": c.kind, "category": c.category, "summary": c.summary}
+                    for c in checks
+                ],
+                indent=2,
+            )
+        )
         return
     if fmt != "text":
         fail(f"unknown format {fmt!r} (expected text or json)")

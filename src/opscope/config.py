@@ -58,6 +58,7 @@ class DbThresholds(_Frozen):
     xid_age_warning: int = Field(default=500_000_000, ge=1)
     xid_age_critical: int = Field(default=1_200_000_000, ge=1)
     vacuum_overdue_hours: float = Field(default=24.0, ge=0)
+    vacuum_overdue_min_dead_tuples: int = Field(default=1000, ge=0)
 
 
 class DatabaseConfig(_Frozen):

@@ -74,7 +74,7 @@ class Finding(BaseModel):
         target: str,
         object: str,
         title: str,
-        key: Sequence[object] = (),
+        key: Sequence[Any] = (),
         **fields: Any,
     ) -> Finding:
         """Build a finding whose id fingerprints check, target, object and `key`

@@ -34,9 +34,7 @@ def select_checks(registry: Registry, only: Sequence[str] | None) -> list[Check]
         return checks
     unknown = [c for c in only if c not in registry or registry.get(c).kind != KIND]
     if unknown:
-        raise ValueError(
-            f"unknown check {unknown[0]!r} (see `opscope checks` for the list)"
-        )
+        raise ValueError(f"unknown check {unknown[0]!r} (see `opscope checks` for the list)")
     return [c for c in checks if c.id in set(only)]
 
 

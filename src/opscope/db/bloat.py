@@ -53,7 +53,9 @@ def _data_width(columns: Sequence[ColumnWidth]) -> tuple[float, bool]:
 
 
 def heap_expected_bytes(
-    rows: float, columns: Sequence[ColumnWidth], block_size: int = 8192,
+    rows: float,
+    columns: Sequence[ColumnWidth],
+    block_size: int = 8192,
     fillfactor: int = HEAP_DEFAULT_FILLFACTOR,
 ) -> int:
     """Pages a freshly loaded heap of `rows` rows would take."""
@@ -64,11 +66,13 @@ def heap_expected_bytes(
     tuple_bytes = align(header) + align(width) + ITEM_ID
     usable = (block_size - PAGE_HEADER) * fillfactor / 100
     per_page = max(int(usable // tuple_bytes), 1)
-    return int(math.ceil(rows / per_page)) * block_size
+    return math.ceil(rows / per_page) * block_size
 
 
 def btree_expected_bytes(
-    rows: float, keys: Sequence[ColumnWidth], block_size: int = 8192,
+    rows: float,
+    keys: Sequence[ColumnWidth],
+    block_size: int = 8192,
     fillfactor: int = BTREE_DEFAULT_FILLFACTOR,
 ) -> int:
     """Pages a freshly built btree over `rows` entries would take: leaves, the inner levels
@@ -89,14 +93,20 @@ def btree_expected_bytes(
 
 
 def heap_estimate(
-    actual_bytes: int, rows: float, columns: Sequence[ColumnWidth], block_size: int = 8192,
+    actual_bytes: int,
+    rows: float,
+    columns: Sequence[ColumnWidth],
+    block_size: int = 8192,
     fillfactor: int = HEAP_DEFAULT_FILLFACTOR,
 ) -> Estimate:
     return Estimate(actual_bytes, heap_expected_bytes(rows, columns, block_size, fillfactor))
 
 
 def btree_estimate(
-    actual_bytes: int, rows: float, keys: Sequence[ColumnWidth], block_size: int = 8192,
+    actual_bytes: int,
+    rows: float,
+    keys: Sequence[ColumnWidth],
+    block_size: int = 8192,
     fillfactor: int = BTREE_DEFAULT_FILLFACTOR,
 ) -> Estimate:
     return Estimate(actual_bytes, btree_expected_bytes(rows, keys, block_size, fillfactor))

@@ -14,7 +14,6 @@ import psycopg
 from opscope.checks import CheckFailed
 from opscope.db.connection import SqlRunner
 
-
 T = TypeVar("T")
 
 
@@ -279,6 +278,10 @@ def guarded(what: str, hint: str, load: Callable[[], T]) -> T:
     try:
         return load()
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise CheckFailed(f"{what}: permission denied ({exc.diag.message_primary}); {hint}") from None
+        raise CheckFailed(
+            f"{what}: permission denied ({exc.diag.message_primary}); {hint}"
+        ) from None
     except psycopg.errors.QueryCanceled:
-        raise CheckFailed(f"{what}: cancelled by statement_timeout; raise session.statement_timeout_ms") from None
+        raise CheckFailed(
+            f"{what}: cancelled by statement_timeout; raise session.statement_timeout_ms"
+        ) from None

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, LiteralString, cast
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -57,7 +57,9 @@ def _one_line(exc: BaseException) -> str:
     return redact(last)
 
 
-def connect(dsn: str, session: SessionSettings, *, writable: bool = False) -> psycopg.Connection[Any]:
+def connect(
+    dsn: str, session: SessionSettings, *, writable: bool = False
+) -> psycopg.Connection[Any]:
     """Open an autocommit session with opscope's safety settings applied.
 
     Autocommit keeps one failing catalog query (say, a missing extension) from aborting the
@@ -120,11 +122,10 @@ class SqlRunner:
 
     def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         # The files ship with the package and are trusted text, never built from input.
-        text = cast(LiteralString, load_sql(name, self.server_version_num))
-        return self.fetch_query(sql.SQL(text), params)
+        return self.fetch_query(sql.SQL(load_sql(name, self.server_version_num)), params)
 
     def fetch_query(
-        self, query: sql.Composable, params: dict[str, Any] | None = None
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         self.queries_sent += 1
         with self.conn.cursor(row_factory=dict_row) as cur:

@@ -37,7 +37,8 @@ class SizeHistory:
             for name, point in raw.get("tables", {}).items():
                 previous[name] = SizePoint(
                     datetime.fromisoformat(raw["taken_at"]),
-                    int(point["total_bytes"]), float(point["rows"]),
+                    int(point["total_bytes"]),
+                    float(point["rows"]),
                 )
         except (OSError, ValueError, KeyError, TypeError):
             # a missing or damaged history only means no growth figures this time

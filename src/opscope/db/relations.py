@@ -38,8 +38,7 @@ def referenced_tables(query: str) -> frozenset[tuple[str | None, str]]:
     found: set[tuple[str | None, str]] = set()
     # CTE names look like relations in the tree; they are not tables
     ctes = {
-        cte["CommonTableExpr"]["ctename"]
-        for cte in _find_key(tree, "CommonTableExpr", wrap=True)
+        cte["CommonTableExpr"]["ctename"] for cte in _find_key(tree, "CommonTableExpr", wrap=True)
     }
     for rv in _walk(tree):
         name = rv.get("relname")
@@ -64,8 +63,12 @@ def _find_key(node: Any, key: str, wrap: bool = False) -> Iterator[dict[str, Any
             stack.extend(cur)
 
 
-def mentions(query: str, schema: str, table: str, search_path: tuple[str, ...] = ("public",)) -> bool:
+def mentions(
+    query: str, schema: str, table: str, search_path: tuple[str, ...] = ("public",)
+) -> bool:
     for ref_schema, name in referenced_tables(query):
-        if name == table and (ref_schema == schema or (ref_schema is None and schema in search_path)):
+        if name == table and (
+            ref_schema == schema or (ref_schema is None and schema in search_path)
+        ):
             return True
     return False

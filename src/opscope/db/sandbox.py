@@ -84,9 +84,8 @@ class Sandbox:
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
 
     def _run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        kwargs: dict[str, object] = {}
-        if self.run_as:
-            kwargs = {"user": self.run_as, "group": pwd.getpwnam(self.run_as).pw_gid}
+        user = self.run_as
+        group = pwd.getpwnam(user).pw_gid if user else None
         proc = subprocess.run(
             list(args),
             capture_output=True,
@@ -94,16 +93,15 @@ class Sandbox:
             check=False,
             cwd=self.root,
             env={**os.environ, "LC_ALL": "C", "TZ": "UTC"},
-            **kwargs,  # type: ignore[arg-type]
+            user=user,
+            group=group,
         )
         if check and proc.returncode != 0:
             raise SandboxError(f"{args[0]} failed: {(proc.stderr or proc.stdout).strip()}")
         return proc
 
     @classmethod
-    def create(
-        cls, settings: dict[str, str] | None = None, root: Path | None = None
-    ) -> Sandbox:
+    def create(cls, settings: dict[str, str] | None = None, root: Path | None = None) -> Sandbox:
         bindir = find_bindir()
         run_as = "postgres" if os.geteuid() == 0 else None
         root = Path(tempfile.mkdtemp(prefix="opscope-pg-")) if root is None else root
@@ -114,11 +112,24 @@ class Sandbox:
         preload = ["pg_stat_statements"]
         if _extension_available(bindir, "pg_qualstats"):
             preload.append("pg_qualstats")
-        box = cls(root=root, port=free_port(), bindir=bindir, run_as=run_as,
-                  preloaded=tuple(preload))
-        box._run([str(bindir / "initdb"), "-D", str(box.datadir), "-U", "postgres",
-                  "-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=trust",
-                  "--no-sync"])
+        box = cls(
+            root=root, port=free_port(), bindir=bindir, run_as=run_as, preloaded=tuple(preload)
+        )
+        box._run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(box.datadir),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=trust",
+                "--no-sync",
+            ]
+        )
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(box.port),
@@ -143,28 +154,57 @@ class Sandbox:
             fh.writelines(f"{k} = {v}\n" for k, v in conf.items())
         hba = box.datadir / "pg_hba.conf"
         # The password role is checked first so tests can exercise a wrong password.
-        hba.write_text(
-            f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text()
-        )
+        hba.write_text(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
         return box
 
     def start(self) -> None:
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l",
-                   str(self.logfile), "-w", "-t", "60", "start"])
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         self.psql(
             f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'",
         )
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
-        proc = self._run([str(self.bindir / "psql"), "-X", "-q", "-A", "-t",
-                          "-v", "ON_ERROR_STOP=1", "-h", str(self.root), "-p", str(self.port),
-                          "-U", "postgres", "-d", dbname, "-c", sql])
+        proc = self._run(
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.root),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                dbname,
+                "-c",
+                sql,
+            ]
+        )
         return proc.stdout.strip()
 
     def stop(self, remove: bool = True) -> None:
         if (self.datadir / "postmaster.pid").exists():
-            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast",
-                       "-w", "stop"], check=False)
+            self._run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"],
+                check=False,
+            )
         if remove:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -62,7 +62,9 @@ class StatementSnapshot:
     window_s: float | None = None
 
 
-def read_statements(runner: SqlRunner, clock: Callable[[], float] = time.monotonic) -> StatementSnapshot:
+def read_statements(
+    runner: SqlRunner, clock: Callable[[], float] = time.monotonic
+) -> StatementSnapshot:
     try:
         rows = runner.fetch("statements")
         info = runner.fetch("statements_info")
@@ -125,7 +127,9 @@ def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> State
             )
         )
     return StatementSnapshot(
-        taken_at=after.taken_at, stats_reset=after.stats_reset, statements=tuple(out),
+        taken_at=after.taken_at,
+        stats_reset=after.stats_reset,
+        statements=tuple(out),
         window_s=window,
     )
 

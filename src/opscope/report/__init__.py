@@ -7,15 +7,23 @@ from pathlib import Path
 from opscope.findings import Report
 
 FORMATS = ("terminal", "json", "markdown", "html")
-_SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html",
-             ".htm": "html", ".txt": "terminal"}
+_SUFFIXES = {
+    ".json": "json",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "terminal",
+}
 
 
 def format_for(output: Path | None, requested: str | None) -> str:
     """--format wins; else the output file's suffix decides; else the terminal."""
     if requested:
         if requested not in FORMATS:
-            raise ValueError(f"unknown format {requested!r} (expected one of: {', '.join(FORMATS)})")
+            raise ValueError(
+                f"unknown format {requested!r} (expected one of: {', '.join(FORMATS)})"
+            )
         return requested
     if output is not None:
         return _SUFFIXES.get(output.suffix.lower(), "terminal")

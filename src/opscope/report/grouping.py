@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from opscope.units import human_bytes
 from opscope.findings import Finding, Report
+from opscope.units import human_bytes
 
 CATEGORY_TITLES = {
     "queries": "Queries",
@@ -32,7 +32,6 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-
 def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
     """The headline figures of a database target, as label/value pairs."""
     out: list[tuple[str, str]] = []
@@ -48,8 +47,12 @@ def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
         out.append(("connections", f"{summary['connections']} of {summary['max_connections']}"))
     if "stats_since" in summary:
         reset = summary.get("stats_reset")
-        out.append(("statistics since",
-                    f"{summary['stats_since']}" + ("" if reset else " (server start; never reset)")))
+        out.append(
+            (
+                "statistics since",
+                f"{summary['stats_since']}" + ("" if reset else " (server start; never reset)"),
+            )
+        )
     ext = summary.get("extensions")
     if isinstance(ext, dict):
         out.append(("extensions", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in ext.items())))

@@ -25,8 +25,10 @@ def _fence(text: str) -> str:
 
 def render_markdown(report: Report) -> str:
     out: list[str] = ["# opscope report", ""]
-    out.append(f"Generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC by opscope "
-               f"{report.opscope_version}.")
+    out.append(
+        f"Generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC by opscope "
+        f"{report.opscope_version}."
+    )
     out.append("")
     for target in report.targets:
         out.append(f"## {_inline(target.kind)} · {_inline(target.name)}")

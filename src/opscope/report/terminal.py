@@ -16,8 +16,11 @@ from rich.text import Text
 from opscope.findings import Finding, Report, Severity, count_by_severity
 from opscope.report.grouping import by_category, category_title, summary_lines
 
-STYLE = {Severity.critical: "bold white on red", Severity.warning: "bold black on yellow",
-         Severity.info: "bold white on blue"}
+STYLE = {
+    Severity.critical: "bold white on red",
+    Severity.warning: "bold black on yellow",
+    Severity.info: "bold white on blue",
+}
 
 
 def _finding_block(f: Finding) -> Group:
@@ -42,8 +45,14 @@ def _finding_block(f: Finding) -> Group:
 
 def render_terminal(report: Report, *, color: bool = False, width: int = 100) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, no_color=not color,
-                      highlight=False, soft_wrap=False)
+    console = Console(
+        file=buf,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+        soft_wrap=False,
+    )
     for target in report.targets:
         summary = report.summary.get(target.name, {})
         grid = Table.grid(padding=(0, 2))
@@ -51,8 +60,14 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
         grid.add_column()
         for label, value in summary_lines(summary):
             grid.add_row(label, Text(value))
-        console.print(Panel(grid, title=Text(f"{target.kind} · {target.name}", style="bold"),
-                            title_align="left", expand=False))
+        console.print(
+            Panel(
+                grid,
+                title=Text(f"{target.kind} · {target.name}", style="bold"),
+                title_align="left",
+                expand=False,
+            )
+        )
     counts = count_by_severity(report.findings)
     line = Text("findings: ")
     for sev in Severity:
@@ -61,15 +76,20 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
     console.print(line)
     console.print()
     for category, findings in by_category(report):
-        console.print(Rule(Text(f"{category_title(category)} ({len(findings)})", style="bold"),
-                           align="left"))
+        console.print(
+            Rule(Text(f"{category_title(category)} ({len(findings)})", style="bold"), align="left")
+        )
         for f in findings:
             console.print(_finding_block(f))
     if not report.findings:
         console.print(Text("No findings.", style="green"))
     if report.errors:
-        console.print(Rule(Text(f"Checks that could not run ({len(report.errors)})",
-                                style="bold red"), align="left"))
+        console.print(
+            Rule(
+                Text(f"Checks that could not run ({len(report.errors)})", style="bold red"),
+                align="left",
+            )
+        )
         for err in report.errors:
             t = Text("  ")
             t.append(err.check, style="bold")

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from opscope.db.context import KIND, DbContext
 from opscope.findings import Finding, Severity
-from opscope.units import human_bytes
 
 
 class DbCheck:
@@ -44,9 +43,13 @@ class DbCheck:
 def quote_ident(name: str) -> str:
     """Quote an identifier for the fix SQL we print (never for SQL we execute: that goes
     through psycopg.sql). Same rule as PostgreSQL's quote_ident."""
-    if name and (name[0].isalpha() or name[0] == "_") and name == name.lower() and all(
-        c.isalnum() or c in "_$" for c in name
-    ) and name.upper() not in _RESERVED:
+    if (
+        name
+        and (name[0].isalpha() or name[0] == "_")
+        and name == name.lower()
+        and all(c.isalnum() or c in "_$" for c in name)
+        and name.upper() not in _RESERVED
+    ):
         return name
     return '"' + name.replace('"', '""') + '"'
 
@@ -57,15 +60,87 @@ def qualified(schema: str, name: str) -> str:
 
 # Words that must be quoted as identifiers; the common ones a table or index might be named.
 _RESERVED = frozenset(
-    "ALL ANALYSE ANALYZE AND ANY ARRAY AS ASC ASYMMETRIC BOTH CASE CAST CHECK COLLATE COLUMN "
-    "CONSTRAINT CREATE CURRENT_DATE CURRENT_ROLE CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER "
-    "DEFAULT DEFERRABLE DESC DISTINCT DO ELSE END EXCEPT FALSE FETCH FOR FOREIGN FROM GRANT "
-    "GROUP HAVING IN INITIALLY INTERSECT INTO LATERAL LEADING LIMIT LOCALTIME LOCALTIMESTAMP NOT "
-    "NULL OFFSET ON ONLY OR ORDER PLACING PRIMARY REFERENCES RETURNING SELECT SESSION_USER SOME "
-    "SYMMETRIC TABLE THEN TO TRAILING TRUE UNION UNIQUE USER USING VARIADIC WHEN WHERE WINDOW WITH "
-    "USER ORDER".split()
+    [
+        "ALL",
+        "ANALYSE",
+        "ANALYZE",
+        "AND",
+        "ANY",
+        "ARRAY",
+        "AS",
+        "ASC",
+        "ASYMMETRIC",
+        "BOTH",
+        "CASE",
+        "CAST",
+        "CHECK",
+        "COLLATE",
+        "COLUMN",
+        "CONSTRAINT",
+        "CREATE",
+        "CURRENT_DATE",
+        "CURRENT_ROLE",
+        "CURRENT_TIME",
+        "CURRENT_TIMESTAMP",
+        "CURRENT_USER",
+        "DEFAULT",
+        "DEFERRABLE",
+        "DESC",
+        "DISTINCT",
+        "DO",
+        "ELSE",
+        "END",
+        "EXCEPT",
+        "FALSE",
+        "FETCH",
+        "FOR",
+        "FOREIGN",
+        "FROM",
+        "GRANT",
+        "GROUP",
+        "HAVING",
+        "IN",
+        "INITIALLY",
+        "INTERSECT",
+        "INTO",
+        "LATERAL",
+        "LEADING",
+        "LIMIT",
+        "LOCALTIME",
+        "LOCALTIMESTAMP",
+        "NOT",
+        "NULL",
+        "OFFSET",
+        "ON",
+        "ONLY",
+        "OR",
+        "ORDER",
+        "PLACING",
+        "PRIMARY",
+        "REFERENCES",
+        "RETURNING",
+        "SELECT",
+        "SESSION_USER",
+        "SOME",
+        "SYMMETRIC",
+        "TABLE",
+        "THEN",
+        "TO",
+        "TRAILING",
+        "TRUE",
+        "UNION",
+        "UNIQUE",
+        "USER",
+        "USING",
+        "VARIADIC",
+        "WHEN",
+        "WHERE",
+        "WINDOW",
+        "WITH",
+        "USER",
+        "ORDER",
+    ]
 )
-
 
 
 def short_query(query: str, limit: int = 80) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from opscope.db.bloat import ColumnWidth, btree_estimate
-from opscope.db.catalog import Index
+from opscope.db.catalog import ColumnStat, Index
 from opscope.db.checks.base import DbCheck, qualified, quote_ident
-from opscope.units import human_bytes
 from opscope.db.context import DbContext
 from opscope.findings import Finding, Severity
+from opscope.units import human_bytes
 
 
 def _drop_sql(idx: Index) -> str:
@@ -126,8 +126,11 @@ class DuplicateIndex(DbCheck):
                         f"{idx.qualified} and {keep.qualified} index the same thing on "
                         f"{idx.table}; the copy costs {human_bytes(idx.bytes)} and slows writes."
                     ),
-                    evidence={**_index_evidence(idx), "duplicate_of": keep.qualified,
-                              "duplicate_of_definition": keep.definition},
+                    evidence={
+                        **_index_evidence(idx),
+                        "duplicate_of": keep.qualified,
+                        "duplicate_of_definition": keep.definition,
+                    },
                     recommendation=rec,
                     fix_sql=fix,
                 )
@@ -164,8 +167,7 @@ class RedundantIndex(DbCheck):
                         object=narrow.qualified,
                         columns=list(narrow.key_defs),
                         title=(
-                            f"Redundant index {narrow.qualified}: its key leads "
-                            f"{wide.qualified}"
+                            f"Redundant index {narrow.qualified}: its key leads {wide.qualified}"
                         ),
                         detail=(
                             f"({', '.join(narrow.key_defs)}) is a leading prefix of "
@@ -173,8 +175,11 @@ class RedundantIndex(DbCheck):
                             f"lookups; {narrow.qualified} costs {human_bytes(narrow.bytes)} and "
                             "write time."
                         ),
-                        evidence={**_index_evidence(narrow), "covered_by": wide.qualified,
-                                  "covered_by_definition": wide.definition},
+                        evidence={
+                            **_index_evidence(narrow),
+                            "covered_by": wide.qualified,
+                            "covered_by_definition": wide.definition,
+                        },
                         recommendation=f"Drop {narrow.qualified} and keep {wide.qualified}.",
                         fix_sql=_drop_sql(narrow),
                     )
@@ -187,10 +192,9 @@ class RedundantIndex(DbCheck):
             return False
         if narrow.key_signature() != wide.key_signature(n):
             return False
-        if n == wide.key_count:
-            # same key: that is a duplicate unless uniqueness differs (the unique one wins)
-            if not wide.is_unique or narrow.include_defs != wide.include_defs:
-                return False
+        # same key: a duplicate, unless uniqueness differs (then the unique one serves both)
+        if n == wide.key_count and (not wide.is_unique or narrow.include_defs != wide.include_defs):
+            return False
         # INCLUDE columns of the narrow one must be available from the wide one for
         # index-only scans to keep working
         return set(narrow.include_defs) <= set(wide.column_defs)
@@ -277,7 +281,7 @@ class IndexBloat(DbCheck):
 
     @staticmethod
     def _key_widths(
-        idx: Index, stats: dict[tuple[str, str], dict[str, ColumnWidth | object]]
+        idx: Index, stats: dict[tuple[str, str], dict[str, ColumnStat]]
     ) -> list[ColumnWidth] | None:
         table_stats = stats.get((idx.schema, idx.table_name), {})
         index_stats = stats.get((idx.schema, idx.name), {})
@@ -292,7 +296,7 @@ class IndexBloat(DbCheck):
                 stat = list(index_stats.values())[min(pos, len(index_stats) - 1)]
             if stat is None:
                 return None
-            widths.append(ColumnWidth(stat.avg_width, stat.null_frac))  # type: ignore[attr-defined]
+            widths.append(ColumnWidth(stat.avg_width, stat.null_frac))
         return widths
 
 

@@ -10,7 +10,6 @@ from opscope.db.context import DbContext
 from opscope.db.statements import Statement, share_of_total
 from opscope.findings import Finding, Severity
 
-
 # DDL and maintenance are slow by nature and not what a workload review is after; they are
 # left out of slow_query (a DBA sees them in the server log instead).
 _MAINTENANCE = re.compile(
@@ -63,7 +62,9 @@ class SlowQuery(DbCheck):
         ]
         shares = share_of_total(statements)
         window = (
-            f" during the {snap.window_s:.0f} s window" if snap.window_s else " since the last reset"
+            f" during the {snap.window_s:.0f} s window"
+            if snap.window_s
+            else " since the last reset"
         )
         reported: set[tuple[int, int, bool]] = set()
         for s in sorted(statements, key=lambda s: -s.mean_exec_time):
@@ -73,32 +74,50 @@ class SlowQuery(DbCheck):
             severity = (
                 Severity.critical if s.mean_exec_time >= 10 * t.slow_query_ms else Severity.warning
             )
-            yield self._finding(context, s, shares[s.key], severity,
+            yield self._finding(
+                context,
+                s,
+                shares[s.key],
+                severity,
                 f"Slow statement: {s.mean_exec_time / 1000:.2f} s on average over {s.calls} "
                 f"calls: {short_query(s.query, 60)}",
                 f"Its mean execution time{window} is over the {t.slow_query_ms:.0f} ms threshold "
-                f"and it takes {shares[s.key]:.1%} of the database's execution time.")
+                f"and it takes {shares[s.key]:.1%} of the database's execution time.",
+            )
         top = sorted(statements, key=lambda s: -s.total_exec_time)[: t.top_statements]
         for rank, s in enumerate(top, start=1):
             if s.key in reported or shares[s.key] < t.top_statements_min_share:
                 continue
-            yield self._finding(context, s, shares[s.key], Severity.info,
+            yield self._finding(
+                context,
+                s,
+                shares[s.key],
+                Severity.info,
                 f"Top statement #{rank} by total time ({shares[s.key]:.1%} of database time): "
                 f"{short_query(s.query, 60)}",
                 f"It ran {s.calls} times{window}, {s.mean_exec_time:.2f} ms on average; "
                 "small gains on it pay off across the whole workload.",
-                rank=rank)
+                rank=rank,
+            )
 
     def _finding(
-        self, context: DbContext, s: Statement, share: float, severity: Severity, title: str,
-        detail: str, rank: int | None = None,
+        self,
+        context: DbContext,
+        s: Statement,
+        share: float,
+        severity: Severity,
+        title: str,
+        detail: str,
+        rank: int | None = None,
     ) -> Finding:
         evidence = statement_evidence(s, share)
         if rank is not None:
             evidence["rank_by_total_time"] = rank
         if context.statements.window_s:
             evidence["window_s"] = round(context.statements.window_s, 1)
-        temp = " It spills to temporary files: raise work_mem for it." if s.temp_blks_written else ""
+        temp = (
+            " It spills to temporary files: raise work_mem for it." if s.temp_blks_written else ""
+        )
         return self.finding(
             context,
             severity=severity,

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from opscope.db.bloat import ColumnWidth, heap_estimate
 from opscope.db.catalog import Table
 from opscope.db.checks.base import DbCheck, qualified, short_query
-from opscope.units import human_bytes
 from opscope.db.context import DbContext
 from opscope.db.relations import mentions
 from opscope.findings import Finding, Severity
+from opscope.units import human_bytes
 
 XID_LIMIT = 2**31
 
@@ -55,7 +55,9 @@ class StaleStatistics(DbCheck):
                     f"{modified:,} modified rows against ~{rows:,.0f} rows since "
                     f"{analyzed:%Y-%m-%d %H:%M} UTC; estimates drift and plans with them."
                 )
-            autovac_off = table.option("autovacuum_enabled") == "false" or not context.summary.autovacuum
+            autovac_off = (
+                table.option("autovacuum_enabled") == "false" or not context.summary.autovacuum
+            )
             if autovac_off:
                 detail += " Autovacuum is disabled for it, so nothing will analyze it."
             yield self.finding(
@@ -73,9 +75,11 @@ class StaleStatistics(DbCheck):
                     "last_autoanalyze": _iso(table.last_autoanalyze),
                     "autovacuum_enabled": not autovac_off,
                 },
-                recommendation="Analyze it now" + (
-                    " and re-enable autovacuum for it." if autovac_off else
-                    "; if this recurs, lower autovacuum_analyze_scale_factor for it."
+                recommendation="Analyze it now"
+                + (
+                    " and re-enable autovacuum for it."
+                    if autovac_off
+                    else "; if this recurs, lower autovacuum_analyze_scale_factor for it."
                 ),
                 fix_sql=f"ANALYZE {qualified(table.schema, table.name)};",
             )
@@ -123,7 +127,10 @@ class TableBloat(DbCheck):
                     "VACUUM makes the dead space reusable but does not return it; to shrink the "
                     "table, rewrite it (VACUUM FULL takes an exclusive lock; pg_repack does not)."
                 )
-                fix = f"VACUUM (ANALYZE) {name};\n-- to shrink, in a maintenance window:\n-- VACUUM FULL {name};"
+                fix = (
+                    f"VACUUM (ANALYZE) {name};\n"
+                    f"-- to shrink, in a maintenance window:\n-- VACUUM FULL {name};"
+                )
             else:
                 rec = "Vacuum it, and tune autovacuum for it if this recurs."
                 fix = f"VACUUM (ANALYZE) {name};"
@@ -190,21 +197,26 @@ class LargeTable(DbCheck):
                     growth_bytes_per_day=round(delta / days) if days > 0 else None,
                 )
                 growth = f", {'+' if delta >= 0 else '-'}{human_bytes(abs(delta))} since last run"
-            findings.append(self.finding(
-                context,
-                severity=Severity.info,
-                object=table.qualified,
-                title=f"Large table {table.qualified}: {human_bytes(table.total_bytes)}{growth}",
-                detail=(
-                    f"heap {human_bytes(table.heap_bytes)}, indexes {human_bytes(table.index_bytes)}"
-                    f", TOAST {human_bytes(table.toast_bytes)}, ~{table.rows:,.0f} rows."
-                ),
-                evidence=evidence,
-                recommendation=(
-                    "Watch its growth; if queries filter on time or a tenant, consider "
-                    "partitioning so maintenance and scans touch only the parts that matter."
-                ),
-            ))
+            findings.append(
+                self.finding(
+                    context,
+                    severity=Severity.info,
+                    object=table.qualified,
+                    title=(
+                        f"Large table {table.qualified}: {human_bytes(table.total_bytes)}{growth}"
+                    ),
+                    detail=(
+                        f"heap {human_bytes(table.heap_bytes)}, "
+                        f"indexes {human_bytes(table.index_bytes)}, "
+                        f"TOAST {human_bytes(table.toast_bytes)}, ~{table.rows:,.0f} rows."
+                    ),
+                    evidence=evidence,
+                    recommendation=(
+                        "Watch its growth; if queries filter on time or a tenant, consider "
+                        "partitioning so maintenance and scans touch only the parts that matter."
+                    ),
+                )
+            )
         if history is not None:
             history.save(context.now, sizes)
         return findings
@@ -221,7 +233,8 @@ class SeqScanHeavy(DbCheck):
     def run(self, context: DbContext) -> Iterable[Finding]:
         t = context.thresholds
         candidates = [
-            table for table in context.catalog.tables
+            table
+            for table in context.catalog.tables
             if table.heap_bytes >= t.seq_scan_min_bytes
             and table.seq_scan >= t.seq_scan_min_scans
             and table.seq_scan / (table.seq_scan + table.idx_scan) >= t.seq_scan_ratio
@@ -247,8 +260,12 @@ class SeqScanHeavy(DbCheck):
                 detail=(
                     f"{table.seq_scan:,} sequential scans read {rows_per_scan:,.0f} rows each on "
                     f"average, against {table.idx_scan:,} index scans."
-                    + (f" Statements that read it: {'; '.join(short_query(s.query, 70) for s in shown)}"
-                       if shown else "")
+                    + (
+                        " Statements that read it: "
+                        + "; ".join(short_query(s.query, 70) for s in shown)
+                        if shown
+                        else ""
+                    )
                 ),
                 evidence={
                     "heap_bytes": table.heap_bytes,
@@ -257,8 +274,12 @@ class SeqScanHeavy(DbCheck):
                     "rows_per_seq_scan": round(rows_per_scan),
                     "idx_scan": table.idx_scan,
                     "statements": [
-                        {"queryid": s.queryid, "query": s.query, "calls": s.calls,
-                         "mean_ms": round(s.mean_exec_time, 3)}
+                        {
+                            "queryid": s.queryid,
+                            "query": s.query,
+                            "calls": s.calls,
+                            "mean_ms": round(s.mean_exec_time, 3),
+                        }
                         for s in shown
                     ],
                 },
@@ -284,8 +305,13 @@ class XidWraparoundRisk(DbCheck):
             yield self._finding(context, s.database, s.xid_age, "database", s.database)
         for table in context.catalog.tables:
             if table.xid_age >= t.xid_age_warning:
-                yield self._finding(context, table.qualified, table.xid_age, "table",
-                                    qualified(table.schema, table.name))
+                yield self._finding(
+                    context,
+                    table.qualified,
+                    table.xid_age,
+                    "table",
+                    qualified(table.schema, table.name),
+                )
 
     def _finding(self, context: DbContext, obj: str, age: int, what: str, name: str) -> Finding:
         t = context.thresholds
@@ -295,21 +321,28 @@ class XidWraparoundRisk(DbCheck):
             context,
             severity=Severity.critical if age >= t.xid_age_critical else Severity.warning,
             object=obj,
-            title=f"Transaction ID age of {what} {obj} is {age:,} ({age / XID_LIMIT:.0%} of the limit)",
+            title=(
+                f"Transaction ID age of {what} {obj} is {age:,} "
+                f"({age / XID_LIMIT:.0%} of the limit)"
+            ),
             detail=(
                 f"{left:,} transactions remain before wraparound protection stops writes. "
                 f"autovacuum_freeze_max_age is {context.summary.autovacuum_freeze_max_age:,}; "
                 "an age far past it means freezing vacuums are not finishing (long transactions, "
                 "abandoned replication slots or prepared transactions hold them back)."
             ),
-            evidence={"xid_age": age, "remaining": left,
-                      "autovacuum_freeze_max_age": context.summary.autovacuum_freeze_max_age},
+            evidence={
+                "xid_age": age,
+                "remaining": left,
+                "autovacuum_freeze_max_age": context.summary.autovacuum_freeze_max_age,
+            },
             recommendation=(
                 "Find what holds back the xmin horizon (pg_stat_activity.backend_xmin, "
                 "pg_replication_slots, pg_prepared_xacts) and run a freezing vacuum."
-                if what == "table" else
-                "Vacuum-freeze the oldest tables of this database (xid_wraparound_risk findings "
-                "per table name them), and find what holds back the xmin horizon."
+                if what == "table"
+                else "Vacuum-freeze the oldest tables of this database (the per-table "
+                "xid_wraparound_risk findings name them), and find what holds back the xmin "
+                "horizon."
             ),
             fix_sql=fix,
         )
@@ -320,18 +353,24 @@ class VacuumOverdue(DbCheck):
     category = "tables"
     summary = (
         "A table whose dead tuples passed its autovacuum trigger (threshold + scale factor x "
-        "rows) while autovacuum is disabled for it, or with no vacuum in "
-        "thresholds.vacuum_overdue_hours."
+        "rows) and thresholds.vacuum_overdue_min_dead_tuples while autovacuum is disabled for "
+        "it, or with no vacuum in thresholds.vacuum_overdue_hours."
     )
 
     def run(self, context: DbContext) -> Iterable[Finding]:
         s = context.summary
         horizon = context.now - timedelta(hours=context.thresholds.vacuum_overdue_hours)
         for table in context.catalog.tables:
-            base = float(table.option("autovacuum_vacuum_threshold") or s.autovacuum_vacuum_threshold)
-            scale = float(table.option("autovacuum_vacuum_scale_factor") or s.autovacuum_vacuum_scale_factor)
+            base = float(
+                table.option("autovacuum_vacuum_threshold") or s.autovacuum_vacuum_threshold
+            )
+            scale = float(
+                table.option("autovacuum_vacuum_scale_factor") or s.autovacuum_vacuum_scale_factor
+            )
             trigger = base + scale * max(table.rows, 0.0)
-            if table.n_dead_tup <= trigger:
+            if table.n_dead_tup <= trigger or (
+                table.n_dead_tup < context.thresholds.vacuum_overdue_min_dead_tuples
+            ):
                 continue
             disabled = table.option("autovacuum_enabled") == "false" or not s.autovacuum
             last = table.last_vacuumed
@@ -341,10 +380,14 @@ class VacuumOverdue(DbCheck):
                 # never vacuumed: give autovacuum a fair chance (an hour of statistics)
                 if last is None and (table.n_dead_tup < 2 * trigger or s.stats_age_days < 1 / 24):
                     continue
-            why = ("autovacuum is disabled for it" if table.option("autovacuum_enabled") == "false"
-                   else "autovacuum is off for the server" if not s.autovacuum
-                   else "autovacuum has not kept up (blocked by locks, long transactions, "
-                        "or too few workers)")
+            why = (
+                "autovacuum is disabled for it"
+                if table.option("autovacuum_enabled") == "false"
+                else "autovacuum is off for the server"
+                if not s.autovacuum
+                else "autovacuum has not kept up (blocked by locks, long transactions, "
+                "or too few workers)"
+            )
             yield self.finding(
                 context,
                 severity=Severity.warning,
@@ -362,13 +405,21 @@ class VacuumOverdue(DbCheck):
                     "autovacuum_enabled": not disabled,
                 },
                 recommendation=(
-                    "Vacuum it now" + (" and re-enable autovacuum for it." if disabled else
-                                       "; then find what blocks autovacuum.")
+                    "Vacuum it now"
+                    + (
+                        " and re-enable autovacuum for it."
+                        if disabled
+                        else "; then find what blocks autovacuum."
+                    )
                 ),
                 fix_sql=(
                     f"VACUUM (ANALYZE) {qualified(table.schema, table.name)};"
-                    + (f"\nALTER TABLE {qualified(table.schema, table.name)} RESET (autovacuum_enabled);"
-                       if table.option("autovacuum_enabled") == "false" else "")
+                    + (
+                        f"\nALTER TABLE {qualified(table.schema, table.name)} "
+                        "RESET (autovacuum_enabled);"
+                        if table.option("autovacuum_enabled") == "false"
+                        else ""
+                    )
                 ),
             )
 

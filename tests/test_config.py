@@ -1,0 +1,98 @@
+"""Config parsing: plain inputs, every error one line naming file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opscope.config import ConfigError, interpolate, load_config, parse_config
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(env={})
+    assert config.databases == {}
+    assert config.thresholds.slow_query_ms == 1000
+    assert config.session.application_name == "opscope"
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_full_config() -> None:
+    text = (
+        "databases:\n"
+        "  warehouse:\n"
+        "    dsn: postgresql://opscope:${PW}@db:5432/warehouse\n"
+        "    thresholds:\n"
+        "      slow_query_ms: 250\n"
+        "  events:\n"
+        "    dsn: ${EVENTS_DSN:-postgresql://localhost/events}\n"
+        "session:\n"
+        "  statement_timeout_ms: 5000\n"
+        "thresholds:\n"
+        "  top_statements: 5\n"
+    )
+    config = parse_config(text, "opscope.yaml", env={"PW": "s3cret"})
+    assert config.databases["warehouse"].dsn == "postgresql://opscope:s3cret@db:5432/warehouse"
+    assert config.databases["events"].dsn == "postgresql://localhost/events"
+    assert config.thresholds_for("warehouse").slow_query_ms == 250
+    assert config.thresholds_for("events").top_statements == 5
+    assert config.session.statement_timeout_ms == 5000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "databases:\n  a:\n    dsn: postgresql://h/d\n    color: red\n",
+            "f.yaml:4: key databases.a.color: unknown key",
+        ),
+        (
+            "thresholds:\n  slow_query_ms: fast\n",
+            "f.yaml:2: key thresholds.slow_query_ms: Input should be a valid number, unable to "
+            "parse string as a number",
+        ),
+        (
+            "thresholds:\n  slow_query_ms: -5\n",
+            "f.yaml:2: key thresholds.slow_query_ms: Input should be greater than 0",
+        ),
+        (
+            "databases:\n  a:\n    dsn: mysql://h/d\n",
+            "f.yaml:3: key databases.a.dsn: Value error, expected a postgresql:// URL or a "
+            "key=value connection string",
+        ),
+        ("databases: [1, 2\n", "f.yaml:2: expected ',' or ']', but got '<stream end>'"),
+        ("- just\n- a list\n", "f.yaml:1: the top level must be a mapping of keys"),
+        (
+            "databases:\n  a:\n    dsn: ${NOPE}\n",
+            "f.yaml key databases.a.dsn: environment variable NOPE is not set",
+        ),
+    ],
+)
+def test_errors_name_file_line_and_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "f.yaml", env={})
+    assert str(info.value) == message
+    assert "\n" not in str(info.value)
+
+
+@given(st.text(max_size=200))
+def test_interpolate_never_fails_on_text_without_references(text: str) -> None:
+    if "${" in text:
+        return
+    assert interpolate(text, {}, "where") == text
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_yaml_gives_a_config_or_a_one_line_error(text: str) -> None:
+    try:
+        parse_config(text, "f.yaml", env={})
+    except ConfigError as exc:
+        assert str(exc).startswith("f.yaml")
+        assert "\n" not in str(exc)
