@@ -24,7 +24,8 @@ _CACHE_LIMIT = 50_000
 _cache: dict[str, Normalized] = {}
 _by_normalized: dict[str, str] = {}
 
-_IN_LIST = re.compile(r"\(\s*\$\d+(?:\s*,\s*\$\d+)+\s*\)")
+_IN_LIST = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)+\s*([)\]])")
+_PASSWORD = re.compile(r"(?i)(\bPASSWORD\s+)(?:'(?:[^']|'')*'|\$\d+)")
 _PARAM = re.compile(r"\$\d+")
 _LITERAL = re.compile(
     r"""(?xs)
@@ -47,9 +48,17 @@ def collapse_in_lists(normalized: str) -> str:
     """
     if _IN_LIST.search(normalized) is None:
         return normalized
-    collapsed = _IN_LIST.sub("($0 /*, ... */)", normalized)
+    collapsed = _IN_LIST.sub(r"\g<1>$0 /*, ... */\g<2>", normalized)
     counter = iter(range(1, 1_000_000))
     return _PARAM.sub(lambda _m: f"${next(counter)}", collapsed)
+
+
+def redact(text: str) -> str:
+    """Statement text with passwords blanked: CREATE/ALTER ROLE … PASSWORD '…' is logged
+    verbatim by the server, and opscope output never shows passwords."""
+    if "assword" not in text and "ASSWORD" not in text:
+        return text
+    return _PASSWORD.sub(r"\g<1>'********'", text)
 
 
 def regex_normalize(text: str) -> str:
@@ -77,9 +86,10 @@ def normalize(text: str) -> Normalized:
         key = _fingerprint(display)
     except Exception:  # pglast raises its own ParseError, and others on odd input
         display = regex_normalize(stripped)
-        key = "t" + hashlib.blake2b(
-            _SPACE.sub(" ", display.lower()).encode(), digest_size=8
-        ).hexdigest()
+        key = (
+            "t"
+            + hashlib.blake2b(_SPACE.sub(" ", display.lower()).encode(), digest_size=8).hexdigest()
+        )
     display = collapse_in_lists(display)
     result = (key, display)
     if len(_cache) >= _CACHE_LIMIT:

@@ -1,0 +1,314 @@
+"""`analyze_logs`: read log files, parse them (in parallel when big), and build a Report."""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opscope.db.logs.aggregate import EXACT_LIMIT, SQLSTATE_CLASSES, Aggregate
+from opscope.db.logs.findings import log_findings
+from opscope.db.logs.normalize import redact
+from opscope.db.logs.options import LogOptions
+from opscope.db.logs.parse_csv import parse_csv
+from opscope.db.logs.parse_json import parse_json
+from opscope.db.logs.parse_stderr import parse_stderr
+from opscope.db.logs.parse_syslog import inner_prefix, stderr_prefix, syslog_to_stderr
+from opscope.db.logs.prefix import GENERIC, compile_prefix, detect_prefix, resolve_prefix
+from opscope.db.logs.reader import (
+    SAMPLE_BYTES,
+    InputStats,
+    Splitter,
+    chunks,
+    csv_splitter,
+    detect_format,
+    file_size,
+    json_splitter,
+    open_input,
+    read_blocks,
+    stderr_splitter,
+)
+from opscope.db.logs.sessions import ChunkResult, ChunkState, Merger
+from opscope.findings import CheckError, Report, Target
+
+#: inputs at least this big use every core unless --jobs says otherwise
+PARALLEL_THRESHOLD = 32 << 20
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one input is read: its format and, for stderr and syslog, its prefix."""
+
+    path: str
+    log_format: str
+    prefix: str
+
+
+def parse_chunk(log_format: str, prefix: str, data: bytes, options: LogOptions) -> ChunkResult:
+    """Parse one chunk into a fresh state; runs in a worker process in parallel mode."""
+    state = ChunkState(options)
+    text = data.decode("utf-8", "replace")
+    if log_format == "csvlog":
+        parse_csv(text, state)
+    elif log_format == "jsonlog":
+        parse_json(text, state)
+    else:
+        parse_stderr(text, resolve_prefix(prefix), state)
+    return state.finish()
+
+
+def _worker_count(paths: Sequence[str], options: LogOptions) -> int:
+    if options.jobs is not None:
+        return max(1, options.jobs)
+    size = sum(file_size(p) for p in paths)
+    if size < PARALLEL_THRESHOLD:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], InputStats]:
+    """Open `path`, detect what it holds, and give back its chunk stream."""
+    stream, stats = open_input(path)
+    blocks = read_blocks(stream, stats, min(options.chunk_bytes, 4 << 20))
+    sample = b""
+    for block in blocks:
+        sample += block
+        if len(sample) >= SAMPLE_BYTES:
+            break
+    log_format = options.log_format or detect_format(sample)
+
+    def replay() -> Iterator[bytes]:
+        yield sample
+        yield from blocks
+        stream.close()
+
+    source: Iterator[bytes] = replay()
+    split: Splitter
+    if log_format == "syslog":
+        inner = options.prefix if options.prefix is not None else inner_prefix(sample)
+        prefix = stderr_prefix(inner)
+        source = syslog_to_stderr(source, inner, stats)
+        split = stderr_splitter(compile_prefix(prefix))
+        plan = Plan(path, log_format, prefix)
+    elif log_format in ("csvlog", "jsonlog"):
+        split = csv_splitter if log_format == "csvlog" else json_splitter
+        plan = Plan(path, log_format, "")
+    else:
+        if options.prefix is not None:
+            prefix = options.prefix
+        else:
+            prefix = detect_prefix(sample.decode("utf-8", "replace")) or GENERIC
+        split = stderr_splitter(resolve_prefix(prefix))
+        plan = Plan(path, "stderr", prefix)
+    return plan, chunks(source, split, options.chunk_bytes), stats
+
+
+def analyze_logs(paths: Sequence[str], options: LogOptions | None = None) -> Report:
+    """Read every file in `paths` ("-" for stdin) in order and report what they show.
+
+    Raises LogInputError (one-line message) when a file cannot be opened; damage inside a
+    file is counted and reported instead.
+    """
+    options = options or LogOptions()
+    if options.prefix is not None and options.prefix != GENERIC:
+        compile_prefix(options.prefix)  # a bad --prefix fails before any work
+    started = time.perf_counter()
+    jobs = _worker_count(paths, options)
+    merger = Merger(options)
+    plans: list[Plan] = []
+    inputs: list[InputStats] = []
+    pool: ProcessPoolExecutor | None = None
+    if jobs > 1:
+        # forkserver: workers do not inherit the caller's threads or open files.
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"))
+    try:
+        in_flight: collections.deque[Future[ChunkResult]] = collections.deque()
+        for path in paths:
+            plan, stream, stats = _prepare(path, options)
+            plans.append(plan)
+            inputs.append(stats)
+            for data in stream:
+                if pool is None:
+                    merger.add(parse_chunk(plan.log_format, plan.prefix, data, options))
+                    continue
+                # Bounded read-ahead keeps memory flat: at most two chunks per worker wait.
+                while len(in_flight) >= 2 * jobs:
+                    merger.add(in_flight.popleft().result())
+                in_flight.append(
+                    pool.submit(parse_chunk, plan.log_format, plan.prefix, data, options)
+                )
+        while in_flight:
+            merger.add(in_flight.popleft().result())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    aggregate = merger.finish()
+    elapsed = time.perf_counter() - started
+    return build_report(aggregate, plans, inputs, options, jobs, elapsed)
+
+
+def build_report(
+    aggregate: Aggregate,
+    plans: Sequence[Plan],
+    inputs: Sequence[InputStats],
+    options: LogOptions,
+    jobs: int,
+    elapsed: float,
+) -> Report:
+    name = ", ".join(Path(p.path).name if p.path != "-" else "stdin" for p in plans) or "log"
+    target = Target(kind="postgresql-log", name=name)
+    summary = summarize(aggregate, plans, inputs, options, jobs, elapsed)
+    report = Report(targets=[target], summary={"log": summary})
+    report.findings.extend(log_findings(aggregate, name, options))
+    for stats in inputs:
+        if stats.read_error:
+            report.errors.append(
+                CheckError(
+                    check="log_input",
+                    message=f"{stats.path}: input ends early ({stats.read_error}); "
+                    f"{stats.bytes_read} bytes read",
+                    target=name,
+                )
+            )
+    return report
+
+
+def summarize(
+    aggregate: Aggregate,
+    plans: Sequence[Plan],
+    inputs: Sequence[InputStats],
+    options: LogOptions,
+    jobs: int,
+    elapsed: float,
+) -> dict[str, Any]:
+    statements = [s for s in aggregate.statements.values() if s.calls]
+    by_total = sorted(statements, key=lambda s: (-s.total, s.key))[: options.top]
+    by_count = sorted(statements, key=lambda s: (-s.calls, -s.total, s.key))[: options.top]
+    total_bytes = sum(s.bytes_read for s in inputs)
+    classes: dict[str, int] = {}
+    for state, n in aggregate.sqlstates.items():
+        classes[state[:2]] = classes.get(state[:2], 0) + n
+    errors_total = sum(aggregate.error_levels.values())
+    temp_total = sum(c.count for c in aggregate.temp_files.values())
+    temp_bytes = sum(c.total for c in aggregate.temp_files.values())
+    waits = sum(c.count for c in aggregate.lock_waits.values())
+    return {
+        "queries": aggregate.queries,
+        "total_ms": round(aggregate.total_ms, 3),
+        "entries": aggregate.entries,
+        "first": aggregate.first_ts or None,
+        "last": aggregate.last_ts or None,
+        "distinct_statements": len(statements),
+        "files": [
+            {
+                "path": p.path,
+                "format": p.log_format,
+                "prefix": p.prefix if p.log_format in ("stderr", "syslog") else None,
+                "compression": s.compression or None,
+                "bytes": s.bytes_read,
+                "read_error": s.read_error or None,
+                **s.extra,
+            }
+            for p, s in zip(plans, inputs, strict=True)
+        ],
+        "bytes": total_bytes,
+        "elapsed_s": round(elapsed, 3),
+        "mb_per_s": round(total_bytes / 1e6 / elapsed, 1) if elapsed > 0 else None,
+        "jobs": jobs,
+        "top_by_total_time": [s.to_json() for s in by_total],
+        "top_by_count": [s.to_json() for s in by_count],
+        "slowest": [e.to_json() for e in aggregate.slowest_executions()],
+        "per_minute": [
+            {
+                "minute": minute,
+                "queries": int(v[0]),
+                "total_ms": round(v[1], 3),
+                "max_ms": round(v[2], 3),
+                "errors": int(v[3]),
+            }
+            for minute, v in sorted(aggregate.per_minute.items())
+        ],
+        "prepared": {
+            "parse": {
+                "count": aggregate.prepare.count,
+                "total_ms": round(aggregate.prepare.total, 3),
+            },
+            "bind": {"count": aggregate.bind.count, "total_ms": round(aggregate.bind.total, 3)},
+        },
+        "logged_statements": aggregate.logged_statements,
+        "auto_explain": {"plans": aggregate.plans, "attached": aggregate.plans_attached},
+        "errors": {
+            "total": errors_total,
+            "by_level": dict(sorted(aggregate.error_levels.items())),
+            "by_class": [
+                {"class": c, "name": SQLSTATE_CLASSES.get(c, ""), "count": n}
+                for c, n in sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+            "by_sqlstate": dict(
+                sorted(aggregate.sqlstates.items(), key=lambda kv: (-kv[1], kv[0]))
+            ),
+            "top_messages": [
+                {
+                    "message": g.template,
+                    "level": g.level,
+                    "sqlstate": g.sqlstate or None,
+                    "count": g.count,
+                    "example": g.message[:2000],
+                    "statement": redact(g.statement) or None,
+                }
+                for g in sorted(aggregate.errors.values(), key=lambda g: (-g.count, g.template))[
+                    : options.top
+                ]
+            ],
+        },
+        "temp_files": {
+            "count": temp_total,
+            "total_bytes": int(temp_bytes),
+            "max_bytes": int(max((c.max for c in aggregate.temp_files.values()), default=0)),
+            "top_statements": [
+                {
+                    "query": c.label,
+                    "count": c.count,
+                    "total_bytes": int(c.total),
+                    "max_bytes": int(c.max),
+                }
+                for c in sorted(aggregate.temp_files.values(), key=lambda c: (-c.total, c.label))[
+                    : options.top
+                ]
+            ],
+        },
+        "lock_waits": {
+            "count": waits,
+            "acquired": aggregate.locks_acquired,
+            "total_wait_ms": round(sum(c.total for c in aggregate.lock_waits.values()), 3),
+            "max_wait_ms": round(
+                max((c.max for c in aggregate.lock_waits.values()), default=0.0), 3
+            ),
+            "top_statements": [
+                {
+                    "query": c.label,
+                    "count": c.count,
+                    "total_wait_ms": round(c.total, 3),
+                    "max_wait_ms": round(c.max, 3),
+                }
+                for c in sorted(aggregate.lock_waits.values(), key=lambda c: (-c.count, c.label))[
+                    : options.top
+                ]
+            ],
+        },
+        "bad_entries": {"count": aggregate.corrupt, "samples": aggregate.corrupt_samples},
+        "filtered_out": aggregate.filtered_out,
+        "percentiles": (
+            f"exact for statements with up to {EXACT_LIMIT} executions, "
+            "otherwise within 1% (log-bucket sketch); nearest-rank"
+        ),
+    }

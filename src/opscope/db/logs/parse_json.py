@@ -1,0 +1,45 @@
+"""jsonlog (PostgreSQL 15+): one JSON object per line; absent fields are left out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opscope.db.logs.records import dispatch_record
+from opscope.db.logs.sessions import ChunkState
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    return "" if value is None else str(value)
+
+
+def parse_json(text: str, state: ChunkState) -> None:
+    aggregate = state.aggregate
+    loads = json.loads
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        try:
+            record = loads(line)
+        except ValueError:
+            aggregate.bad_input(line)
+            continue
+        if not isinstance(record, dict) or "message" not in record:
+            aggregate.bad_input(line)
+            continue
+        dispatch_record(
+            state,
+            _text(record, "timestamp"),
+            _text(record, "pid"),
+            _text(record, "session_id"),
+            _text(record, "user"),
+            _text(record, "dbname"),
+            _text(record, "application_name"),
+            _text(record, "query_id"),
+            _text(record, "error_severity"),
+            _text(record, "state_code"),
+            _text(record, "message"),
+            _text(record, "detail"),
+            _text(record, "statement"),
+        )

@@ -1,0 +1,95 @@
+"""syslog: PostgreSQL's lines as a syslog daemon stored them, turned back into stderr form.
+
+PostgreSQL sends each line of an entry as its own syslog message tagged `[seq-line]`, and
+cuts lines longer than about 900 bytes into several messages with the same tag scheme.
+rsyslog writes a tab as `#011`. Turning that back into `PREFIX LEVEL:  message` lines lets
+the stderr parser do the rest: a piece starting with a tab is a continuation line, a piece
+that starts like an entry (a DETAIL or STATEMENT line) is a new line, and any other piece
+is the rest of a line that was cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+
+from opscope.db.logs.prefix import compile_prefix, detect_prefix
+from opscope.db.logs.reader import SYSLOG_LINE, InputStats
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
+def inner_prefix(sample: bytes) -> str:
+    """The log_line_prefix PostgreSQL wrote after the syslog tag."""
+    rests = []
+    for line in sample.decode("utf-8", "replace").split("\n")[:2000]:
+        m = SYSLOG_LINE.match(line)
+        if m is not None and m.group("line") == "1":
+            rests.append(m.group("rest").replace("#011", "\t"))
+    return detect_prefix("\n".join(rests)) or ""
+
+
+def stderr_prefix(inner: str) -> str:
+    """The prefix of the converted lines: syslog's time and pid unless PostgreSQL's own
+    prefix already has them (its timestamp has the year and milliseconds)."""
+    compiled = compile_prefix(inner)
+    head = "" if compiled.ts_kind else "%m "
+    if "%p" not in inner:
+        head += "[%p] "
+    return head + inner
+
+
+def _timestamp(m: re.Match[str], year: int) -> str:
+    iso = m.group("iso")
+    if iso:
+        return iso[:10] + " " + (iso[11:23] if len(iso) > 19 and iso[19] == "." else iso[11:19])
+    month = _MONTHS.get(m.group("mon"), 1)
+    return f"{year:04d}-{month:02d}-{int(m.group('day')):02d} {m.group('time')}.000"
+
+
+def syslog_to_stderr(blocks: Iterator[bytes], inner: str, stats: InputStats) -> Iterator[bytes]:
+    entry = compile_prefix(inner).entry
+    add_ts = not compile_prefix(inner).ts_kind
+    add_pid = "%p" not in inner
+    year = datetime.now().year
+    carry = b""
+    other = 0
+    for block in blocks:
+        data = carry + block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1 :]
+        out: list[str] = []
+        for line in data[:cut].decode("utf-8", "replace").split("\n"):
+            m = SYSLOG_LINE.match(line)
+            if m is None:
+                # Other programs' messages share the file; they are not PostgreSQL's.
+                other += bool(line.strip())
+                continue
+            rest = m.group("rest").replace("#011", "\t")
+            if m.group("line") != "1":
+                if rest.startswith("\t"):
+                    out.append("\n" + rest)
+                    continue
+                if entry.match(rest) is None:
+                    out.append(rest)
+                    continue
+            head = ""
+            if add_ts:
+                head = _timestamp(m, year) + " "
+            if add_pid:
+                head += f"[{m.group('pid')}] "
+            out.append("\n" + head + rest)
+        text = "".join(out)
+        yield text.encode()
+    if carry.strip():
+        yield from syslog_to_stderr(iter([carry + b"\n"]), inner, stats)
+    stats.extra["syslog_other_lines"] = stats.extra.get("syslog_other_lines", 0) + other
