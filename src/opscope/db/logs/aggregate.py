@@ -22,6 +22,7 @@ EXACT_LIMIT = 1024
 SKETCH_ACCURACY = 0.01
 _GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
+_INV_LOG_GAMMA = 1.0 / _LOG_GAMMA
 MAX_STATEMENT_GROUPS = 20_000
 MAX_ERROR_TEMPLATES = 2_000
 OTHER_KEY = "other"
@@ -54,7 +55,7 @@ class Quantiles:
         elif value <= 0.0:
             self.zeros += 1
         else:
-            index = math.ceil(math.log(value) / _LOG_GAMMA)
+            index = math.ceil(math.log(value) * _INV_LOG_GAMMA)
             self.buckets[index] = self.buckets.get(index, 0) + 1
 
     def _spill(self) -> None:
@@ -64,7 +65,7 @@ class Quantiles:
             if value <= 0.0:
                 self.zeros += 1
             else:
-                index = math.ceil(math.log(value) / _LOG_GAMMA)
+                index = math.ceil(math.log(value) * _INV_LOG_GAMMA)
                 buckets[index] = buckets.get(index, 0) + 1
 
     def merge(self, other: Quantiles) -> None:
@@ -81,7 +82,7 @@ class Quantiles:
                 if value <= 0.0:
                     self.zeros += 1
                 else:
-                    index = math.ceil(math.log(value) / _LOG_GAMMA)
+                    index = math.ceil(math.log(value) * _INV_LOG_GAMMA)
                     self.buckets[index] = self.buckets.get(index, 0) + 1
         else:
             self.zeros += other.zeros
@@ -249,7 +250,8 @@ class Aggregate:
     total_ms: float = 0.0
     entries: int = 0
     statements: dict[str, StatementStats] = field(default_factory=dict)
-    slowest: list[tuple[float, int, Execution]] = field(default_factory=list)
+    #: min-heap of (duration, tie-break, record): the slowest `top` executions
+    slowest: list[tuple[float, tuple[str, str, str], Execution]] = field(default_factory=list)
     #: minute "YYYY-MM-DD HH:MM" -> [queries, total_ms, max_ms, errors]
     per_minute: dict[str, list[float]] = field(default_factory=dict)
     first_ts: str = ""
@@ -268,13 +270,33 @@ class Aggregate:
     corrupt: int = 0
     corrupt_samples: list[str] = field(default_factory=list)
     filtered_out: int = 0
-    _seq: int = 0
+    # The minute the last execution fell in: consecutive entries share it.
+    _minute_key: str = ""
+    _minute: list[float] = field(default_factory=list)
 
     # -- events -------------------------------------------------------------------------
 
-    def execution(self, key: str, display: str, record: Execution) -> None:
-        """Count one execution; `key`/`display` come from normalize()."""
-        duration = record.duration_ms
+    def add(
+        self,
+        key: str,
+        display: str,
+        ts: str,
+        duration: float,
+        query: str,
+        parameters: str | None,
+        database: str,
+        user: str,
+        application: str,
+        pid: str,
+        query_id: str,
+        kind: str,
+        record: Execution | None = None,
+    ) -> None:
+        """Count one execution; `key`/`display` come from normalize().
+
+        This runs once per statement in the log, so it is written for speed: the
+        Execution record is only built when the execution makes one of the top lists.
+        """
         self.queries += 1
         self.total_ms += duration
         stats = self.statements.get(key)
@@ -290,34 +312,95 @@ class Aggregate:
             stats.min = duration
         if duration > stats.max:
             stats.max = duration
+            if record is None:
+                record = Execution(
+                    ts,
+                    duration,
+                    query,
+                    parameters,
+                    database,
+                    user,
+                    application,
+                    pid,
+                    query_id,
+                    kind,
+                )
             stats.slowest = record
-        stats.quantiles.add(duration)
-        if record.query_id and len(stats.query_ids) < 8:
-            stats.query_ids.add(record.query_id)
-        if record.database and len(stats.databases) < 8:
-            stats.databases.add(record.database)
-        self._keep_slowest(record)
-        ts = record.ts
+        quantiles = stats.quantiles
+        exact = quantiles.exact
+        if exact is not None and len(exact) < EXACT_LIMIT:
+            quantiles.count += 1
+            exact.append(duration)
+        elif exact is None and duration > 0.0:
+            quantiles.count += 1
+            index = math.ceil(math.log(duration) * _INV_LOG_GAMMA)
+            buckets = quantiles.buckets
+            buckets[index] = buckets.get(index, 0) + 1
+        else:
+            quantiles.add(duration)
+        if query_id and len(stats.query_ids) < 8:
+            stats.query_ids.add(query_id)
+        if database and len(stats.databases) < 8:
+            stats.databases.add(database)
+        heap = self.slowest
+        if len(heap) < self.top or duration >= heap[0][0]:
+            if record is None:
+                record = Execution(
+                    ts,
+                    duration,
+                    query,
+                    parameters,
+                    database,
+                    user,
+                    application,
+                    pid,
+                    query_id,
+                    kind,
+                )
+            self._keep_slowest(record)
         if ts:
-            minute = self.per_minute.get(ts[:16])
-            if minute is None:
-                minute = self.per_minute[ts[:16]] = [0, 0.0, 0.0, 0]
+            minute_key = ts[:16]
+            if minute_key == self._minute_key:
+                minute = self._minute
+            else:
+                found = self.per_minute.get(minute_key)
+                if found is None:
+                    found = self.per_minute[minute_key] = [0, 0.0, 0.0, 0]
+                self._minute_key, self._minute = minute_key, found
+                minute = found
             minute[0] += 1
             minute[1] += duration
             if duration > minute[2]:
                 minute[2] = duration
-            self._saw(ts)
+
+    def execution(self, key: str, display: str, record: Execution) -> None:
+        r = record
+        self.add(
+            key,
+            display,
+            r.ts,
+            r.duration_ms,
+            r.query,
+            r.parameters,
+            r.database,
+            r.user,
+            r.application,
+            r.pid,
+            r.query_id,
+            r.kind,
+            r,
+        )
 
     def _keep_slowest(self, record: Execution) -> None:
         heap = self.slowest
         if len(heap) < self.top:
-            self._seq += 1
-            heapq.heappush(heap, (record.duration_ms, -self._seq, record))
-        elif record.duration_ms > heap[0][0]:
-            self._seq += 1
-            heapq.heapreplace(heap, (record.duration_ms, -self._seq, record))
+            heapq.heappush(heap, (record.duration_ms, _tie(record), record))
+        elif (record.duration_ms, _tie(record)) > heap[0][:2]:
+            heapq.heapreplace(heap, (record.duration_ms, _tie(record), record))
 
-    def _saw(self, ts: str) -> None:
+    def saw(self, ts: str) -> None:
+        """Note a timestamp for first/last; parsers call it for a chunk's first and last
+        entries (logs are written in time order), not for every entry."""
         if not self.first_ts or ts < self.first_ts:
             self.first_ts = ts
         if ts > self.last_ts:
@@ -345,7 +428,7 @@ class Aggregate:
             if minute is None:
                 minute = self.per_minute[ts[:16]] = [0, 0.0, 0.0, 0]
             minute[3] += 1
-            self._saw(ts)
+            self.saw(ts)
 
     def temp_file(self, key: str, display: str, size: int) -> None:
         counter = self.temp_files.get(key)
@@ -406,7 +489,7 @@ class Aggregate:
                 mine_m[3] += values[3]
         for ts in (other.first_ts, other.last_ts):
             if ts:
-                self._saw(ts)
+                self.saw(ts)
         self.prepare.merge(other.prepare)
         self.bind.merge(other.bind)
         self.plans += other.plans
@@ -430,7 +513,13 @@ class Aggregate:
         self.filtered_out += other.filtered_out
 
     def slowest_executions(self) -> list[Execution]:
-        return [rec for _, _, rec in sorted(self.slowest, key=lambda t: (-t[0], -t[1]))]
+        ranked = sorted(self.slowest, key=lambda t: (t[0], t[1]), reverse=True)
+        return [rec for _, _, rec in ranked]
+
+
+def _tie(record: Execution) -> tuple[str, str, str]:
+    """Orders executions of equal duration the same way however the log was split."""
+    return (record.ts, record.pid, record.query)
 
 
 def _merge_counters(into: dict[str, Counter], other: dict[str, Counter]) -> None:

@@ -21,8 +21,10 @@ import pglast.parser
 Normalized = tuple[str, str]
 
 _CACHE_LIMIT = 50_000
-_cache: dict[str, Normalized] = {}
-_by_normalized: dict[str, str] = {}
+#: raw text -> normalize(text); parsers read it directly on their hot path
+normalize_cache: dict[str, Normalized] = {}
+_cache = normalize_cache
+_by_normalized: dict[str, Normalized] = {}
 
 _IN_LIST = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)+\s*([)\]])")
 _PASSWORD = re.compile(r"(?i)(\bPASSWORD\s+)(?:'(?:[^']|'')*'|\$\d+)")
@@ -82,16 +84,11 @@ def normalize(text: str) -> Normalized:
         return hit
     stripped = text.strip()
     try:
-        display = pglast.parser.normalize(stripped)
-        key = _fingerprint(display)
+        result = _by_normalized_text(pglast.parser.normalize(stripped))
     except Exception:  # pglast raises its own ParseError, and others on odd input
         display = regex_normalize(stripped)
-        key = (
-            "t"
-            + hashlib.blake2b(_SPACE.sub(" ", display.lower()).encode(), digest_size=8).hexdigest()
-        )
-    display = collapse_in_lists(display)
-    result = (key, display)
+        digest = hashlib.blake2b(_SPACE.sub(" ", display.lower()).encode(), digest_size=8)
+        result = ("t" + digest.hexdigest(), collapse_in_lists(display))
     if len(_cache) >= _CACHE_LIMIT:
         # Constant memory: texts full of literals rarely repeat, so forgetting them all
         # costs a few re-normalizations and never an unbounded dictionary.
@@ -100,12 +97,14 @@ def normalize(text: str) -> Normalized:
     return result
 
 
-def _fingerprint(normalized: str) -> str:
-    """Fingerprint of a normalized text; many raw texts share one, so it is cached too."""
-    key = _by_normalized.get(normalized)
-    if key is None:
+def _by_normalized_text(normalized: str) -> Normalized:
+    """Fingerprint and display of a normalized text. Raw texts that differ only in their
+    literals share one normalized text, so this second cache hits where the first missed."""
+    hit = _by_normalized.get(normalized)
+    if hit is None:
         key = "f" + str(pglast.parser.fingerprint(normalized))
+        hit = (key, collapse_in_lists(normalized))
         if len(_by_normalized) >= _CACHE_LIMIT:
             _by_normalized.clear()
-        _by_normalized[normalized] = key
-    return key
+        _by_normalized[normalized] = hit
+    return hit

@@ -17,11 +17,12 @@ _MIN_COLUMNS = 23
 def parse_csv(text: str, state: ChunkState) -> None:
     aggregate = state.aggregate
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    first = last = ""
     while True:
         try:
             row = next(reader)
         except StopIteration:
-            return
+            break
         except csv.Error as exc:
             # A broken quote swallows the rest of the record; the reader resumes after it.
             aggregate.bad_input(f"csv: {exc}")
@@ -30,9 +31,11 @@ def parse_csv(text: str, state: ChunkState) -> None:
             if any(row):
                 aggregate.bad_input(",".join(row))
             continue
+        last = row[_TS]
+        first = first or last
         dispatch_record(
             state,
-            row[_TS],
+            last,
             row[_PID],
             row[_SESSION],
             row[_USER],
@@ -45,3 +48,6 @@ def parse_csv(text: str, state: ChunkState) -> None:
             row[_DETAIL],
             row[_QUERY],
         )
+    if first:
+        aggregate.saw(first)
+        aggregate.saw(last)

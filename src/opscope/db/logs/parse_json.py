@@ -17,6 +17,7 @@ def _text(record: dict[str, Any], key: str) -> str:
 def parse_json(text: str, state: ChunkState) -> None:
     aggregate = state.aggregate
     loads = json.loads
+    first = last = ""
     for line in text.split("\n"):
         if not line.strip():
             continue
@@ -28,9 +29,11 @@ def parse_json(text: str, state: ChunkState) -> None:
         if not isinstance(record, dict) or "message" not in record:
             aggregate.bad_input(line)
             continue
+        last = _text(record, "timestamp")
+        first = first or last
         dispatch_record(
             state,
-            _text(record, "timestamp"),
+            last,
             _text(record, "pid"),
             _text(record, "session_id"),
             _text(record, "user"),
@@ -43,3 +46,6 @@ def parse_json(text: str, state: ChunkState) -> None:
             _text(record, "detail"),
             _text(record, "statement"),
         )
+    if first:
+        aggregate.saw(first)
+        aggregate.saw(last)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from opscope.db.logs.aggregate import Execution
+from opscope.db.logs.normalize import normalize, normalize_cache
 from opscope.db.logs.prefix import CompiledPrefix
 from opscope.db.logs.sessions import ChunkState
 
@@ -29,9 +31,12 @@ _SQLSTATE = re.compile(r"([0-9A-Z]{5}): ")
 _PLAN_NODE = re.compile(r"  \((?:cost=|actual )|\(never executed\)")
 _JSON_QUERY_TEXT = re.compile(r'"Query Text": "((?:[^"\\]|\\.)*)"')
 
-# Entry kinds waiting for their DETAIL/STATEMENT lines.
-_EXEC, _LOGGED, _PLAN, _ERROR, _TEMP_FILE, _LOCK_WAIT, _IGNORED = range(7)
+# Entry kinds waiting for their DETAIL/STATEMENT lines; _NONE is "no entry yet", so a
+# DETAIL line there has lost its entry (the chunk cannot start that way: it is bad input).
+_LOGGED, _ERROR, _TEMP_FILE, _LOCK_WAIT, _IGNORED, _NONE = range(6)
 _NEEDS_STATEMENT = frozenset((_ERROR, _TEMP_FILE, _LOCK_WAIT))
+_SKIP: list[Any] = [_NONE]
+_SKIP_AFTER_MAIN: list[Any] = [_IGNORED]
 
 
 def untab(text: str) -> str:
@@ -69,12 +74,29 @@ def split_plan(body: str) -> tuple[str, str]:
 
 def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     aggregate = state.aggregate
+    add = state.add
+    # The common case is inlined below: its helpers, bound once per chunk.
+    aggregate_add = aggregate.add
+    cached = normalize_cache.get
+    pending = state.pending
+    seen = state.seen
+    plain = state.plain
     epoch = prefix.ts_kind == "epoch"
     indices = prefix.indices
     pos = 0
-    # The main entry before the current line, until its DETAIL/STATEMENT lines are read:
-    # [kind, session, record-or-None, ts, user, db, level, sqlstate, message, statement, n]
-    current: list[object] | None = None
+    first_ts = ""
+    ts = ""
+    # The execution before the current line, kept in locals (the fast path) until the
+    # next main entry shows that no DETAIL (bind parameters) line belongs to it.
+    x_sid: str | None = None
+    x_ts = x_text = x_db = x_user = x_app = x_pid = x_qid = x_kind = ""
+    x_params: str | None = None
+    x_duration = 0.0
+    # Any other entry waiting for its DETAIL/STATEMENT lines: logged statements are
+    # [kind, session, ts, duration, text, parameters, db, user, app, pid, query id,
+    # execution kind] (the arguments of ChunkState.add); errors, temp files and lock waits
+    # are [kind, ts, user, db, level, sqlstate, message, statement].
+    current: list[Any] = _SKIP
     for m in prefix.entry.finditer(text):
         start = m.start()
         if start != pos:
@@ -84,24 +106,40 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         pos = m.end() + 1
         ts, pid, user, db, app, qid, sqlstate, session, level, msg = m.group(*indices)
         if level in SECONDARY:
-            if current is None:
-                aggregate.bad_input(m.group(0))
+            if x_sid is not None:
+                if level == "DETAIL" and msg.startswith("parameters: "):
+                    x_params = untab(msg[12:])
                 continue
             kind = current[0]
-            if level == "DETAIL":
-                if (kind == _EXEC or kind == _LOGGED) and msg.startswith("parameters: "):  # noqa: SIM109
-                    record = current[2]
-                    assert isinstance(record, Execution)
-                    record.parameters = untab(msg[12:])
+            if kind == _NONE:
+                aggregate.bad_input(m.group(0))
+            elif level == "DETAIL":
+                if kind == _LOGGED and msg.startswith("parameters: "):
+                    current[5] = untab(msg[12:])
             elif level == "STATEMENT" and kind in _NEEDS_STATEMENT:
-                current[9] = untab(msg)
+                current[7] = untab(msg)
             continue
-        if current is not None:
-            _finish(current, state)
-            current = None
+        if x_sid is not None:
+            if plain and x_text and not pending and x_sid in seen:
+                normalized = cached(x_text) or normalize(x_text)
+                aggregate_add(normalized[0], normalized[1], x_ts, x_duration, x_text, x_params,
+                              x_db, x_user, x_app, x_pid, x_qid, x_kind)  # fmt: skip
+            else:
+                add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid,
+                    x_qid, x_kind)  # fmt: skip
+            x_sid = x_params = None
+        else:
+            kind = current[0]
+            if kind != _IGNORED and kind != _NONE:
+                _finish(current, state)
+        current = _SKIP_AFTER_MAIN
         aggregate.entries += 1
         if epoch:
             ts = epoch_to_text(ts)
+        if not first_ts:
+            first_ts = ts
+        if qid == "0":
+            qid = ""
         if level == "LOG":
             if msg.startswith("duration: "):
                 end = msg.find(" ms", 10)
@@ -111,187 +149,87 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                     aggregate.bad_input(m.group(0))
                     continue
                 rest = msg[end + 3 :]
-                sid = session or pid
                 if rest.startswith("  statement: "):
-                    current = [
-                        _EXEC,
-                        sid,
-                        Execution(
-                            ts,
-                            duration,
-                            untab(rest[13:]),
-                            None,
-                            db,
-                            user,
-                            app,
-                            pid,
-                            qid if qid != "0" else "",
-                            "statement",
-                        ),
-                    ]
+                    x_text = untab(rest[13:])
+                    x_kind = "statement"
                 elif rest.startswith("  execute "):
-                    colon = rest.find(": ", 10)
-                    current = [
-                        _EXEC,
-                        sid,
-                        Execution(
-                            ts,
-                            duration,
-                            untab(rest[colon + 2 :]),
-                            None,
-                            db,
-                            user,
-                            app,
-                            pid,
-                            qid if qid != "0" else "",
-                            "execute",
-                        ),
-                    ]
+                    x_text = untab(rest[rest.find(": ", 10) + 2 :])
+                    x_kind = "execute"
                 elif not rest:
-                    current = [
-                        _EXEC,
-                        sid,
-                        Execution(
-                            ts,
-                            duration,
-                            "",
-                            None,
-                            db,
-                            user,
-                            app,
-                            pid,
-                            qid if qid != "0" else "",
-                            "statement",
-                        ),
-                    ]
+                    x_text = ""
+                    x_kind = "statement"
                 elif rest.startswith("  plan:"):
                     query, plan = split_plan(rest[7:])
-                    state.plan(
-                        sid,
-                        Execution(
-                            ts,
-                            duration,
-                            query,
-                            None,
-                            db,
-                            user,
-                            app,
-                            pid,
-                            qid if qid != "0" else "",
-                            "plan",
-                            plan,
-                        ),
-                    )
-                    current = [_IGNORED]
+                    state.plan(session or pid, Execution(ts, duration, query, None, db, user,
+                                                         app, pid, qid, "plan", plan))  # fmt: skip
+                    continue
                 elif rest.startswith("  parse ") or rest.startswith("  prepare "):
                     aggregate.prepare.add(duration)
-                    current = [_IGNORED]
+                    continue
                 elif rest.startswith("  bind "):
                     aggregate.bind.add(duration)
-                    current = [_IGNORED]
+                    continue
                 else:
                     # "fastpath function call" and other forms: an execution all the same.
                     body = rest.lstrip()
                     colon = body.find(": ")
-                    current = [
-                        _EXEC,
-                        sid,
-                        Execution(
-                            ts,
-                            duration,
-                            untab(body[colon + 2 :] if colon >= 0 else body),
-                            None,
-                            db,
-                            user,
-                            app,
-                            pid,
-                            qid if qid != "0" else "",
-                            "other",
-                        ),
-                    ]
+                    x_text = untab(body[colon + 2 :] if colon >= 0 else body)
+                    x_kind = "other"
+                x_sid = session or pid
+                x_ts, x_duration, x_db, x_user, x_app, x_pid, x_qid = (
+                    ts, duration, db, user, app, pid, qid
+                )  # fmt: skip
             elif msg.startswith("statement: "):
-                current = [
-                    _LOGGED,
-                    session or pid,
-                    Execution(
-                        ts,
-                        0.0,
-                        untab(msg[11:]),
-                        None,
-                        db,
-                        user,
-                        app,
-                        pid,
-                        qid if qid != "0" else "",
-                        "statement",
-                    ),
-                ]
+                current = [_LOGGED, session or pid, ts, 0.0, untab(msg[11:]), None, db, user,
+                           app, pid, qid, "statement"]  # fmt: skip
             elif msg.startswith("execute "):
-                colon = msg.find(": ", 8)
-                current = [
-                    _LOGGED,
-                    session or pid,
-                    Execution(
-                        ts,
-                        0.0,
-                        untab(msg[colon + 2 :]),
-                        None,
-                        db,
-                        user,
-                        app,
-                        pid,
-                        qid if qid != "0" else "",
-                        "execute",
-                    ),
-                ]
+                text_ = untab(msg[msg.find(": ", 8) + 2 :])
+                current = [_LOGGED, session or pid, ts, 0.0, text_, None, db, user, app, pid,
+                           qid, "execute"]  # fmt: skip
             elif msg.startswith("temporary file: "):
-                current = [_TEMP_FILE, "", None, ts, user, db, level, "", msg, "", 0]
+                current = [_TEMP_FILE, ts, user, db, level, "", msg, ""]
             elif msg.startswith("process ") and (
                 " waiting " in msg or " acquired " in msg or " deadlock " in msg
             ):
-                current = [_LOCK_WAIT, "", None, ts, user, db, level, "", msg, "", 0]
-            else:
-                current = [_IGNORED]
+                current = [_LOCK_WAIT, ts, user, db, level, "", msg, ""]
         elif level in ERROR_LEVELS:
             if not sqlstate and _SQLSTATE.match(msg):
                 sqlstate, msg = msg[:5], msg[7:]
-            current = [_ERROR, "", None, ts, user, db, level, sqlstate, msg, "", 0]
-        else:
-            current = [_IGNORED]
-    if current is not None:
-        _finish(current, state)
+            current = [_ERROR, ts, user, db, level, sqlstate, msg, ""]
+    if x_sid is not None:
+        add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid, x_qid,
+            x_kind)  # fmt: skip
+    else:
+        kind = current[0]
+        if kind != _IGNORED and kind != _NONE:
+            _finish(current, state)
+    if first_ts:
+        aggregate.saw(first_ts)
+        aggregate.saw(ts)
     tail = text[pos:]
     if tail.strip():
         aggregate.bad_input(tail, tail.count("\n") or 1)
 
 
-def _finish(entry: list[object], state: ChunkState) -> None:
+def _finish(entry: list[Any], state: ChunkState) -> None:
     kind = entry[0]
-    if kind == _EXEC:
-        record = entry[2]
-        assert isinstance(record, Execution)
-        state.execution(str(entry[1]), record)
-    elif kind == _LOGGED:
-        record = entry[2]
-        assert isinstance(record, Execution)
-        state.logged_statement(str(entry[1]), record)
-    elif kind == _IGNORED:
+    if kind == _LOGGED:
+        _, session, ts, duration, query, params, db, user, app, pid, qid, exec_kind = entry
+        state.logged_statement(
+            session, Execution(ts, duration, query, params, db, user, app, pid, qid, exec_kind)
+        )
         return
-    else:
-        _, _, _, ts, user, db, level, sqlstate, msg, statement, _ = entry
-        assert isinstance(msg, str) and isinstance(statement, str) and isinstance(ts, str)
-        assert isinstance(user, str) and isinstance(db, str) and isinstance(level, str)
-        assert isinstance(sqlstate, str)
-        if kind == _ERROR:
-            state.error(ts, user, db, level, sqlstate, untab(msg), statement)
-        elif kind == _TEMP_FILE:
-            temp = _TEMP.match(msg)
-            if temp is None:
-                state.aggregate.bad_input(msg)
-            else:
-                state.temp_file(ts, user, db, int(temp.group(1)), statement)
-        elif kind == _LOCK_WAIT:
-            lock = _LOCK.match(msg)
-            if lock is not None:
-                acquired = lock.group(1) == "acquired"
-                state.lock_wait(ts, user, db, float(lock.group(2)), acquired, statement)
+    _, ts, user, db, level, sqlstate, msg, statement = entry
+    if kind == _ERROR:
+        state.error(ts, user, db, level, sqlstate, untab(msg), statement)
+    elif kind == _TEMP_FILE:
+        temp = _TEMP.match(msg)
+        if temp is None:
+            state.aggregate.bad_input(msg)
+        else:
+            state.temp_file(ts, user, db, int(temp.group(1)), statement)
+    elif kind == _LOCK_WAIT:
+        lock = _LOCK.match(msg)
+        if lock is not None:
+            acquired = lock.group(1) == "acquired"
+            state.lock_wait(ts, user, db, float(lock.group(2)), acquired, statement)

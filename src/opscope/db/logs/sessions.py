@@ -81,8 +81,50 @@ class ChunkState:
         self.pending: dict[str, Pending] = {}
         self.seen: set[str] = set()
         self.heads: list[Head] = []
+        #: no filter to apply: every execution counts
+        self.plain = not self.filters.active and self.filters.min_duration <= 0
 
     # -- executions ---------------------------------------------------------------------
+
+    def add(
+        self,
+        session: str,
+        ts: str,
+        duration: float,
+        query: str,
+        parameters: str | None,
+        database: str,
+        user: str,
+        application: str,
+        pid: str,
+        query_id: str,
+        kind: str,
+    ) -> None:
+        """An entry with a duration, as fields. The common case — a session already seen
+        in this chunk, nothing pending, no filters — goes straight to the aggregate."""
+        if self.plain and query and not self.pending and session in self.seen:
+            key, display = normalize(query)
+            self.aggregate.add(
+                key,
+                display,
+                ts,
+                duration,
+                query,
+                parameters,
+                database,
+                user,
+                application,
+                pid,
+                query_id,
+                kind,
+            )
+            return
+        self.execution(
+            session,
+            Execution(
+                ts, duration, query, parameters, database, user, application, pid, query_id, kind
+            ),
+        )
 
     def execution(self, session: str, record: Execution) -> None:
         """An entry with a duration; `record.query` is empty for a duration-only line."""
