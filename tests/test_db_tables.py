@@ -111,7 +111,7 @@ def test_seq_scan_heavy_table_names_its_statements(db: SandboxDb) -> None:
     heavy = found(db.analyze(), "seq_scan_heavy", "public.payments")
     assert heavy
     ev = heavy[0].evidence
-    assert ev["seq_scan"] >= 12 and ev["idx_scan"] == 0
+    assert ev["seq_scan"] >= 12 and ev["idx_scan"] == 0 and ev["seq_read_share"] == 1.0
     queries = [s["query"] for s in ev["statements"]]
     assert "SELECT sum(amount) FROM payments WHERE merchant = $1" in queries
 

@@ -79,6 +79,7 @@ class Table:
     seq_scan: int
     seq_tup_read: int
     idx_scan: int
+    idx_tup_fetch: int
     n_tup_ins: int
     n_tup_upd: int
     n_tup_del: int

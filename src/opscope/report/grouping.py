@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from opscope.findings import Finding, Report
 from opscope.units import human_bytes
 
@@ -45,14 +47,11 @@ def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
         out.append(("cache hit ratio", f"{ratio:.2%}"))
     if "connections" in summary:
         out.append(("connections", f"{summary['connections']} of {summary['max_connections']}"))
-    if "stats_since" in summary:
+    since = summary.get("stats_since")
+    if isinstance(since, str):
         reset = summary.get("stats_reset")
-        out.append(
-            (
-                "statistics since",
-                f"{summary['stats_since']}" + ("" if reset else " (server start; never reset)"),
-            )
-        )
+        when = datetime.fromisoformat(since).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        out.append(("statistics since", when + ("" if reset else " (server start; never reset)")))
     ext = summary.get("extensions")
     if isinstance(ext, dict):
         out.append(("extensions", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in ext.items())))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
@@ -23,22 +24,25 @@ STYLE = {
 }
 
 
+def _indent(text: Text, left: int = 2) -> Padding:
+    # Padding keeps wrapped continuation lines under the first one
+    return Padding(text, (0, 0, 0, left), expand=False)
+
+
 def _finding_block(f: Finding) -> Group:
     head = Text()
     head.append(f" {f.severity.value.upper()} ", style=STYLE[f.severity])
     head.append(" ")
     head.append(f.title, style="bold")
-    meta = Text(f"  {f.check} · {f.object}", style="dim")
-    parts: list[Text] = [head, meta]
+    parts: list[Text | Padding] = [head, _indent(Text(f"{f.check} · {f.object}", style="dim"))]
     if f.detail:
-        parts.append(Text("  " + f.detail))
+        parts.append(_indent(Text(f.detail)))
     if f.recommendation:
-        rec = Text("  → ", style="green")
+        rec = Text("→ ", style="green")
         rec.append(f.recommendation)
-        parts.append(rec)
+        parts.append(_indent(rec))
     if f.fix_sql:
-        for line in f.fix_sql.splitlines():
-            parts.append(Text("    " + line, style="cyan"))
+        parts.append(_indent(Text(f.fix_sql, style="cyan"), 4))
     parts.append(Text(""))
     return Group(*parts)
 
