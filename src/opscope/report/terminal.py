@@ -35,6 +35,10 @@ def _finding_block(f: Finding) -> Group:
     head.append(" ")
     head.append(f.title, style="bold")
     parts: list[Text | Padding] = [head, _indent(Text(f"{f.check} · {f.object}", style="dim"))]
+    query = f.evidence.get("query")
+    if isinstance(query, str):
+        text = " ".join(query.split())
+        parts.append(_indent(Text(text if len(text) <= 300 else text[:299] + "…", style="dim")))
     if f.detail:
         parts.append(_indent(Text(f.detail)))
     if f.recommendation:
@@ -99,4 +103,8 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
             t.append(err.check, style="bold")
             t.append(": " + err.message)
             console.print(t)
-    return buf.getvalue()
+    text = buf.getvalue()
+    if not color:
+        # Rich pads wrapped lines to the width; plain output is for files and pipes
+        text = "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    return text

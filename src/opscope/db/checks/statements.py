@@ -80,7 +80,7 @@ class SlowQuery(DbCheck):
                 shares[s.key],
                 severity,
                 f"Slow statement: {s.mean_exec_time / 1000:.2f} s on average over {s.calls} "
-                f"calls: {short_query(s.query, 60)}",
+                f"call{'' if s.calls == 1 else 's'}: {short_query(s.query, 60)}",
                 f"Its mean execution time{window} is over the {t.slow_query_ms:.0f} ms threshold "
                 f"and it takes {shares[s.key]:.1%} of the database's execution time.",
             )
@@ -95,8 +95,9 @@ class SlowQuery(DbCheck):
                 Severity.info,
                 f"Top statement #{rank} by total time ({shares[s.key]:.1%} of database time): "
                 f"{short_query(s.query, 60)}",
-                f"It ran {s.calls} times{window}, {s.mean_exec_time:.2f} ms on average; "
-                "small gains on it pay off across the whole workload.",
+                f"It ran {s.calls} time{'' if s.calls == 1 else 's'}{window}, "
+                f"{s.mean_exec_time:.2f} ms on average; small gains on it pay off across the "
+                "whole workload.",
                 rank=rank,
             )
 
