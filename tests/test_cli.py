@@ -286,3 +286,17 @@ def test_checks_lists_every_check() -> None:
         "xid_wraparound_risk",
         "vacuum_overdue",
     } <= ids
+
+
+def test_one_database_down_does_not_hide_the_others(db: SandboxDb, tmp_path: Path) -> None:
+    _workload(db)
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/gone"
+    proc = opscope(
+        "analyze", "db", db.dsn, down, "-f", "json", env={"OPSCOPE_STATE_DIR": str(tmp_path)}
+    )
+    assert proc.returncode == 2
+    data = json.loads(proc.stdout)
+    assert [t["name"] for t in data["targets"]] == [db.name]
+    assert any(f["check"] == "duplicate_index" for f in data["findings"])
+    assert [(e["check"], e["target"]) for e in data["errors"]] == [("connection", "gone")]
+    assert "cannot connect" in proc.stderr

@@ -19,7 +19,7 @@ from opscope import __version__
 from opscope.checks import CheckFailed, default_registry
 from opscope.config import Config, ConfigError, load_config
 from opscope.db.connection import TargetConnectionError, redact
-from opscope.findings import Report, Severity
+from opscope.findings import CheckError, Report, Severity
 from opscope.report import format_for, render
 
 app = typer.Typer(
@@ -163,7 +163,7 @@ def analyze_db(
     ] = False,
 ) -> None:
     """PostgreSQL health report: slow queries, index review, table statistics."""
-    from opscope.db.analyze import analyze_database
+    from opscope.db.analyze import analyze_database, target_name
 
     cfg = _load(config)
     window_s = parse_duration(window, "--window") if window else None
@@ -179,6 +179,7 @@ def analyze_db(
     if not pairs:
         fail("no database given: pass a DSN, or name databases in opscope.yaml")
     report = Report()
+    unreachable = False
     for name, dsn in pairs:
         try:
             report.extend(
@@ -192,9 +193,21 @@ def analyze_db(
                     echo=lambda line: typer.echo(line, err=True),
                 )
             )
-        except (TargetConnectionError, CheckFailed, ValueError) as exc:
+        except ValueError as exc:
             fail(str(exc))
+        except (TargetConnectionError, CheckFailed) as exc:
+            if len(pairs) == 1:
+                fail(str(exc))
+            # one database down must not hide the report on the others
+            unreachable = True
+            typer.echo(f"opscope: error: {redact(str(exc))}", err=True)
+            label = name or target_name(dsn)
+            report.errors.append(
+                CheckError(check="connection", message=redact(str(exc)), target=label)
+            )
     emit(report, fmt, output, fail_on)
+    if unreachable:
+        raise typer.Exit(USAGE_ERROR)
 
 
 @app.command("checks")
