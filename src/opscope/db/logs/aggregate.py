@@ -198,6 +198,7 @@ class StatementStats:
             "p99_ms": round(q.quantile(0.99), 3),
             "max_ms": round(self.max, 3) if self.calls else 0.0,
             "percentiles_exact": q.is_exact,
+            "example": self.slowest.to_json() if self.slowest is not None else None,
         }
 
 

@@ -87,9 +87,12 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
     log_format = options.log_format or detect_format(sample)
 
     def replay() -> Iterator[bytes]:
-        yield sample
-        yield from blocks
-        stream.close()
+        try:
+            yield sample
+            yield from blocks
+        finally:
+            if path != "-":
+                stream.close()
 
     source: Iterator[bytes] = replay()
     split: Splitter

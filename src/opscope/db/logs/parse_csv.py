@@ -9,7 +9,7 @@ from opscope.db.logs.records import dispatch_record
 from opscope.db.logs.sessions import ChunkState
 
 # Column positions of csvlog (PostgreSQL 13 added backend_type, 14 leader_pid and query_id).
-_TS, _USER, _DB, _PID, _SESSION = 0, 1, 2, 3, 5
+_TS, _USER, _DB, _PID, _SESSION, _TAG = 0, 1, 2, 3, 5, 7
 _LEVEL, _SQLSTATE, _MESSAGE, _DETAIL, _QUERY, _APP, _QID = 11, 12, 13, 14, 19, 22, 25
 _MIN_COLUMNS = 23
 
@@ -47,6 +47,7 @@ def parse_csv(text: str, state: ChunkState) -> None:
             row[_MESSAGE],
             row[_DETAIL],
             row[_QUERY],
+            row[_TAG],
         )
     if first:
         aggregate.saw(first)

@@ -45,6 +45,7 @@ def parse_json(text: str, state: ChunkState) -> None:
             _text(record, "message"),
             _text(record, "detail"),
             _text(record, "statement"),
+            _text(record, "ps"),
         )
     if first:
         aggregate.saw(first)

@@ -23,8 +23,8 @@ SECONDARY = frozenset(("DETAIL", "STATEMENT", "CONTEXT", "HINT", "QUERY", "LOCAT
 ERROR_LEVELS = frozenset(("ERROR", "FATAL", "PANIC"))
 
 _LOCK = re.compile(
-    r"process \d+ (still waiting|acquired|avoided deadlock|detected deadlock while waiting)"
-    r" for .*? after ([\d.]+) ms"
+    r"process \d+ (still waiting for|acquired|avoided deadlock for"
+    r"|detected deadlock while waiting for) .*? after ([\d.]+) ms"
 )
 _TEMP = re.compile(r'temporary file: path ".*?", size (\d+)')
 _SQLSTATE = re.compile(r"([0-9A-Z]{5}): ")
@@ -104,7 +104,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             if gap.strip():
                 aggregate.bad_input(gap, gap.count("\n") or 1)
         pos = m.end() + 1
-        ts, pid, user, db, app, qid, sqlstate, session, level, msg = m.group(*indices)
+        ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = m.group(*indices)
         if level in SECONDARY:
             if x_sid is not None:
                 if level == "DETAIL" and msg.startswith("parameters: "):
@@ -156,6 +156,10 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                     x_text = untab(rest[rest.find(": ", 10) + 2 :])
                     x_kind = "execute"
                 elif not rest:
+                    # log_duration's parse and bind lines carry no text; only %i tells them.
+                    if tag == "PARSE" or tag == "BIND":
+                        (aggregate.prepare if tag == "PARSE" else aggregate.bind).add(duration)
+                        continue
                     x_text = ""
                     x_kind = "statement"
                 elif rest.startswith("  plan:"):

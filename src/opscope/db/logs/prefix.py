@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 #: named groups every entry pattern defines, in the order the parser reads them
-FIELDS = ("ts", "pid", "user", "db", "app", "qid", "sqlstate", "session")
+FIELDS = ("ts", "pid", "user", "db", "app", "qid", "sqlstate", "session", "tag")
 
 _TZ = r"(?: [A-Za-z0-9+\-]+)?"
 _TS_SECONDS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d" + _TZ
@@ -28,7 +28,7 @@ _ESCAPES: dict[str, tuple[str | None, str]] = {
     "r": (None, r".*?"),
     "h": (None, r".*?"),
     "b": (None, r".*?"),
-    "i": (None, r".*?"),
+    "i": ("tag", r".*?"),
     "p": ("pid", r"\d+"),
     "P": (None, r"\d*"),
     "t": ("ts", _TS_SECONDS),

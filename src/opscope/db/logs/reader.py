@@ -12,7 +12,7 @@ lines.
 from __future__ import annotations
 
 import bz2
-import gzip
+import functools
 import io
 import lzma
 import os
@@ -83,7 +83,9 @@ class _Prepended(io.RawIOBase):
 
 
 def open_input(path: str) -> tuple[Readable, InputStats]:
-    """The decompressed byte stream of `path` ("-" is stdin), whatever its compression."""
+    """The decompressed byte stream of `path` ("-" is stdin), whatever its compression.
+
+    Closing the stream closes the file under it too."""
     stats = InputStats(path)
     raw: Readable
     try:
@@ -99,13 +101,13 @@ def open_input(path: str) -> tuple[Readable, InputStats]:
         if magic.startswith(signature):
             stats.compression = name
             break
-    stream: Readable
+    factory: Callable[[], Decompressor]
     if stats.compression == "gzip":
-        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        factory = functools.partial(zlib.decompressobj, 16 + zlib.MAX_WBITS)
     elif stats.compression == "bzip2":
-        stream = bz2.BZ2File(raw, mode="rb")
+        factory = bz2.BZ2Decompressor
     elif stats.compression == "xz":
-        stream = lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115
+        factory = lzma.LZMADecompressor
     elif stats.compression == "zstd":
         try:
             import zstandard
@@ -113,10 +115,58 @@ def open_input(path: str) -> tuple[Readable, InputStats]:
             raise LogInputError(
                 f"{path} is zstd-compressed: install the 'zstandard' package"
             ) from None
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        factory = zstandard.ZstdDecompressor().decompressobj
     else:
-        stream = raw
-    return stream, stats
+        return raw, stats
+    return _Decompressing(raw, factory), stats
+
+
+class Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, /) -> bytes: ...
+
+
+class _Decompressing:
+    """Incremental decompression that hands out everything decodable before damage.
+
+    GzipFile and friends raise on a truncated file and lose the data of the read that hit
+    the damage; a decompressor object fed raw blocks gives back all it could decode first.
+    Concatenated members/frames (what `cat a.gz b.gz` produces) continue.
+    """
+
+    def __init__(self, raw: Readable, factory: Callable[[], Decompressor]) -> None:
+        self._raw = raw
+        self._factory = factory
+        self._decompressor = factory()
+        self._in_member = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        while True:
+            block = self._raw.read(1 << 20)
+            if not block:
+                if self._in_member:
+                    raise EOFError("compressed stream ends before its end marker")
+                return b""
+            self._in_member = True
+            out = self._decompressor.decompress(block)
+            while self._decompressor.eof:
+                rest = self._decompressor.unused_data
+                self._decompressor = self._factory()
+                self._in_member = bool(rest)
+                if not rest:
+                    break
+                out += self._decompressor.decompress(rest)
+            if out:
+                return out
+
+    def close(self) -> None:
+        if self._raw is not sys.stdin.buffer:
+            self._raw.close()
 
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (

@@ -25,6 +25,7 @@ def dispatch_record(
     message: str,
     detail: str,
     query: str,
+    tag: str = "",
 ) -> None:
     aggregate = state.aggregate
     aggregate.entries += 1
@@ -56,6 +57,9 @@ def dispatch_record(
                         ts, duration, rest[colon + 2 :], params, db, user, app, pid, qid, "execute"
                     ),
                 )
+            elif not rest and tag in ("PARSE", "BIND"):
+                # log_duration's parse and bind lines carry no text; the command tag tells.
+                (aggregate.prepare if tag == "PARSE" else aggregate.bind).add(duration)
             elif not rest:
                 state.execution(
                     sid, Execution(ts, duration, "", None, db, user, app, pid, qid, "statement")

@@ -1,0 +1,136 @@
+"""Real PostgreSQL clusters that log in every format, and the workload they logged.
+
+Each cluster runs a known workload in database `work` (fast statements with literals, a
+statement over one second, a prepared statement with parameters, failing statements,
+auto_explain'ed statements in text and JSON, a temp-file sort, a lock wait), is stopped so
+that its log files are complete, and hands the tests the files plus what was executed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from opscope.db.sandbox import Sandbox
+
+CUSTOM_PREFIX = "%m [%p] %q%u@%d app=%a qid=%Q "
+PGBADGER_PREFIX = "%t [%p]: user=%u,db=%d,app=%a,client=%h "
+LITERAL_RUNS = 20
+PREPARED_RUNS = 5
+PREPARED_SQL = "select %s::int * 2 as doubled, %s::text as label"
+MULTILINE_SQL = "select 1 as a,\n       2 as b\n  where true"
+
+
+@dataclass
+class LoggedWorkload:
+    box: Sandbox
+    logdir: Path
+    #: every statement run in database `work` that the server logs with a duration
+    executed: list[str] = field(default_factory=list)
+    slow_ms: float = 0.0
+    errors: int = 0
+
+    def file(self, suffix: str) -> Path:
+        return self.logdir / f"pg.{suffix}"
+
+
+def _run_workload(box: Sandbox, workload: LoggedWorkload) -> None:
+    box.psql("CREATE DATABASE work")
+    dsn = box.dsn("work")
+    executed = workload.executed
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table t (id int primary key, v text)")
+        executed.append("create table t")
+        for k in range(LITERAL_RUNS):
+            conn.execute(f"SELECT abs(-{k}) + {k * 7}".encode())
+            executed.append("SELECT abs")
+        for k in range(PREPARED_RUNS):
+            conn.execute(PREPARED_SQL, (k, "it's"), prepare=True)
+            executed.append("prepared")
+        conn.execute(MULTILINE_SQL.encode())
+        executed.append(MULTILINE_SQL)
+        started = time.perf_counter()
+        conn.execute(b"select pg_sleep(1.1)")
+        workload.slow_ms = (time.perf_counter() - started) * 1000
+        executed.append("select pg_sleep(1.1)")
+        conn.execute(b"set auto_explain.log_format = 'json'")
+        executed.append("set")
+        conn.execute(b"select pg_sleep(0.25)")
+        executed.append("select pg_sleep(0.25)")
+        for bad in (b"select 1/0", b"selec oops"):
+            try:
+                conn.execute(bad)
+            except psycopg.Error:
+                workload.errors += 1
+        conn.execute(b"set work_mem = '64kB'")
+        executed.append("set")
+        conn.execute(
+            b"select count(*) from (select g from generate_series(1, 200000) g order by g desc) s"
+        )
+        executed.append("sort")
+    # A lock wait: the holder keeps the table locked past deadlock_timeout.
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as waiter:
+        holder.execute(b"lock table t in access exclusive mode")
+        executed.append("lock table t")
+        thread = threading.Thread(target=lambda: waiter.execute(b"insert into t values (1)"))
+        thread.start()
+        time.sleep(0.4)
+        holder.commit()
+        executed.append("COMMIT")
+        thread.join()
+        executed.append("insert into t")
+    # psycopg wrapped the holder's first statement in a transaction: BEGIN is logged too.
+    executed.append("BEGIN")
+
+
+def _logging_cluster(prefix: str, extra: dict[str, str]) -> Iterator[LoggedWorkload]:
+    settings = {
+        "logging_collector": "on",
+        "log_destination": "'stderr,csvlog,jsonlog'",
+        "log_directory": "'log'",
+        "log_filename": "'pg.log'",
+        "log_line_prefix": f"'{prefix}'",
+        "compute_query_id": "on",
+        "session_preload_libraries": "'auto_explain'",
+        "auto_explain.log_min_duration": "'200ms'",
+        "log_temp_files": "0",
+        "log_lock_waits": "on",
+        "deadlock_timeout": "'100ms'",
+        **extra,
+    }
+    box = Sandbox.create(settings=settings)
+    try:
+        box.start()
+        workload = LoggedWorkload(box, box.datadir / "log")
+        _run_workload(box, workload)
+        # Stopping flushes and closes every log file: the tests read complete files.
+        box.stop(remove=False)
+        yield workload
+    finally:
+        box.stop()
+
+
+@pytest.fixture(scope="session")
+def logged() -> Iterator[LoggedWorkload]:
+    """log_min_duration_statement = 0: every statement logged with its duration and text."""
+    yield from _logging_cluster(CUSTOM_PREFIX, {"log_min_duration_statement": "0"})
+
+
+@pytest.fixture(scope="session")
+def logged_statements() -> Iterator[LoggedWorkload]:
+    """log_statement = all: texts are logged first, then duration-only lines."""
+    yield from _logging_cluster(
+        PGBADGER_PREFIX, {"log_statement": "'all'", "log_min_duration_statement": "0"}
+    )
+
+
+def summary(report: Any) -> dict[str, Any]:
+    data: dict[str, Any] = report.summary["log"]
+    return data
