@@ -144,3 +144,30 @@ def test_tiny_table_triggers_nothing(db: SandboxDb) -> None:
     report = db.analyze()
     for check in TABLE_CHECKS:
         assert "public.small" not in objects(report, check), check
+
+
+def test_a_table_locked_by_another_session_does_not_stall_the_report(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE busy (id int PRIMARY KEY, v text)",
+        "INSERT INTO busy SELECT g, 'v' FROM generate_series(1, 10000) g",
+        "ANALYZE busy",
+        # told apart only by their predicates, which cannot be read while the table is locked
+        "CREATE INDEX busy_v ON busy (v)",
+        "CREATE INDEX busy_v_partial ON busy (v) WHERE v <> 'x'",
+        "CREATE TABLE other (a int)",
+        "CREATE INDEX other_a1 ON other (a)",
+        "CREATE INDEX other_a2 ON other (a)",
+    )
+    # a second session holds the lock a VACUUM FULL or ALTER TABLE would hold
+    with db.connect() as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        report = db.analyze()
+        holder.execute("ROLLBACK")
+    assert report.errors == []
+    assert found(report, "duplicate_index", "public.other_a2")
+    assert not found(report, "duplicate_index", "public.busy_v_partial")
+    assert not found(report, "redundant_index", "public.busy_v_partial")
+    sizes = db.analyze(large_table_bytes=1)
+    busy = found(report, "large_table", "public.busy") or found(sizes, "large_table", "public.busy")
+    assert busy and busy[0].evidence["total_bytes"] > 0

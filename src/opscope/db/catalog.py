@@ -72,6 +72,8 @@ class Table:
     kind: str
     reltuples: float
     relpages: int
+    #: sizes come from pg_class.relpages because another session holds the table exclusively
+    size_estimated: bool
     heap_bytes: int
     total_bytes: int
     index_bytes: int
@@ -142,6 +144,9 @@ class Index:
     opclasses: tuple[int, ...]
     collations: tuple[int, ...]
     options: tuple[int, ...]
+    #: False when another session held the table exclusively: column_defs are plain column
+    #: names, predicate is '?' and definition is empty, so indexes cannot be compared
+    details_known: bool
     column_defs: tuple[str, ...]
     expressions: str | None
     predicate: str | None

@@ -21,6 +21,11 @@ def _live(context: DbContext) -> list[Index]:
     return [i for i in context.catalog.indexes if i.is_valid and i.is_ready]
 
 
+def _comparable(context: DbContext) -> list[Index]:
+    """Live indexes whose definitions could be read (not behind another session's lock)."""
+    return [i for i in _live(context) if i.details_known]
+
+
 def _index_evidence(idx: Index) -> dict[str, object]:
     return {
         "index": idx.qualified,
@@ -97,7 +102,7 @@ class DuplicateIndex(DbCheck):
 
     def run(self, context: DbContext) -> Iterable[Finding]:
         groups: dict[tuple[object, ...], list[Index]] = {}
-        for idx in _live(context):
+        for idx in _comparable(context):
             groups.setdefault(_identity(idx), []).append(idx)
         for group in groups.values():
             if len(group) < 2:
@@ -151,7 +156,7 @@ class RedundantIndex(DbCheck):
 
     def run(self, context: DbContext) -> Iterable[Finding]:
         by_table: dict[int, list[Index]] = {}
-        for idx in _live(context):
+        for idx in _comparable(context):
             if idx.method == "btree":
                 by_table.setdefault(idx.table_oid, []).append(idx)
         for indexes in by_table.values():
@@ -212,7 +217,11 @@ class InvalidIndex(DbCheck):
         for idx in context.catalog.indexes:
             if idx.is_valid:
                 continue
-            definition = idx.definition.replace(" INDEX ", " INDEX CONCURRENTLY ", 1)
+            definition = (
+                idx.definition.replace(" INDEX ", " INDEX CONCURRENTLY ", 1)
+                if idx.definition
+                else "CREATE INDEX CONCURRENTLY ... with its original definition"
+            )
             yield self.finding(
                 context,
                 severity=Severity.warning,
@@ -245,7 +254,7 @@ class IndexBloat(DbCheck):
         stats = context.catalog.column_stats
         block = context.summary.block_size
         tables = context.catalog.tables_by_oid
-        for idx in _live(context):
+        for idx in _comparable(context):
             table = tables.get(idx.table_oid)
             if idx.method != "btree" or table is None or idx.bytes < t.index_bloat_min_bytes:
                 continue
@@ -351,6 +360,11 @@ class ForeignKeyWithoutIndex(DbCheck):
     def _served(attnums: tuple[int, ...], indexes: list[Index]) -> bool:
         want = set(attnums)
         for idx in indexes:
+            if not idx.details_known:
+                # cannot tell whether it is partial: assume it serves rather than cry wolf
+                if idx.attnums[: len(attnums)] and set(idx.attnums[: len(attnums)]) == want:
+                    return True
+                continue
             if not idx.is_valid or idx.predicate is not None or idx.method != "btree":
                 continue
             lead = idx.attnums[: len(attnums)]

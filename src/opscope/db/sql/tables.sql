@@ -1,15 +1,33 @@
 /* opscope */
 -- One row per ordinary table and materialized view outside the system schemas.
+-- Sizes of relations that another session holds (or waits for) in ACCESS EXCLUSIVE mode come
+-- from pg_class.relpages instead of pg_relation_size(): the size functions take a lock and
+-- would queue behind a VACUUM FULL or ALTER TABLE until lock_timeout cancels the whole query.
+WITH locked AS (
+    SELECT DISTINCT l.relation
+    FROM pg_locks l
+    WHERE l.locktype = 'relation'
+      AND l.mode = 'AccessExclusiveLock'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.pid <> pg_backend_pid()
+),
+bs AS (SELECT current_setting('block_size')::bigint AS block_size)
 SELECT c.oid::bigint AS oid,
        n.nspname AS schema,
        c.relname AS name,
        c.relkind::text AS kind,
        c.reltuples::float8 AS reltuples,
        c.relpages::bigint AS relpages,
-       pg_relation_size(c.oid) AS heap_bytes,
-       pg_total_relation_size(c.oid) AS total_bytes,
-       pg_indexes_size(c.oid) AS index_bytes,
-       COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0) AS toast_bytes,
+       k.is_locked AS size_estimated,
+       CASE WHEN k.is_locked THEN c.relpages * bs.block_size
+            ELSE pg_relation_size(c.oid) END AS heap_bytes,
+       CASE WHEN k.is_locked THEN
+                (c.relpages + COALESCE(t.relpages, 0) + COALESCE(ix.pages, 0)) * bs.block_size
+            ELSE pg_total_relation_size(c.oid) END AS total_bytes,
+       CASE WHEN k.is_locked THEN COALESCE(ix.pages, 0) * bs.block_size
+            ELSE pg_indexes_size(c.oid) END AS index_bytes,
+       CASE WHEN k.is_locked THEN COALESCE(t.relpages, 0) * bs.block_size
+            ELSE COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0) END AS toast_bytes,
        COALESCE(s.seq_scan, 0) AS seq_scan,
        COALESCE(s.seq_tup_read, 0) AS seq_tup_read,
        COALESCE(s.idx_scan, 0) AS idx_scan,
@@ -28,8 +46,21 @@ SELECT c.oid::bigint AS oid,
        age(c.relfrozenxid)::bigint AS xid_age,
        COALESCE(c.reloptions, '{}') AS reloptions
 FROM pg_class c
+CROSS JOIN bs
 JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+LEFT JOIN LATERAL (
+    SELECT sum(ic.relpages)::bigint AS pages
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid = c.oid
+) ix ON true
+CROSS JOIN LATERAL (
+    SELECT c.oid IN (SELECT relation FROM locked)
+        OR c.reltoastrelid IN (SELECT relation FROM locked)
+        OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
+                   AND i.indexrelid IN (SELECT relation FROM locked)) AS is_locked
+) k
 WHERE c.relkind IN ('r', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_(toast|temp_)'
