@@ -10,6 +10,7 @@ executions. What is approximate: percentiles of bigger groups, within 1% of the 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -252,7 +253,7 @@ class Aggregate:
     entries: int = 0
     statements: dict[str, StatementStats] = field(default_factory=dict)
     #: min-heap of (duration, tie-break, record): the slowest `top` executions
-    slowest: list[tuple[float, tuple[str, str, str], Execution]] = field(default_factory=list)
+    slowest: list[tuple[float, tuple[str, str, str, str, int], Execution]] = field(default_factory=list)
     #: minute "YYYY-MM-DD HH:MM" -> [queries, total_ms, max_ms, errors]
     per_minute: dict[str, list[float]] = field(default_factory=dict)
     first_ts: str = ""
@@ -396,8 +397,10 @@ class Aggregate:
         heap = self.slowest
         if len(heap) < self.top:
             heapq.heappush(heap, (record.duration_ms, _tie(record), record))
-        elif (record.duration_ms, _tie(record)) > heap[0][:2]:
-            heapq.heapreplace(heap, (record.duration_ms, _tie(record), record))
+        else:
+            item = (record.duration_ms, _tie(record), record)
+            if item[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, item)
 
     def saw(self, ts: str) -> None:
         """Note a timestamp for first/last; parsers call it for a chunk's first and last
@@ -518,9 +521,13 @@ class Aggregate:
         return [rec for _, _, rec in ranked]
 
 
-def _tie(record: Execution) -> tuple[str, str, str]:
-    """Orders executions of equal duration the same way however the log was split."""
-    return (record.ts, record.pid, record.query)
+_ties = itertools.count()
+
+
+def _tie(record: Execution) -> tuple[str, str, str, str, int]:
+    """Orders executions of equal duration the same way however the log was split; the
+    counter only separates entries that look identical, so the records never compare."""
+    return (record.ts, record.pid, record.query, record.parameters or "", next(_ties))
 
 
 def _merge_counters(into: dict[str, Counter], other: dict[str, Counter]) -> None:

