@@ -6,7 +6,8 @@ import psycopg
 import pytest
 
 from conftest import SandboxDb
-from opscope.config import SessionSettings
+from opscope.config import Config, SessionSettings
+from opscope.db.analyze import analyze_database
 from opscope.db.connection import TargetConnectionError, connect, describe_dsn
 
 
@@ -49,3 +50,27 @@ def test_connection_errors_are_one_line_and_redacted() -> None:
     assert "\n" not in message and "topsecret" not in message
     assert message.startswith("cannot connect to 127.0.0.1:1/db: ")
     assert describe_dsn("host=h port=6 dbname=d password=x") == "h:6/d"
+
+
+def test_a_pg_monitor_role_is_enough(db: SandboxDb) -> None:
+    role = f"mon_{db.name}"
+    db.execute(
+        f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor",
+        "CREATE TABLE t (a int)",
+        "CREATE INDEX t_a1 ON t (a)",
+        "CREATE INDEX t_a2 ON t (a)",
+    )
+    with db.connect() as conn:
+        conn.execute("SELECT pg_sleep(1.01)")
+    try:
+        dsn = db.cluster.dsn(db.name, user=role)
+        report = analyze_database(dsn, Config(state_dir=db.state_dir))
+        assert report.errors == []
+        checks = {(f.check, f.object) for f in report.findings}
+        assert ("duplicate_index", "public.t_a2") in checks
+        assert any(
+            f.check == "slow_query" and f.evidence["query"] == "SELECT pg_sleep($1)"
+            for f in report.findings
+        )
+    finally:
+        db.execute(f"DROP OWNED BY {role}", f"DROP ROLE {role}")
