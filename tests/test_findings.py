@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from opscope.checks import CheckFailed, DuplicateCheckError, Registry, default_registry, run_checks
-from opscope.config import DbThresholds
+from opscope.config import Config, DatabaseConfig, DbThresholds, SessionSettings
 from opscope.findings import Finding, Report, Severity
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -106,7 +106,10 @@ def test_every_check_is_documented() -> None:
         assert f"`{check.id}`" in text, f"{check.id} missing from docs/checks.md"
 
 
-def test_every_threshold_is_documented() -> None:
+def test_every_setting_is_documented() -> None:
     text = (DOCS / "config.md").read_text()
-    for name in DbThresholds.model_fields:
-        assert f"`{name}`" in text, f"threshold {name} missing from docs/config.md"
+    for model in (Config, DbThresholds, SessionSettings, DatabaseConfig):
+        for name, field in model.model_fields.items():
+            if field.exclude:
+                continue
+            assert f"`{name}`" in text, f"{model.__name__}.{name} missing from docs/config.md"
