@@ -236,6 +236,16 @@ def list_checks(
         typer.echo(f"{c.id:<{width}}  {c.kind}/{c.category}: {c.summary}")
 
 
+def _register_area_commands() -> None:
+    """Commands whose code lives with their area; imported here so `--help` lists them."""
+    from opscope.db.logs.command import logs_command
+
+    app.command("logs")(logs_command)
+
+
+_register_area_commands()
+
+
 @app.command("version")
 def version() -> None:
     """Print opscope's version."""
