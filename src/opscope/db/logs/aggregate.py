@@ -253,7 +253,9 @@ class Aggregate:
     entries: int = 0
     statements: dict[str, StatementStats] = field(default_factory=dict)
     #: min-heap of (duration, tie-break, record): the slowest `top` executions
-    slowest: list[tuple[float, tuple[str, str, str, str, int], Execution]] = field(default_factory=list)
+    slowest: list[tuple[float, tuple[str, str, str, str, int], Execution]] = field(
+        default_factory=list
+    )
     #: minute "YYYY-MM-DD HH:MM" -> [queries, total_ms, max_ms, errors]
     per_minute: dict[str, list[float]] = field(default_factory=dict)
     first_ts: str = ""

@@ -39,6 +39,11 @@ _SKIP: list[Any] = [_NONE]
 _SKIP_AFTER_MAIN: list[Any] = [_IGNORED]
 
 
+def _count_lines(text: str) -> int:
+    """Bad lines are counted one per non-blank line, however the input was cut."""
+    return sum(1 for line in text.split("\n") if line.strip())
+
+
 def untab(text: str) -> str:
     """Continuation lines are written as newline + tab; give back the original text."""
     return text.replace("\n\t", "\n") if "\n\t" in text else text
@@ -102,7 +107,16 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if start != pos:
             gap = text[pos:start]
             if gap.strip():
-                aggregate.bad_input(gap, gap.count("\n") or 1)
+                aggregate.bad_input(gap.strip(), _count_lines(gap))
+                # Lines that are no entry end the entry before them (a chunk may start
+                # right after them): a DETAIL line after them has lost its entry.
+                if x_sid is not None:
+                    add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid,
+                        x_qid, x_kind)  # fmt: skip
+                    x_sid = x_params = None
+                elif current[0] != _IGNORED and current[0] != _NONE:
+                    _finish(current, state)
+                current = _SKIP
         pos = m.end() + 1
         ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = m.group(*indices)
         if level in SECONDARY:
@@ -212,7 +226,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         aggregate.saw(ts)
     tail = text[pos:]
     if tail.strip():
-        aggregate.bad_input(tail, tail.count("\n") or 1)
+        aggregate.bad_input(tail.strip(), _count_lines(tail))
 
 
 def _finish(entry: list[Any], state: ChunkState) -> None:

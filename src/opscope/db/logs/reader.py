@@ -212,10 +212,12 @@ def stderr_splitter(prefix: CompiledPrefix) -> Splitter:
             if nl < 0:
                 return -1
             start = nl + 1
-            if start < len(buf) and buf[start] != 9:  # 9 is a tab: a continuation line
-                line_end = buf.find(b"\n", start)
-                line = buf[start : line_end if line_end >= 0 else len(buf)]
-                m = entry.match(line.decode("utf-8", "replace"))
+            line_end = buf.find(b"\n", start)
+            # 9 is a tab: a continuation line. A last line without its newline may still
+            # grow into a DETAIL line, so only complete lines are judged; blank lines
+            # never start an entry.
+            if line_end > start and buf[start] != 9:
+                m = entry.match(buf[start:line_end].decode("utf-8", "replace"))
                 if m is None or m.group("level") not in SECONDARY_LEVELS:
                     return start
             end = nl

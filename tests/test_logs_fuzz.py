@@ -1,0 +1,114 @@
+"""Property tests of the log parser: any input parses without raising, and how the input is
+cut into chunks never changes what is counted."""
+
+# ruff: noqa: E501 - log lines are long
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opscope.db.logs.analyze import parse_chunk
+from opscope.db.logs.options import LogOptions
+from opscope.db.logs.prefix import compile_prefix
+from opscope.db.logs.reader import chunks, csv_splitter, json_splitter, stderr_splitter
+from opscope.db.logs.sessions import Merger
+
+PREFIX = "%m [%p] %q%u@%d "
+OPTIONS = LogOptions(prefix=PREFIX)
+
+_head = st.builds(
+    lambda s, pid: f"2024-05-01 10:00:{s:02d}.000 UTC [{pid}] u@d ",
+    st.integers(0, 59),
+    st.integers(1, 4),
+)
+_sql = st.sampled_from(
+    ["select 1", "select * from t where a in (1,2) and b = 'x'", "select $1", "update t set"]
+) | st.text(max_size=30)
+_duration = st.floats(0, 5000, allow_nan=False).map(lambda d: f"{d:.3f}")
+_entry = st.one_of(
+    st.builds(lambda h, d, q: f"{h}LOG:  duration: {d} ms  statement: {q}", _head, _duration, _sql),
+    st.builds(
+        lambda h, d, q: f"{h}LOG:  duration: {d} ms  execute S_1: {q}", _head, _duration, _sql
+    ),
+    st.builds(lambda h, d: f"{h}LOG:  duration: {d} ms", _head, _duration),
+    st.builds(lambda h, q: f"{h}LOG:  statement: {q}", _head, _sql),
+    st.builds(
+        lambda h, d, q: (
+            f"{h}LOG:  duration: {d} ms  plan:\n\tQuery Text: {q}\n\tResult  (cost=0.00..0.01 rows=1 width=4)"
+        ),
+        _head,
+        _duration,
+        _sql,
+    ),
+    st.builds(lambda h, q: f"{h}DETAIL:  parameters: $1 = '{q}'", _head, _sql),
+    st.builds(lambda h, q: f"{h}ERROR:  division by zero\n{h}STATEMENT:  {q}", _head, _sql),
+    st.builds(lambda h: f'{h}LOG:  temporary file: path "x", size 12', _head),
+    st.builds(lambda h, q: f"\t{q}", _head, _sql),
+    st.text(max_size=60),  # anything at all, including lone quotes and brackets
+)
+_log = st.lists(_entry, max_size=40).map(lambda lines: "\n".join(lines) + "\n")
+
+
+def analyze_bytes(data: bytes, log_format: str, chunk_bytes: int) -> dict[str, Any]:
+    splitter = {
+        "stderr": stderr_splitter(compile_prefix(PREFIX)),
+        "csvlog": csv_splitter,
+        "jsonlog": json_splitter,
+    }[log_format]
+    merger = Merger(OPTIONS)
+    blocks = iter([data[i : i + 7] for i in range(0, len(data), 7)])
+    for chunk in chunks(blocks, splitter, chunk_bytes):
+        merger.add(parse_chunk(log_format, PREFIX, chunk, OPTIONS))
+    agg = merger.finish()
+    return {
+        "queries": agg.queries,
+        "total": round(agg.total_ms, 6),
+        "groups": sorted((k, s.calls) for k, s in agg.statements.items()),
+        "errors": sum(agg.error_levels.values()),
+        "temp": sum(c.count for c in agg.temp_files.values()),
+        "plans": agg.plans,
+        "corrupt": agg.corrupt,
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(log=_log, chunk_bytes=st.integers(1, 400))
+def test_stderr_any_split_counts_the_same(log: str, chunk_bytes: int) -> None:
+    data = log.encode("utf-8", "surrogatepass")
+    whole = analyze_bytes(data, "stderr", 1 << 20)
+    assert analyze_bytes(data, "stderr", chunk_bytes) == whole
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=300), chunk_bytes=st.integers(1, 100))
+def test_any_bytes_in_any_format_never_raise(data: bytes, chunk_bytes: int) -> None:
+    for log_format in ("stderr", "csvlog", "jsonlog"):
+        analyze_bytes(data, log_format, chunk_bytes)
+
+
+_csv_field = st.text(alphabet='ab,"\n 1', max_size=12).map(
+    lambda t: '"' + t.replace('"', '""') + '"'
+)
+_csv_row = st.builds(
+    lambda d, msg, q: (
+        f'2024-05-01 10:00:00.000 UTC,"u","d",5,"h",1.2,1,"SELECT",2024-05-01 10:00:00 UTC,'
+        f'3/0,0,LOG,00000,"duration: {d} ms  statement: {msg}",,,,,,{q},,,"app","client backend",,0'
+    ),
+    _duration,
+    st.text(alphabet='sel ct1,"\n', max_size=20).map(lambda t: t.replace('"', '""')),
+    _csv_field,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(_csv_row, max_size=20), chunk_bytes=st.integers(1, 300))
+def test_csv_records_with_newlines_and_quotes_split_exactly(
+    rows: list[str], chunk_bytes: int
+) -> None:
+    data = ("\n".join(rows) + "\n").encode()
+    whole = analyze_bytes(data, "csvlog", 1 << 20)
+    assert whole["queries"] == len(rows) and whole["corrupt"] == 0
+    assert analyze_bytes(data, "csvlog", chunk_bytes) == whole

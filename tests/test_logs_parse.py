@@ -1,0 +1,189 @@
+"""The log parser, normalizer and aggregation on plain inputs (no server needed)."""
+
+# ruff: noqa: E501, E101 - log lines are long and continuation lines start with a tab
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opscope.db.logs.aggregate import EXACT_LIMIT, Quantiles
+from opscope.db.logs.analyze import analyze_logs
+from opscope.db.logs.normalize import normalize, redact, regex_normalize
+from opscope.db.logs.options import LogOptions
+from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
+from opscope.db.logs.reader import chunks, csv_splitter, stderr_splitter
+
+PREFIX = "%m [%p] %q%u@%d "
+STDERR = """\
+2024-05-01 10:00:00.001 UTC [100] LOG:  database system is ready to accept connections
+2024-05-01 10:00:01.000 UTC [200] app@shop LOG:  duration: 1.500 ms  statement: SELECT * FROM orders WHERE id = 42
+2024-05-01 10:00:01.100 UTC [200] app@shop LOG:  duration: 2.500 ms  statement: SELECT * FROM orders WHERE id = 43
+2024-05-01 10:00:02.000 UTC [201] app@shop LOG:  duration: 1500.250 ms  execute S_1: SELECT * FROM items
+	WHERE sku = $1
+	  AND qty > $2
+2024-05-01 10:00:02.000 UTC [201] app@shop DETAIL:  parameters: $1 = 'ab''c', $2 = '7'
+2024-05-01 10:01:00.000 UTC [202] app@shop ERROR:  duplicate key value violates unique constraint "orders_pkey"
+2024-05-01 10:01:00.000 UTC [202] app@shop DETAIL:  Key (id)=(1) already exists.
+2024-05-01 10:01:00.000 UTC [202] app@shop STATEMENT:  INSERT INTO orders VALUES (1)
+2024-05-01 10:01:01.000 UTC [203] app@shop LOG:  temporary file: path "base/pgsql_tmp/pgsql_tmp203.0", size 1048576
+2024-05-01 10:01:01.000 UTC [203] app@shop STATEMENT:  SELECT * FROM big ORDER BY x
+2024-05-01 10:01:02.000 UTC [203] app@shop LOG:  duration: 900.000 ms  statement: SELECT * FROM big ORDER BY x
+"""
+
+
+def run(tmp_path: Path, text: str, name: str = "pg.log", **options: Any) -> dict[str, Any]:
+    path = tmp_path / name
+    path.write_text(text)
+    report = analyze_logs([str(path)], LogOptions(**options))
+    log: dict[str, Any] = report.summary["log"]
+    return log
+
+
+def test_stderr_entries(tmp_path: Path) -> None:
+    log = run(tmp_path, STDERR, prefix=PREFIX)
+    assert log["queries"] == 4
+    assert log["bad_entries"]["count"] == 0
+    top = {s["query"]: s for s in log["top_by_count"]}
+    orders = top["SELECT * FROM orders WHERE id = $1"]
+    assert (orders["calls"], orders["total_ms"], orders["max_ms"]) == (2, 4.0, 2.5)
+    slowest = log["slowest"][0]
+    assert slowest["query"] == "SELECT * FROM items\nWHERE sku = $1\n  AND qty > $2"
+    assert slowest["parameters"] == "$1 = 'ab''c', $2 = '7'"
+    assert (slowest["kind"], slowest["database"], slowest["user"]) == ("execute", "shop", "app")
+    assert log["errors"]["by_sqlstate"] == {"23505": 1}
+    assert log["errors"]["top_messages"][0]["statement"] == "INSERT INTO orders VALUES (1)"
+    assert log["temp_files"]["top_statements"][0]["total_bytes"] == 1048576
+    assert [m["minute"] for m in log["per_minute"]] == ["2024-05-01 10:00", "2024-05-01 10:01"]
+    assert log["first"].startswith("2024-05-01 10:00:00.001")
+
+
+def test_prefix_detection() -> None:
+    assert detect_prefix(STDERR) == PREFIX
+    line = "2024-05-01 10:00:00 UTC [7]: user=a,db=b,app=psql,client=[local] LOG:  x\n"
+    assert detect_prefix(line * 3) == "%t [%p]: user=%u,db=%d,app=%a,client=%h "
+    assert detect_prefix("no postgres here\n") is None
+
+
+def test_prefix_escapes() -> None:
+    compiled = compile_prefix("%n %-8u %e %c %Q %i ")
+    m = compiled.entry.match("1714557600.123 alice    22012 6632f1.1f 99 SELECT ERROR:  x")
+    assert m is not None
+    assert m.group("user") == "alice" and m.group("sqlstate") == "22012"
+    assert m.group("qid") == "99" and m.group("tag") == "SELECT"
+    with pytest.raises(PrefixError):
+        compile_prefix("%m %Z")
+
+
+def test_unknown_prefix_falls_back_to_generic(tmp_path: Path) -> None:
+    text = (
+        "<2024-05-01 10:00:01.000 UTC> {pid [55]} LOG:  duration: 3.000 ms  statement: select 1\n"
+    )
+    log = run(tmp_path, text * 3)
+    assert log["queries"] == 3
+    assert log["files"][0]["prefix"] == "<generic>"
+
+
+def test_min_duration_and_filters(tmp_path: Path) -> None:
+    assert run(tmp_path, STDERR, prefix=PREFIX, min_duration_ms=100)["queries"] == 2
+    assert run(tmp_path, STDERR, prefix=PREFIX, database="nope")["queries"] == 0
+    from datetime import datetime
+
+    since = datetime.fromisoformat("2024-05-01 10:00:02")
+    assert run(tmp_path, STDERR, prefix=PREFIX, since=since)["queries"] == 2
+
+
+def test_normalization_matches_pg_stat_statements() -> None:
+    key, text = normalize("select * from t where a in (1, 2, 3) and b = 'x'")
+    assert text == "select * from t where a in ($1 /*, ... */) and b = $2"
+    assert normalize("SELECT *  FROM t WHERE a IN (7) AND b = 'y'")[0] == key
+    assert normalize("select * from t where c = 1")[0] != key
+    # Parameters already there keep their numbers; constants come after them.
+    assert normalize("select $1, 5")[1] == "select $1, $2"
+    # Not SQL PostgreSQL accepts: the fallback still replaces literals.
+    assert regex_normalize("selec 'a' + 12 from t1") == "selec $1 + $2 from t1"
+
+
+def test_passwords_are_redacted() -> None:
+    assert redact("ALTER ROLE x PASSWORD 'hunter2'") == "ALTER ROLE x PASSWORD '********'"
+
+
+def test_quantiles_exact_then_within_one_percent() -> None:
+    values = [random.Random(7).uniform(0.1, 5000) for _ in range(EXACT_LIMIT * 5)]
+    rng = random.Random(3)
+    rng.shuffle(values)
+    sketch, other = Quantiles(), Quantiles()
+    for v in values[:100]:
+        sketch.add(v)
+    assert sketch.is_exact
+    assert sketch.quantile(0.5) == sorted(values[:100])[49]
+    for v in values[100:]:
+        other.add(v)
+    sketch.merge(other)
+    assert not sketch.is_exact and sketch.count == len(values)
+    ordered = sorted(values)
+    for q in (0.5, 0.95, 0.99):
+        true = ordered[max(1, -(-int(q * 1000) * len(values) // 1000)) - 1]
+        assert abs(sketch.quantile(q) - true) <= true * 0.011
+
+
+def test_splitters_cut_only_between_entries() -> None:
+    data = STDERR.encode()
+    pieces = list(chunks(iter([data[i : i + 50] for i in range(0, len(data), 50)]),
+                         stderr_splitter(compile_prefix(PREFIX)), 64))  # fmt: skip
+    assert b"".join(pieces) == data
+    for piece in pieces[1:]:
+        assert not piece.startswith((b"\t",)) and b"DETAIL" not in piece.split(b"\n", 1)[0]
+    csv = b'a,"x\n2024-05-01 10:00:00.000 UTC,still inside",b\nc,d\n'
+    assert csv_splitter(csv) == len(csv)
+    assert csv_splitter(csv[:-4]) == csv.index(b"c,d")
+
+
+def test_duration_only_lines_take_the_logged_statement(tmp_path: Path) -> None:
+    text = (
+        "2024-05-01 10:00:00.000 UTC [9] LOG:  statement: select pg_sleep(1)\n"
+        "2024-05-01 10:00:01.000 UTC [8] LOG:  statement: select 2\n"
+        "2024-05-01 10:00:01.000 UTC [9] LOG:  duration: 1001.000 ms\n"
+        "2024-05-01 10:00:01.000 UTC [8] LOG:  duration: 0.100 ms\n"
+        "2024-05-01 10:00:02.000 UTC [7] LOG:  duration: 0.200 ms\n"
+    )
+    for chunk_bytes in (1 << 20, 16):
+        for jobs in (1, 2):
+            log = run(tmp_path, text, prefix="%m [%p] ", chunk_bytes=chunk_bytes, jobs=jobs)
+            queries = {s["query"]: s["calls"] for s in log["top_by_count"]}
+            assert queries == {
+                "select pg_sleep($1)": 1,
+                "select $1": 1,
+                "(duration logged without its statement)": 1,
+            }
+
+
+def test_bad_lines_are_counted(tmp_path: Path) -> None:
+    text = STDERR + "garbage line\n\tmore garbage\n" + STDERR.splitlines()[1] + "\n"
+    log = run(tmp_path, text, prefix=PREFIX)
+    assert log["queries"] == 5
+    assert log["bad_entries"]["count"] == 2
+    assert "garbage line" in log["bad_entries"]["samples"][0]
+
+
+def test_csv_with_broken_record(tmp_path: Path) -> None:
+    good = (
+        '2024-05-01 10:00:00.000 UTC,"u","d",5,"[local]",663.5,1,"SELECT",'
+        '2024-05-01 10:00:00 UTC,3/0,0,LOG,00000,"duration: 2.000 ms  statement: select 1",'
+        ',,,,,,,,"psql","client backend",,0\n'
+    )
+    log = run(tmp_path, good + "2024-05-01 10:00:00.000 UTC,only,three\n" + good, name="x.csv")
+    assert log["files"][0]["format"] == "csvlog"
+    assert log["queries"] == 2 and log["bad_entries"]["count"] == 1
+
+
+def test_json_with_broken_line(tmp_path: Path) -> None:
+    good = (
+        '{"timestamp":"2024-05-01 10:00:00.000 UTC","pid":5,"error_severity":"LOG",'
+        '"message":"duration: 2.000 ms  statement: select 1"}\n'
+    )
+    log = run(tmp_path, good + '{"timestamp": "2024-05\n' + good, name="x.json")
+    assert log["queries"] == 2 and log["bad_entries"]["count"] == 1
