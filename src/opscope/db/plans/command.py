@@ -1,0 +1,133 @@
+"""`opscope explain DSN "SQL"`: a readable plan tree and what is wrong with it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pglast import parser
+
+from opscope.cli import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, emit, fail, write_output
+from opscope.config import Config, ConfigError, load_config
+from opscope.db.analyze import target_name
+from opscope.db.catalog import Catalog
+from opscope.db.connection import SqlRunner, TargetConnectionError, connect
+from opscope.db.context import KIND
+from opscope.db.plans.diagnose import diagnose
+from opscope.db.plans.explain import ExplainFailed, explain
+from opscope.db.plans.findings import issue_finding
+from opscope.db.plans.render import render_issues, render_plan
+from opscope.db.plans.review import read_setting
+from opscope.findings import Report, Target
+
+
+def resolve_target(item: str, cfg: Config) -> tuple[str, str]:
+    """(name, dsn) of a DSN or a database named in the config."""
+    if item in cfg.databases:
+        return item, cfg.databases[item].dsn
+    if "://" in item or "=" in item:
+        return target_name(item), item
+    where = f" in {cfg.source}" if cfg.source else ""
+    fail(f"{item!r} is neither a DSN nor a database named{where}")
+
+
+def load(config: Path | None) -> Config:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def explain_command(
+    target: Annotated[
+        str, typer.Argument(help="A DSN (postgresql://...) or a database named in the config.")
+    ],
+    query: Annotated[str, typer.Argument(help="The statement to explain; - reads it from stdin.")],
+    analyze: Annotated[
+        bool | None,
+        typer.Option(
+            "--analyze/--no-analyze",
+            help="Run the statement (EXPLAIN ANALYZE). Default: when it is provably read-only "
+            "and all parameter values are given. Statements that write are never run.",
+            show_default=False,
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="Value of $1, $2, ... in order (repeatable).", show_default=False
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+) -> None:
+    """Explain a statement: plan tree, problems found in it, and their fixes."""
+    cfg = load(config)
+    name, dsn = resolve_target(target, cfg)
+    text = sys.stdin.read() if query == "-" else query
+    if not text.strip():
+        fail("no statement given")
+    try:
+        conn = connect(dsn, cfg.session)
+    except TargetConnectionError as exc:
+        fail(str(exc))
+    try:
+        catalog = Catalog(SqlRunner(conn))
+        summary = catalog.summary
+        try:
+            result = explain(conn, text, analyze=analyze, params=param)
+        except ExplainFailed as exc:
+            fail(str(exc))
+        tables = {t.qualified: t for t in catalog.tables}
+        issues = diagnose(result.plan, tables=tables, setting=read_setting(conn))
+    finally:
+        conn.close()
+    key = _fingerprint(text)
+    report = Report(targets=[Target(kind=KIND, name=name, server_version=summary.server_version)])
+    report.findings.extend(
+        issue_finding(i, target=name, query=text.strip(), query_key=key) for i in issues
+    )
+    plan_info: dict[str, Any] = {
+        "query": text.strip(),
+        "fingerprint": key,
+        "analyzed": result.plan.analyzed,
+        "generic_plan": result.plan.generic,
+        "total_cost": result.plan.total_cost,
+        "execution_ms": result.plan.execution_ms,
+        "note": result.note or None,
+        "tree": render_plan(result.plan, issues),
+    }
+    report.summary[name] = {"plan": plan_info}
+    if (fmt is None or fmt == "terminal") and (output is None or output.suffix in {"", ".txt"}):
+        body = render_plan(result.plan, issues)
+        if result.note:
+            body += f"({result.note})\n"
+        write_output(body + "\n" + render_issues(issues), output)
+        if report.fails(_severity(fail_on)):
+            raise typer.Exit(1)
+        return
+    emit(report, fmt, output, fail_on)
+
+
+def _severity(text: str | None) -> Any:
+    from opscope.findings import Severity
+
+    if text is None:
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _fingerprint(query: str) -> str:
+    try:
+        return str(parser.fingerprint(query))
+    except Exception:  # unparsable text was refused earlier; keep a stable fallback anyway
+        from opscope.findings import fingerprint
+
+        return fingerprint(query)

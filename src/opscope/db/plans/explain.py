@@ -1,0 +1,235 @@
+"""Running EXPLAIN on a watched database without changing it.
+
+EXPLAIN ANALYZE executes the statement, so it is only used when the statement is provably
+read-only: a single plain SELECT with no data-modifying CTE, no row locks, no SELECT INTO and
+only functions we can vouch for. Everything else is planned without running it. Statements
+normalized by pg_stat_statements carry ``$n`` parameters: PostgreSQL 16 plans them with
+``EXPLAIN (GENERIC_PLAN)``; on 15 we ``PREPARE`` them and explain ``EXECUTE`` under
+``plan_cache_mode = force_generic_plan``, or with real values when they are known.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from pglast import ast, parse_sql
+from psycopg import sql
+
+from opscope.db.connection import load_sql
+from opscope.db.plans.model import Plan, parse_plan
+
+GENERIC_PLAN_VERSION = 160000
+
+#: functions known not to write, whatever pg_proc says about their volatility (random() and
+#: the clock functions are volatile only because their result changes)
+_HARMLESS_VOLATILE = frozenset(
+    {"random", "clock_timestamp", "timeofday", "statement_timestamp", "gen_random_uuid"}
+)
+_DATA_MODIFYING = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+_EXPLAINABLE = (ast.SelectStmt, *_DATA_MODIFYING)
+
+
+class ExplainFailed(Exception):
+    """The statement could not be explained; the message is one line."""
+
+
+@dataclass(frozen=True)
+class StatementShape:
+    """What PostgreSQL's parser tells us about a statement before we plan it."""
+
+    kind: str
+    #: True when nothing in the parse tree can write; functions still need vouching
+    read_only: bool
+    #: why it is not read-only, for messages
+    reason: str
+    #: the highest $n in the text: how many parameters EXECUTE must pass
+    param_count: int
+    #: names of the functions it calls (unqualified, lower case)
+    functions: frozenset[str]
+
+
+def children(node: Any) -> Iterator[Any]:
+    """Direct children of a pglast AST node (nodes and lists of nodes)."""
+    if isinstance(node, ast.Node):
+        for name in node:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.Node | tuple | list):
+                yield value
+    elif isinstance(node, tuple | list):
+        yield from node
+
+
+def walk(node: Any) -> Iterator[ast.Node]:
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, ast.Node):
+            yield cur
+        stack.extend(children(cur))
+
+
+def parse_single(query: str) -> ast.Node:
+    """The one statement in `query`; several statements, or none, are refused: the text is
+    sent after EXPLAIN, and a second statement would run unexplained."""
+    try:
+        stmts = parse_sql(query)
+    except Exception as exc:  # pglast's ParseError, and odd input that trips its lexer
+        raise ExplainFailed(f"cannot parse the statement: {_one_line(exc)}") from None
+    if len(stmts) != 1:
+        raise ExplainFailed(f"expected one statement, got {len(stmts)}")
+    stmt = stmts[0].stmt
+    if not isinstance(stmt, _EXPLAINABLE):
+        raise ExplainFailed(
+            f"only SELECT, INSERT, UPDATE, DELETE and MERGE can be explained, not "
+            f"{type(stmt).__name__}"
+        )
+    return stmt
+
+
+def inspect_statement(query: str) -> StatementShape:
+    stmt = parse_single(query)
+    kind = type(stmt).__name__.removesuffix("Stmt").lower()
+    reason = ""
+    params = 0
+    functions: set[str] = set()
+    for node in walk(stmt):
+        if isinstance(node, ast.ParamRef):
+            params = max(params, node.number or 0)
+        elif isinstance(node, ast.FuncCall) and node.funcname:
+            functions.add(str(node.funcname[-1].sval).lower())
+        if reason:
+            continue
+        if isinstance(node, _DATA_MODIFYING):
+            reason = f"{type(node).__name__.removesuffix('Stmt').upper()} writes rows"
+            if node is not stmt:
+                reason = "it has a data-modifying WITH clause"
+        elif isinstance(node, ast.SelectStmt) and node.lockingClause:
+            reason = "it locks rows (FOR UPDATE/SHARE)"
+        elif isinstance(node, ast.SelectStmt) and node.intoClause:
+            reason = "SELECT INTO creates a table"
+    return StatementShape(
+        kind=kind,
+        read_only=not reason,
+        reason=reason,
+        param_count=params,
+        functions=frozenset(functions),
+    )
+
+
+def unvouched_functions(conn: psycopg.Connection[Any], names: frozenset[str]) -> set[str]:
+    """Functions we cannot show to be free of writes: volatile ones, or unknown names."""
+    todo = sorted(names - _HARMLESS_VOLATILE)
+    if not todo:
+        return set()
+    version = conn.info.server_version
+    query = sql.SQL(load_sql("function_volatility", version))
+    rows = conn.execute(query, {"names": todo}).fetchall()
+    return set(todo) - {r[0] for r in rows}
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    plan: Plan
+    shape: StatementShape
+    #: why ANALYZE was not used, when it was asked for or would have been automatic
+    note: str = ""
+
+
+_names = itertools.count(1)
+
+
+def explain(
+    conn: psycopg.Connection[Any],
+    query: str,
+    *,
+    analyze: bool | None = None,
+    params: Sequence[Any] | None = None,
+) -> ExplainResult:
+    """Plan `query` (and run it, when that is safe and wanted) in `conn`.
+
+    `analyze`: True asks for ANALYZE (refused, with a note, unless the statement is read-only),
+    False never runs it, None runs it when it is safe and all parameter values are known.
+    `params`: values for $1..$n, when they are known (from logs or pg_qualstats).
+    """
+    shape = inspect_statement(query)
+    values = list(params) if params is not None else None
+    if values is not None and len(values) < shape.param_count:
+        raise ExplainFailed(f"{shape.param_count} parameters, {len(values)} values given")
+    unknown_params = shape.param_count > 0 and values is None
+    note = ""
+    run = analyze is not False
+    if run and not shape.read_only:
+        note = f"not run (no ANALYZE): {shape.reason}"
+        run = False
+    if run and unknown_params:
+        note = "not run (no ANALYZE): parameter values are not known, showing the generic plan"
+        run = False
+    if run:
+        bad = unvouched_functions(conn, shape.functions)
+        if bad:
+            note = f"not run (no ANALYZE): cannot vouch that {', '.join(sorted(bad))} only reads"
+            run = False
+    options = [sql.SQL("FORMAT JSON"), sql.SQL("VERBOSE")]
+    if run:
+        options += [sql.SQL("ANALYZE"), sql.SQL("BUFFERS")]
+    try:
+        if shape.param_count == 0:
+            document = _explain_text(conn, query, options, run)
+        elif unknown_params and conn.info.server_version >= GENERIC_PLAN_VERSION:
+            document = _explain_text(conn, query, [*options, sql.SQL("GENERIC_PLAN")], False)
+        else:
+            document = _explain_prepared(conn, query, options, values, shape.param_count, run)
+    except psycopg.Error as exc:
+        raise ExplainFailed(f"EXPLAIN failed: {_one_line(exc)}") from None
+    plan = parse_plan(document, generic=unknown_params)
+    return ExplainResult(plan=plan, shape=shape, note=note if analyze is not False else "")
+
+
+def _explain_text(
+    conn: psycopg.Connection[Any], query: str, options: Sequence[sql.Composable], run: bool
+) -> Any:
+    # The statement is text by nature; it was parsed above as exactly one explainable
+    # statement, and the session is read-only.
+    stmt = sql.SQL("EXPLAIN ({}) ").format(sql.SQL(", ").join(options)) + sql.SQL(query)
+    # ANALYZE runs the statement: inside a transaction that is always rolled back
+    with conn.transaction(force_rollback=True):
+        row = conn.execute(stmt).fetchone()
+    return row[0] if row else None
+
+
+def _explain_prepared(
+    conn: psycopg.Connection[Any],
+    query: str,
+    options: Sequence[sql.Composable],
+    values: list[Any] | None,
+    count: int,
+    run: bool,
+) -> Any:
+    name = sql.Identifier(f"opscope_explain_{next(_names)}")
+    args = [sql.Literal(v) for v in values[:count]] if values is not None else [sql.NULL] * count
+    # a generic plan ignores the (NULL) arguments; with real values, a custom plan uses them
+    mode = "force_generic_plan" if values is None else "force_custom_plan"
+    conn.execute(sql.SQL("PREPARE {} AS ").format(name) + sql.SQL(query))
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT set_config('plan_cache_mode', %s, true)", [mode])
+            row = conn.execute(
+                sql.SQL("EXPLAIN ({}) EXECUTE {}({})").format(
+                    sql.SQL(", ").join(options), name, sql.SQL(", ").join(args)
+                )
+                if count
+                else sql.SQL("EXPLAIN ({}) EXECUTE {}").format(sql.SQL(", ").join(options), name)
+            ).fetchone()
+    finally:
+        # prepared statements outlive transactions: remove it whatever happened
+        conn.execute(sql.SQL("DEALLOCATE {}").format(name))
+    return row[0] if row else None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
