@@ -9,6 +9,7 @@ from opscope.db.bloat import ColumnWidth, btree_expected_bytes, heap_expected_by
 from opscope.db.checks.base import quote_ident
 from opscope.db.checks.statements import is_maintenance
 from opscope.db.connection import redact
+from opscope.db.logs.findings import error_advice
 from opscope.db.relations import mentions, referenced_tables
 
 
@@ -68,3 +69,11 @@ def test_maintenance_statements() -> None:
     assert is_maintenance("/* tool */ vacuum t")
     assert not is_maintenance("SELECT * FROM created")
     assert not is_maintenance("WITH x AS (SELECT 1) SELECT * FROM x")
+
+
+def test_error_advice_by_sqlstate_then_class() -> None:
+    assert "consistent order" in error_advice("40P01")
+    assert "pooler" in error_advice("53300")
+    assert "out of a resource" in error_advice("53200")
+    assert "application code" in error_advice("22P02")
+    assert "application code" in error_advice(None)

@@ -41,32 +41,35 @@ class DuplicateCheckError(ValueError):
 
 
 class Registry:
+    """Checks by (kind, id). One id may exist once per kind of target: `slow_query` means the
+    same thing whether pg_stat_statements or a server log is its source."""
+
     def __init__(self) -> None:
-        self._checks: dict[str, Check] = {}
+        self._checks: dict[tuple[str, str], Check] = {}
         #: entry points already loaded, so loading twice is harmless while two plugins
         #: claiming one id still fail
         self.loaded_sources: set[str] = set()
 
     def register(self, check: Check) -> Check:
-        if check.id in self._checks:
-            raise DuplicateCheckError(f"check id {check.id!r} is already registered")
-        self._checks[check.id] = check
+        key = (check.kind, check.id)
+        if key in self._checks:
+            raise DuplicateCheckError(
+                f"check id {check.id!r} is already registered for {check.kind}"
+            )
+        self._checks[key] = check
         return check
 
     def __iter__(self) -> Iterator[Check]:
         return iter(self._checks.values())
 
-    def __contains__(self, check_id: object) -> bool:
-        return check_id in self._checks
-
-    def get(self, check_id: str) -> Check:
-        return self._checks[check_id]
+    def find(self, kind: str, check_id: str) -> Check | None:
+        return self._checks.get((kind, check_id))
 
     def for_kind(self, kind: str) -> list[Check]:
         return [c for c in self._checks.values() if c.kind == kind]
 
     def ids(self) -> list[str]:
-        return sorted(self._checks)
+        return sorted({check_id for _, check_id in self._checks})
 
 
 registry = Registry()

@@ -115,7 +115,8 @@ class Report(BaseModel):
     opscope_version: str = __version__
     generated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     targets: list[Target] = Field(default_factory=list)
-    summary: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+    #: per target name for databases; areas may add their own keys (the log adds `queries`)
+    summary: dict[str, JsonValue] = Field(default_factory=dict)
     findings: list[Finding] = Field(default_factory=list)
     errors: list[CheckError] = Field(default_factory=list)
 

@@ -32,7 +32,7 @@ def select_checks(registry: Registry, only: Sequence[str] | None) -> list[Check]
     checks = registry.for_kind(KIND)
     if not only:
         return checks
-    unknown = [c for c in only if c not in registry or registry.get(c).kind != KIND]
+    unknown = [c for c in only if registry.find(KIND, c) is None]
     if unknown:
         raise ValueError(f"unknown check {unknown[0]!r} (see `opscope checks` for the list)")
     return [c for c in checks if c.id in set(only)]

@@ -33,6 +33,11 @@ def render_markdown(report: Report) -> str:
     for target in report.targets:
         out.append(f"## {_inline(target.kind)} · {_inline(target.name)}")
         out.append("")
+        if target.kind == "postgresql-log":
+            from opscope.db.logs.render import render_log_markdown
+
+            out += [render_log_markdown(report), ""]
+            continue
         rows = summary_lines(report.summary.get(target.name, {}))
         if rows:
             out += ["| | |", "|---|---|"]

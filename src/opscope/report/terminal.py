@@ -62,6 +62,11 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
         soft_wrap=False,
     )
     for target in report.targets:
+        if target.kind == "postgresql-log":
+            from opscope.db.logs.render import print_log_summary
+
+            print_log_summary(console, report)
+            continue
         summary = report.summary.get(target.name, {})
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opscope.checks import default_registry, run_checks
 from opscope.db.logs.aggregate import EXACT_LIMIT, SQLSTATE_CLASSES, Aggregate
-from opscope.db.logs.findings import log_findings
+from opscope.db.logs.findings import KIND, LogContext
 from opscope.db.logs.normalize import redact
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.parse_csv import parse_csv
@@ -168,10 +169,15 @@ def build_report(
     elapsed: float,
 ) -> Report:
     name = ", ".join(Path(p.path).name if p.path != "-" else "stdin" for p in plans) or "log"
-    target = Target(kind="postgresql-log", name=name)
+    target = Target(kind=KIND, name=name)
     summary = summarize(aggregate, plans, inputs, options, jobs, elapsed)
-    report = Report(targets=[target], summary={"log": summary})
-    report.findings.extend(log_findings(aggregate, name, options))
+    # `queries` at the top of the summary is the one figure most consumers want
+    report = Report(targets=[target], summary={"queries": summary["queries"], "log": summary})
+    findings, errors = run_checks(
+        default_registry().for_kind(KIND), LogContext(aggregate, name, options), target=name
+    )
+    report.findings.extend(findings)
+    report.errors.extend(errors)
     for stats in inputs:
         if stats.read_error:
             report.errors.append(

@@ -1,13 +1,19 @@
-"""Findings drawn from a log aggregate; their check ids are documented in docs/logs.md."""
+"""Checks over a log aggregate; their ids are listed in docs/checks.md, with details in
+docs/logs.md."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
 
 from opscope.db.logs.aggregate import Aggregate, StatementStats
 from opscope.db.logs.normalize import redact
 from opscope.db.logs.options import LogOptions
 from opscope.findings import Finding, Severity
+
+#: the target kind of a set of server logs
+KIND = "postgresql-log"
 
 MAX_FINDINGS_PER_CHECK = 50
 # SQLSTATEs that point at contention or overload rather than at one bad statement.
@@ -22,11 +28,16 @@ def statement_object(stats: StatementStats) -> str:
     return f"fingerprint:{stats.key}"
 
 
-def log_findings(aggregate: Aggregate, target: str, options: LogOptions) -> Iterator[Finding]:
-    yield from _slow_queries(aggregate, target, options)
-    yield from _errors(aggregate, target)
-    yield from _temp_files(aggregate, target)
-    yield from _lock_waits(aggregate, target)
+@dataclass(frozen=True)
+class LogContext:
+    """What the log checks read: the aggregate of one analyzed set of files."""
+
+    aggregate: Aggregate
+    target: str
+    options: LogOptions
+
+
+def _bad_entries(aggregate: Aggregate, target: str) -> Iterator[Finding]:
     if aggregate.corrupt:
         yield Finding.make(
             check="log_bad_entries",
@@ -40,6 +51,70 @@ def log_findings(aggregate: Aggregate, target: str, options: LogOptions) -> Iter
             evidence={"count": aggregate.corrupt, "samples": aggregate.corrupt_samples},
             recommendation="Pass --prefix with the server's log_line_prefix if it is custom.",
         )
+
+
+class _LogCheck:
+    """A log check: registered like every other check, so `opscope checks` lists it and
+    one that fails becomes an error entry instead of ending the run."""
+
+    kind: ClassVar[str] = KIND
+    id: ClassVar[str]
+    category: ClassVar[str]
+    summary: ClassVar[str]
+
+    def run(self, context: LogContext) -> Iterable[Finding]:
+        raise NotImplementedError
+
+
+class SlowQueryFromLog(_LogCheck):
+    id = "slow_query"
+    category = "queries"
+    summary = (
+        "A statement with an execution in the server log at least --slow ms (default 1000); "
+        "critical when its median is that slow. Evidence has source: log and p50/p95/p99/max."
+    )
+
+    def run(self, context: LogContext) -> Iterable[Finding]:
+        return _slow_queries(context.aggregate, context.target, context.options)
+
+
+class LogErrors(_LogCheck):
+    id = "log_errors"
+    category = "errors"
+    summary = "Errors in the log grouped by SQLSTATE; warning for contention and overload codes."
+
+    def run(self, context: LogContext) -> Iterable[Finding]:
+        return _errors(context.aggregate, context.target)
+
+
+class TempFiles(_LogCheck):
+    id = "temp_files"
+    category = "queries"
+    summary = "Statements that wrote temporary files (log_temp_files), with their sizes."
+
+    def run(self, context: LogContext) -> Iterable[Finding]:
+        return _temp_files(context.aggregate, context.target)
+
+
+class LockWaits(_LogCheck):
+    id = "lock_waits"
+    category = "locks"
+    summary = "Statements that waited for locks past deadlock_timeout (log_lock_waits)."
+
+    def run(self, context: LogContext) -> Iterable[Finding]:
+        return _lock_waits(context.aggregate, context.target)
+
+
+class LogBadEntries(_LogCheck):
+    id = "log_bad_entries"
+    category = "logs"
+    summary = "Log lines that match no known entry shape (wrong --prefix, damaged file)."
+
+    def run(self, context: LogContext) -> Iterable[Finding]:
+        return _bad_entries(context.aggregate, context.target)
+
+
+CHECKS = [SlowQueryFromLog(), LogErrors(), TempFiles(), LockWaits(), LogBadEntries()]
 
 
 def _slow_queries(aggregate: Aggregate, target: str, options: LogOptions) -> Iterator[Finding]:
@@ -81,6 +156,40 @@ def _slow_queries(aggregate: Aggregate, target: str, options: LogOptions) -> Ite
         )
 
 
+# What to do about the errors seen most in production logs, by SQLSTATE (then by class).
+_ERROR_ADVICE = {
+    "40P01": "Deadlocks: make transactions touch rows and tables in one consistent order, "
+    "and keep them short.",
+    "40001": "Serialization failures are expected under SERIALIZABLE or REPEATABLE READ: retry "
+    "the transaction in the application.",
+    "57014": "Statements cancelled (statement_timeout or a user): find why they are slow with "
+    "the slow_query findings, or raise the timeout for that role.",
+    "55P03": "lock_timeout expired: find the long transactions holding the lock "
+    "(pg_stat_activity, pg_locks) and shorten them.",
+    "53300": "Too many connections: put a pooler (PgBouncer) in front, or lower the "
+    "application's pool sizes.",
+    "23505": "Unique violations: use INSERT ... ON CONFLICT where duplicates are expected.",
+    "42P01": "A table that does not exist: a deployment out of step with migrations, or a "
+    "wrong search_path.",
+    "42703": "A column that does not exist: the application and the schema disagree.",
+}
+_CLASS_ADVICE = {
+    "08": "Connection failures: check the network, the pooler and client timeouts.",
+    "28": "Authentication failures: a wrong password or pg_hba.conf entry, or someone probing.",
+    "53": "The server is out of a resource (memory, disk, connections): check its limits.",
+    "58": "A system error (disk, I/O): check the server's storage now.",
+    "XX": "An internal error: check for corruption and for a minor release that fixes it.",
+}
+
+
+def error_advice(sqlstate: str | None) -> str:
+    if sqlstate and sqlstate in _ERROR_ADVICE:
+        return _ERROR_ADVICE[sqlstate]
+    if sqlstate and sqlstate[:2] in _CLASS_ADVICE:
+        return _CLASS_ADVICE[sqlstate[:2]]
+    return "Fix the statement, or the application code that sends it (the example shows which)."
+
+
 def _errors(aggregate: Aggregate, target: str) -> Iterator[Finding]:
     groups = sorted(aggregate.errors.values(), key=lambda g: (-g.count, g.template))
     for group in groups[:MAX_FINDINGS_PER_CHECK]:
@@ -102,6 +211,7 @@ def _errors(aggregate: Aggregate, target: str) -> Iterator[Finding]:
                 "example": group.message[:2000],
                 "statement": redact(group.statement) or None,
             },
+            recommendation=error_advice(group.sqlstate),
         )
 
 

@@ -3,8 +3,6 @@ executions, per-minute load, errors, temp files and lock waits."""
 
 from __future__ import annotations
 
-import json
-from io import StringIO
 from typing import Any
 
 from rich.console import Console
@@ -14,15 +12,6 @@ from rich.text import Text
 from opscope.findings import Report
 
 _SPARK = " ▁▂▃▄▅▆▇█"
-
-
-def report_json(report: Report) -> str:
-    """The findings contract, plus `summary.queries` at the top level of the summary (the
-    number of statement executions with a duration) for consumers that want one figure."""
-    data = report.to_json_dict()
-    log = report.summary.get("log", {})
-    data["summary"] = {"queries": log.get("queries", 0), **data["summary"]}
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def _one_line(text: str, width: int = 90) -> str:
@@ -63,9 +52,9 @@ def histogram_line(per_minute: list[dict[str, Any]], width: int = 60) -> str:
     return "".join(_SPARK[min(8, round(8 * n / top))] for n in folded)
 
 
-def render_log_terminal(report: Report, *, color: bool = False, width: int = 120) -> str:
-    out = StringIO()
-    console = Console(file=out, force_terminal=color, no_color=not color, width=width)
+def print_log_summary(console: Console, report: Report) -> None:
+    """The log's own section of the terminal report: what was read, the top statements,
+    the slowest executions, the per-minute histogram, errors, temp files and lock waits."""
     log = report.summary.get("log", {})
     files = ", ".join(f"{f['path']} ({f['format']})" for f in log.get("files", []))
     console.print(Text(f"PostgreSQL log: {files}", style="bold"))
@@ -141,17 +130,13 @@ def render_log_terminal(report: Report, *, color: bool = False, width: int = 120
         )
         for row in locks.get("top_statements", [])[:5]:
             console.print(Text(f"  {row['count']:>6,} × {_one_line(row['query'])}"))
-    if report.findings:
-        console.print(f"\n{len(report.findings)} finding(s); --format json lists them all.")
-    for error in report.errors:
-        console.print(Text(f"error: {error.message}", style="red"))
-    return out.getvalue()
+    console.print()
 
 
 def render_log_markdown(report: Report) -> str:
     """The log summary as Markdown tables, to follow the generic findings report."""
     log = report.summary.get("log", {})
-    out = ["## Log summary", ""]
+    out = ["### Log summary", ""]
     out.append(
         f"{log.get('queries', 0):,} executions with a duration, "
         f"{log.get('distinct_statements', 0):,} distinct statements, "
@@ -165,7 +150,7 @@ def render_log_markdown(report: Report) -> str:
         rows = log.get(key, [])
         if not rows:
             continue
-        out += [f"### {title}", "", "| calls | total | p50 | p95 | p99 | max | statement |"]
+        out += [f"#### {title}", "", "| calls | total | p50 | p95 | p99 | max | statement |"]
         out.append("|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
             query = _one_line(r["query"], 120).replace("|", "\\|").replace("`", "'")
@@ -176,7 +161,7 @@ def render_log_markdown(report: Report) -> str:
         out.append("")
     slowest = log.get("slowest", [])
     if slowest:
-        out += ["### Slowest executions", "", "| duration | when | statement |", "|---:|---|---|"]
+        out += ["#### Slowest executions", "", "| duration | when | statement |", "|---:|---|---|"]
         for r in slowest:
             query = _one_line(r["query"], 160).replace("|", "\\|").replace("`", "'")
             out.append(f"| {_ms(r['duration_ms'])} | {r['ts']} | `{query}` |")
