@@ -3,6 +3,6 @@ exactly as a plugin's checks would be."""
 
 from __future__ import annotations
 
-from opscope.db.checks import indexes, plans, statements, tables
+from opscope.db.checks import advisor, indexes, plans, statements, tables
 
-CHECKS = [*statements.CHECKS, *indexes.CHECKS, *tables.CHECKS, *plans.CHECKS]
+CHECKS = [*statements.CHECKS, *indexes.CHECKS, *tables.CHECKS, *plans.CHECKS, *advisor.CHECKS]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from pglast import parser
 
-from opscope.cli import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, emit, fail, write_output
+from opscope.cli_common import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, emit, fail, write_output
 from opscope.config import Config, ConfigError, load_config
 from opscope.db.analyze import target_name
 from opscope.db.catalog import Catalog

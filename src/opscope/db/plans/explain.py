@@ -216,7 +216,7 @@ def _explain_prepared(
     conn.execute(sql.SQL("PREPARE {} AS ").format(name) + sql.SQL(query))
     try:
         with conn.transaction(force_rollback=True):
-            conn.execute("SELECT set_config('plan_cache_mode', %s, true)", [mode])
+            conn.execute("/* opscope */ SELECT set_config('plan_cache_mode', %s, true)", [mode])
             row = conn.execute(
                 sql.SQL("EXPLAIN ({}) EXECUTE {}({})").format(
                     sql.SQL(", ").join(options), name, sql.SQL(", ").join(args)

@@ -1,0 +1,430 @@
+"""The advisor's run: workload -> predicates -> candidates -> hypopg costing -> chosen set.
+
+Bounded so it can run inside `opscope analyze db`: the top `statements` by total time, at
+most `max_candidates` candidates (the ones on the tables that cost the workload most go
+first) and a time budget after which the costing stops and the result says it is partial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field
+
+from opscope.db.advisor.candidates import (
+    Candidate,
+    already_indexed,
+    candidates_for_use,
+    reordering_of,
+)
+from opscope.db.advisor.hypo import HypoSession, HypoUnavailable, try_cost
+from opscope.db.advisor.predicates import TableUse, extract
+from opscope.db.advisor.select import Option, choose, write_penalty
+from opscope.db.catalog import Catalog, Index, Table
+from opscope.db.checks.statements import is_maintenance
+from opscope.db.statements import Statement
+
+
+class AdvisorSettings(BaseModel):
+    """Bounds and weights of the index advisor."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: recommend at most this many indexes
+    max_indexes: int = Field(default=10, ge=1)
+    #: a statement counts as helped when its planner cost drops by at least this share
+    min_improvement: float = Field(default=0.2, gt=0, le=1)
+    #: the top statements by total time that make up the workload
+    statements: int = Field(default=50, ge=1)
+    #: tables with fewer rows are never indexed: a few pages read in full cost nothing
+    min_table_rows: int = Field(default=1000, ge=0)
+    #: candidates costed at most (each costs one EXPLAIN per statement on its table)
+    max_candidates: int = Field(default=80, ge=1)
+    #: INCLUDE at most this many columns for a covering index
+    max_include: int = Field(default=3, ge=0)
+    #: planner-cost units one index entry adds to a written row (a btree descent, WAL)
+    write_cost_per_row: float = Field(default=2.0, ge=0)
+    #: candidates of equality keys only that match more than this share of the rows are not
+    #: costed: a low-cardinality column (a status with five values) is better read in full
+    max_equality_share: float = Field(default=0.1, gt=0, le=1)
+    #: stop costing after this many seconds and report what was found (partial)
+    time_budget_s: float = Field(default=60.0, gt=0)
+
+
+@dataclass(frozen=True)
+class WorkloadStatement:
+    key: int
+    queryid: int
+    #: the normalized text from pg_stat_statements
+    query: str
+    #: the text that is planned: a pg_qualstats example with real constants, when known
+    text: str
+    calls: int
+    mean_ms: float
+    total_ms: float
+    rows: int
+    uses: tuple[TableUse, ...]
+    #: schema.table of each use, resolved against the catalog
+    relations: tuple[str, ...]
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "queryid": self.queryid,
+            "query": self.query,
+            "calls": self.calls,
+            "mean_ms": round(self.mean_ms, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Effect:
+    statement: WorkloadStatement
+    cost_before: float
+    cost_after: float
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    candidate: Candidate
+    effects: tuple[Effect, ...]
+    #: workload cost saved (planner cost x calls), before the write penalty
+    saving: float
+    write_penalty: float
+    size_bytes: int | None
+    #: the existing index with the same columns in another order, when there is one
+    replaces: Index | None = None
+    #: True when no statement's plan still needs the replaced index
+    drop_replaced: bool = False
+    #: costed with hypothetical indexes and the real planner; False for the fallback
+    verified: bool = True
+    #: the fallback's estimate of the share of rows one lookup matches
+    selectivity: float | None = None
+
+
+@dataclass
+class AdvisorResult:
+    recommendations: list[Recommendation] = field(default_factory=list)
+    workload: list[WorkloadStatement] = field(default_factory=list)
+    verified: bool = True
+    candidates: int = 0
+    costed: int = 0
+    explains: int = 0
+    partial: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def table_columns(catalog: Catalog) -> dict[str, tuple[str, ...]]:
+    rows = catalog.runner.fetch("table_columns")
+    return {f"{r['schema']}.{r['table_name']}": tuple(r["columns"]) for r in rows}
+
+
+def selectivities(catalog: Catalog) -> dict[str, dict[str, float]]:
+    """schema.table -> column -> share of the rows one value matches (planner statistics)."""
+    rows_of = {t.qualified: t.rows for t in catalog.tables}
+    out: dict[str, dict[str, float]] = {}
+    for r in catalog.runner.fetch("column_selectivity"):
+        rel = f"{r['schema']}.{r['table_name']}"
+        nd = float(r["n_distinct"] or 0)
+        distinct = nd if nd > 0 else -nd * max(rows_of.get(rel, 0.0), 1.0)
+        out.setdefault(rel, {})[str(r["column_name"])] = 1.0 / distinct if distinct >= 1 else 1.0
+    return out
+
+
+def resolve(use: TableUse, tables: Mapping[str, Table]) -> str | None:
+    if use.schema is not None:
+        rel = f"{use.schema}.{use.table}"
+        return rel if rel in tables else None
+    if f"public.{use.table}" in tables:
+        return f"public.{use.table}"
+    matches = [q for q, t in tables.items() if t.name == use.table]
+    return matches[0] if len(matches) == 1 else None
+
+
+def build_workload(
+    statements: Iterable[Statement],
+    tables: Mapping[str, Table],
+    columns: Mapping[str, tuple[str, ...]],
+    examples: Mapping[int, str],
+    settings: AdvisorSettings,
+) -> list[WorkloadStatement]:
+    def columns_of(schema: str | None, table: str) -> frozenset[str] | None:
+        rel = resolve(TableUse(schema, table), tables)
+        return frozenset(columns.get(rel, ())) if rel else None
+
+    chosen = sorted(
+        (s for s in statements if s.toplevel and s.calls > 0 and not is_maintenance(s.query)),
+        key=lambda s: -s.total_exec_time,
+    )[: settings.statements]
+    out: list[WorkloadStatement] = []
+    for s in chosen:
+        # the example carries the constants that expressions such as date_trunc('day', ..)
+        # need; the normalized text has $n in their place
+        text = examples.get(s.queryid, s.query) if "$" in s.query else s.query
+        uses = extract(text, columns_of)
+        if not uses and text != s.query:
+            text, uses = s.query, extract(s.query, columns_of)
+        resolved = [(u, resolve(u, tables)) for u in uses]
+        kept = [(u, r) for u, r in resolved if r is not None]
+        if not kept:
+            continue
+        out.append(
+            WorkloadStatement(
+                key=len(out),
+                queryid=s.queryid,
+                query=s.query,
+                text=text,
+                calls=s.calls,
+                mean_ms=s.mean_exec_time,
+                total_ms=s.total_exec_time,
+                rows=s.rows,
+                uses=tuple(u for u, _ in kept),
+                relations=tuple(r for _, r in kept),
+            )
+        )
+    return out
+
+
+def generate(
+    workload: Sequence[WorkloadStatement],
+    tables: Mapping[str, Table],
+    indexes: Mapping[int, list[Index]],
+    columns: Mapping[str, tuple[str, ...]],
+    selectivity: Mapping[str, Mapping[str, float]],
+    settings: AdvisorSettings,
+) -> list[Candidate]:
+    out: dict[Candidate, None] = {}
+    for w in workload:
+        for use, rel in zip(w.uses, w.relations, strict=True):
+            table = tables[rel]
+            if table.rows < settings.min_table_rows:
+                continue
+            for c in candidates_for_use(
+                use,
+                table.schema,
+                selectivity=selectivity.get(rel, {}),
+                all_columns=columns.get(rel, ()),
+                max_include=settings.max_include,
+            ):
+                if already_indexed(c, indexes.get(table.oid, [])):
+                    continue
+                if _too_broad(c, use, selectivity.get(rel, {}), settings.max_equality_share):
+                    continue
+                out.setdefault(c, None)
+    return list(out)
+
+
+def _too_broad(
+    cand: Candidate, use: TableUse, selectivity: Mapping[str, float], limit: float
+) -> bool:
+    equality = {k.expr for k in use.equality}
+    if any(k.is_expression or k.expr not in equality for k in cand.keys):
+        return False
+    share = 1.0
+    for k in cand.keys:
+        share *= selectivity.get(k.expr, 0.0)
+    return share > limit
+
+
+def advise(
+    conn: psycopg.Connection[Any],
+    catalog: Catalog,
+    statements: Iterable[Statement],
+    *,
+    examples: Mapping[int, str] | None = None,
+    settings: AdvisorSettings | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> AdvisorResult:
+    settings = settings or AdvisorSettings()
+    tables = {t.qualified: t for t in catalog.tables}
+    columns = table_columns(catalog)
+    selectivity = selectivities(catalog)
+    workload = build_workload(statements, tables, columns, examples or {}, settings)
+    candidates = generate(
+        workload, tables, catalog.indexes_by_table, columns, selectivity, settings
+    )
+    if not catalog.summary.has_hypopg:
+        from opscope.db.advisor.fallback import advise_unverified
+
+        return advise_unverified(workload, candidates, tables, selectivity, settings)
+    try:
+        return _advise_hypo(conn, catalog, workload, candidates, tables, settings, clock)
+    except HypoUnavailable:
+        from opscope.db.advisor.fallback import advise_unverified
+
+        return advise_unverified(workload, candidates, tables, selectivity, settings)
+
+
+def _advise_hypo(
+    conn: psycopg.Connection[Any],
+    catalog: Catalog,
+    workload: list[WorkloadStatement],
+    candidates: list[Candidate],
+    tables: Mapping[str, Table],
+    settings: AdvisorSettings,
+    clock: Callable[[], float],
+) -> AdvisorResult:
+    started = clock()
+    result = AdvisorResult(workload=workload, candidates=len(candidates))
+    with HypoSession(conn) as hs:
+        baseline: dict[int, float] = {}
+        for w in workload:
+            costed = try_cost(hs, w.text)
+            if costed is None:
+                result.notes.append(f"could not plan query {w.queryid}; left out")
+            else:
+                baseline[w.key] = costed.cost
+        planned = [w for w in workload if w.key in baseline]
+        on_table: dict[str, list[WorkloadStatement]] = {}
+        for w in planned:
+            for rel in set(w.relations):
+                on_table.setdefault(rel, []).append(w)
+        # costliest tables first, so a time budget cuts the least valuable candidates
+        weight = {rel: sum(baseline[w.key] * w.calls for w in ws) for rel, ws in on_table.items()}
+        candidates = sorted(candidates, key=lambda c: -weight.get(c.relation, 0.0))
+        if len(candidates) > settings.max_candidates:
+            result.partial = True
+            candidates = candidates[: settings.max_candidates]
+        options: list[Option] = []
+        for cand in candidates:
+            if clock() - started > settings.time_budget_s:
+                result.partial = True
+                result.notes.append(
+                    f"time budget of {settings.time_budget_s:g} s reached after "
+                    f"{result.costed} candidates"
+                )
+                break
+            affected = on_table.get(cand.relation, [])
+            if not affected:
+                continue
+            option = _cost_candidate(hs, cand, affected, baseline, catalog, tables, settings)
+            result.costed += 1
+            if option is not None:
+                options.append(option)
+        chosen = choose(
+            options,
+            baseline,
+            {w.key: w.calls for w in planned},
+            max_indexes=settings.max_indexes,
+            min_improvement=settings.min_improvement,
+        )
+        result.recommendations = _verify_together(
+            hs, [c.option for c in chosen], planned, baseline, catalog, settings
+        )
+        result.explains = hs.explains
+    return result
+
+
+def _cost_candidate(
+    hs: HypoSession,
+    cand: Candidate,
+    affected: Sequence[WorkloadStatement],
+    baseline: Mapping[int, float],
+    catalog: Catalog,
+    tables: Mapping[str, Table],
+    settings: AdvisorSettings,
+) -> Option | None:
+    try:
+        hypo = hs.create(cand)
+    except psycopg.Error:
+        return None  # hypopg refused it (a volatile expression, a bad operator class)
+    try:
+        size = hs.size(hypo)
+        costs: dict[int, float] = {}
+        for w in affected:
+            costed = try_cost(hs, w.text)
+            used = costed is not None and hypo.name in costed.indexes
+            if costed is not None and used and costed.cost < baseline[w.key]:
+                costs[w.key] = costed.cost
+    finally:
+        hs.drop(hypo)
+    if not costs:
+        return None
+    table = tables[cand.relation]
+    return Option(cand, costs, size, _penalty(cand, table, affected, catalog, settings))
+
+
+def _penalty(
+    cand: Candidate,
+    table: Table,
+    workload: Sequence[WorkloadStatement],
+    catalog: Catalog,
+    settings: AdvisorSettings,
+) -> float:
+    touching = 0
+    for w in workload:
+        for use, rel in zip(w.uses, w.relations, strict=True):
+            if rel == cand.relation and use.updated & cand.columns:
+                touching += w.rows
+    return write_penalty(
+        cand,
+        table,
+        updates_touching=touching,
+        existing_indexes=len(catalog.indexes_by_table.get(table.oid, [])),
+        cost_per_row=settings.write_cost_per_row,
+    )
+
+
+def _verify_together(
+    hs: HypoSession,
+    options: Sequence[Option],
+    workload: Sequence[WorkloadStatement],
+    baseline: Mapping[int, float],
+    catalog: Catalog,
+    settings: AdvisorSettings,
+) -> list[Recommendation]:
+    """Cost the chosen set at once, as it would be built: the per-statement costs reported
+    are these, and an index the others make useless is dropped from the set."""
+    todo = list(options)
+    for _ in range(3):
+        hypos = [hs.create(o.candidate) for o in todo]
+        try:
+            final: dict[int, Any] = {}
+            for w in workload:
+                if any(o.candidate.relation in w.relations for o in todo):
+                    final[w.key] = try_cost(hs, w.text)
+        finally:
+            for h in hypos:
+                hs.drop(h)
+        used = [any(c is not None and h.name in c.indexes for c in final.values()) for h in hypos]
+        if all(used):
+            break
+        todo = [o for o, u in zip(todo, used, strict=True) if u]
+    by_key = {w.key: w for w in workload}
+    recs: list[Recommendation] = []
+    for opt, hypo in zip(todo, hypos, strict=True):
+        effects = []
+        for key, costed in final.items():
+            if costed is not None and hypo.name in costed.indexes:
+                effects.append(Effect(by_key[key], baseline[key], costed.cost))
+        if not effects:
+            continue
+        effects.sort(key=lambda e: -(e.cost_before - e.cost_after) * e.statement.calls)
+        saving = sum((e.cost_before - e.cost_after) * e.statement.calls for e in effects)
+        table = catalog.tables_by_oid
+        indexes = [
+            i
+            for t in table.values()
+            if t.qualified == opt.candidate.relation
+            for i in catalog.indexes_by_table.get(t.oid, [])
+        ]
+        replaced = reordering_of(opt.candidate, indexes)
+        still_needed = replaced is not None and any(
+            c is not None and replaced.name in c.indexes for c in final.values()
+        )
+        recs.append(
+            Recommendation(
+                candidate=opt.candidate,
+                effects=tuple(effects),
+                saving=saving,
+                write_penalty=opt.write_penalty,
+                size_bytes=opt.size_bytes,
+                replaces=replaced,
+                drop_replaced=replaced is not None and not still_needed,
+            )
+        )
+    recs.sort(key=lambda r: -(r.saving - r.write_penalty))
+    return recs

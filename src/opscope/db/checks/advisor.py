@@ -1,0 +1,58 @@
+"""Index advisor checks: indexes the workload needs (see opscope.db.advisor)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from opscope.db.checks.base import DbCheck
+from opscope.db.context import DbContext
+from opscope.findings import Finding
+
+
+def advisor_findings(context: DbContext) -> list[Finding]:
+    """Run the advisor once per context, bounded for `analyze db`, and share its findings."""
+    # imported here: the advisor uses helpers of this package, whose __init__ imports us
+    from opscope.db.advisor.advise import AdvisorSettings, advise
+    from opscope.db.advisor.findings import result_findings
+    from opscope.db.plans.review import cached_on, example_queries
+
+    def run() -> list[Finding]:
+        settings = AdvisorSettings(statements=20, max_candidates=40, time_budget_s=15.0)
+        result = advise(
+            context.runner.conn,
+            context.catalog,
+            context.statements.statements,
+            examples=example_queries(context),
+            settings=settings,
+        )
+        return result_findings(result, target=context.target)
+
+    found: list[Finding] = cached_on(context, "advisor", run)
+    return found
+
+
+class AdvisorCheck(DbCheck):
+    category = "indexes"
+
+    def run(self, context: DbContext) -> Iterable[Finding]:
+        return [f for f in advisor_findings(context) if f.check == self.id]
+
+
+class MissingIndex(AdvisorCheck):
+    id = "missing_index"
+    summary = (
+        "An index the workload needs: costed on the top statements of pg_stat_statements with "
+        "hypothetical indexes (hypopg), it cuts their planner cost by at least 20% and saves "
+        "more than it costs writes; without hypopg, ranked by pg_stats selectivity (unverified)."
+    )
+
+
+class CompositeIndexOrder(AdvisorCheck):
+    id = "composite_index_order"
+    summary = (
+        "An existing composite index has its columns in an order that serves the workload "
+        "worse than the same columns reordered (costed with hypopg)."
+    )
+
+
+CHECKS = [MissingIndex(), CompositeIndexOrder()]

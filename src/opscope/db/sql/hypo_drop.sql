@@ -1,0 +1,2 @@
+/* opscope */
+SELECT hypopg_drop_index(%(oid)s::oid) AS dropped

@@ -1,0 +1,2 @@
+/* opscope */
+SELECT hypopg_reset()

@@ -1,0 +1,2 @@
+/* opscope */
+SELECT hypopg_relation_size(%(oid)s::oid) AS bytes
