@@ -26,6 +26,7 @@ from opscope.db.advisor.predicates import TableUse, extract
 from opscope.db.advisor.select import Option, choose, write_penalty
 from opscope.db.catalog import Catalog, Index, Table
 from opscope.db.checks.statements import is_maintenance
+from opscope.db.plans.samples import Sample
 from opscope.db.statements import Statement
 
 
@@ -63,6 +64,8 @@ class WorkloadStatement:
     query: str
     #: the text that is planned: a pg_qualstats example with real constants, when known
     text: str
+    #: values of the $n in `text`, when pg_qualstats saw them bound
+    params: tuple[str, ...] | None
     calls: int
     mean_ms: float
     total_ms: float
@@ -148,7 +151,7 @@ def build_workload(
     statements: Iterable[Statement],
     tables: Mapping[str, Table],
     columns: Mapping[str, tuple[str, ...]],
-    examples: Mapping[int, str],
+    examples: Mapping[int, Sample],
     settings: AdvisorSettings,
 ) -> list[WorkloadStatement]:
     def columns_of(schema: str | None, table: str) -> frozenset[str] | None:
@@ -163,10 +166,13 @@ def build_workload(
     for s in chosen:
         # the example carries the constants that expressions such as date_trunc('day', ..)
         # need; the normalized text has $n in their place
-        text = examples.get(s.queryid, s.query) if "$" in s.query else s.query
+        sample = examples.get(s.queryid)
+        text, params = s.query, None
+        if "$" in s.query and sample is not None and sample.complete:
+            text, params = sample.text, sample.params
         uses = extract(text, columns_of)
         if not uses and text != s.query:
-            text, uses = s.query, extract(s.query, columns_of)
+            text, params, uses = s.query, None, extract(s.query, columns_of)
         resolved = [(u, resolve(u, tables)) for u in uses]
         kept = [(u, r) for u, r in resolved if r is not None]
         if not kept:
@@ -177,6 +183,7 @@ def build_workload(
                 queryid=s.queryid,
                 query=s.query,
                 text=text,
+                params=params,
                 calls=s.calls,
                 mean_ms=s.mean_exec_time,
                 total_ms=s.total_exec_time,
@@ -234,7 +241,7 @@ def advise(
     catalog: Catalog,
     statements: Iterable[Statement],
     *,
-    examples: Mapping[int, str] | None = None,
+    examples: Mapping[int, Sample] | None = None,
     settings: AdvisorSettings | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> AdvisorResult:
@@ -272,7 +279,7 @@ def _advise_hypo(
     with HypoSession(conn) as hs:
         baseline: dict[int, float] = {}
         for w in workload:
-            costed = try_cost(hs, w.text)
+            costed = try_cost(hs, w.text, w.params)
             if costed is None:
                 result.notes.append(f"could not plan query {w.queryid}; left out")
             else:
@@ -335,7 +342,7 @@ def _cost_candidate(
         size = hs.size(hypo)
         costs: dict[int, float] = {}
         for w in affected:
-            costed = try_cost(hs, w.text)
+            costed = try_cost(hs, w.text, w.params)
             used = costed is not None and hypo.name in costed.indexes
             if costed is not None and used and costed.cost < baseline[w.key]:
                 costs[w.key] = costed.cost
@@ -385,7 +392,7 @@ def _verify_together(
             final: dict[int, Any] = {}
             for w in workload:
                 if any(o.candidate.relation in w.relations for o in todo):
-                    final[w.key] = try_cost(hs, w.text)
+                    final[w.key] = try_cost(hs, w.text, w.params)
         finally:
             for h in hypos:
                 hs.drop(h)

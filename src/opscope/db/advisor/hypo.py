@@ -8,6 +8,7 @@ the session can go on to other work (the plan review) with a clean planner.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -68,10 +69,10 @@ class HypoSession:
         except psycopg.errors.UndefinedFunction:
             raise HypoUnavailable("hypopg is not installed in this database") from None
 
-    def cost(self, text: str) -> Costed:
+    def cost(self, text: str, params: Sequence[str] | None = None) -> Costed:
         """The planner's total cost of `text` (never run), and the indexes its plan uses."""
         self.explains += 1
-        plan = explain(self.conn, text, analyze=False).plan
+        plan = explain(self.conn, text, analyze=False, params=params).plan
         return Costed(plan.total_cost, plan_indexes(plan))
 
     def create(self, candidate: Candidate) -> HypoIndex:
@@ -86,8 +87,8 @@ class HypoSession:
         self.runner.fetch("hypo_drop", {"oid": index.oid})
 
 
-def try_cost(session: HypoSession, text: str) -> Costed | None:
+def try_cost(session: HypoSession, text: str, params: Sequence[str] | None = None) -> Costed | None:
     try:
-        return session.cost(text)
+        return session.cost(text, params)
     except ExplainFailed:
         return None

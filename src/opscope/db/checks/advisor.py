@@ -14,7 +14,7 @@ def advisor_findings(context: DbContext) -> list[Finding]:
     # imported here: the advisor uses helpers of this package, whose __init__ imports us
     from opscope.db.advisor.advise import AdvisorSettings, advise
     from opscope.db.advisor.findings import result_findings
-    from opscope.db.plans.review import cached_on, example_queries
+    from opscope.db.plans.review import cached_on, samples
 
     def run() -> list[Finding]:
         settings = AdvisorSettings(statements=20, max_candidates=40, time_budget_s=15.0)
@@ -22,7 +22,7 @@ def advisor_findings(context: DbContext) -> list[Finding]:
             context.runner.conn,
             context.catalog,
             context.statements.statements,
-            examples=example_queries(context),
+            examples=samples(context),
             settings=settings,
         )
         return result_findings(result, target=context.target)

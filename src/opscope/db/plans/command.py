@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pglast import parser
 
-from opscope.cli_common import ConfigOpt, FailOnOpt, FormatOpt, OutputOpt, emit, fail, write_output
-from opscope.config import Config, ConfigError, load_config
+from opscope.cli_common import (
+    ConfigOpt,
+    FailOnOpt,
+    FormatOpt,
+    OutputOpt,
+    check_output_options,
+    emit,
+    fail,
+    load_or_fail,
+    write_output,
+)
+from opscope.config import Config
 from opscope.db.analyze import target_name
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, TargetConnectionError, connect
@@ -20,7 +29,7 @@ from opscope.db.plans.explain import ExplainFailed, explain
 from opscope.db.plans.findings import issue_finding
 from opscope.db.plans.render import render_issues, render_plan
 from opscope.db.plans.review import read_setting
-from opscope.findings import Report, Target
+from opscope.findings import Report, Severity, Target, fingerprint
 
 
 def resolve_target(item: str, cfg: Config) -> tuple[str, str]:
@@ -31,13 +40,6 @@ def resolve_target(item: str, cfg: Config) -> tuple[str, str]:
         return target_name(item), item
     where = f" in {cfg.source}" if cfg.source else ""
     fail(f"{item!r} is neither a DSN nor a database named{where}")
-
-
-def load(config: Path | None) -> Config:
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        fail(str(exc))
 
 
 def explain_command(
@@ -66,7 +68,8 @@ def explain_command(
     fail_on: FailOnOpt = None,
 ) -> None:
     """Explain a statement: plan tree, problems found in it, and their fixes."""
-    cfg = load(config)
+    check_output_options(fmt, output, fail_on)
+    cfg = load_or_fail(config)
     name, dsn = resolve_target(target, cfg)
     text = sys.stdin.read() if query == "-" else query
     if not text.strip():
@@ -113,9 +116,7 @@ def explain_command(
     emit(report, fmt, output, fail_on)
 
 
-def _severity(text: str | None) -> Any:
-    from opscope.findings import Severity
-
+def _severity(text: str | None) -> Severity | None:
     if text is None:
         return None
     try:
@@ -128,6 +129,4 @@ def _fingerprint(query: str) -> str:
     try:
         return str(parser.fingerprint(query))
     except Exception:  # unparsable text was refused earlier; keep a stable fallback anyway
-        from opscope.findings import fingerprint
-
         return fingerprint(query)

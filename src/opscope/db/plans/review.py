@@ -16,6 +16,7 @@ from opscope.db.connection import load_sql
 from opscope.db.context import DbContext
 from opscope.db.plans.diagnose import PlanIssue, PlanSetting, PlanSettings, diagnose
 from opscope.db.plans.explain import ExplainFailed, ExplainResult, explain
+from opscope.db.plans.samples import Sample, read_samples
 from opscope.db.statements import Statement
 
 T = TypeVar("T")
@@ -55,19 +56,13 @@ def read_setting(conn: psycopg.Connection[Any]) -> PlanSetting:
     )
 
 
-def example_queries(context: DbContext) -> dict[int, str]:
-    """pg_qualstats' example of each statement with constants, when the extension is there."""
-
-    def load() -> dict[int, str]:
-        if not context.summary.has_pg_qualstats:
-            return {}
-        try:
-            rows = context.runner.fetch("qualstats_examples")
-        except psycopg.Error:
-            return {}  # pg_qualstats not preloaded, or not allowed: fall back to generic plans
-        return {int(r["queryid"]): str(r["query"]) for r in rows}
-
-    return cached_on(context, "qualstats_examples", load)
+def samples(context: DbContext) -> dict[int, Sample]:
+    """pg_qualstats' example of each statement with its values, when the extension is there."""
+    return cached_on(
+        context,
+        "qualstats_samples",
+        lambda: read_samples(context.runner, context.summary.has_pg_qualstats),
+    )
 
 
 def top_statements(context: DbContext, limit: int) -> list[Statement]:
@@ -90,16 +85,18 @@ def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatemen
     conn = context.runner.conn
     setting = read_setting(conn)
     tables = {t.qualified: t for t in context.catalog.tables}
-    examples = example_queries(context)
+    known = samples(context)
     out: list[ReviewedStatement] = []
     for s in top_statements(context, settings.review_statements):
         text = s.query
-        # a sampled example with constants plans like the application's real calls
-        if "$" in text and s.queryid in examples:
-            text = examples[s.queryid]
+        params: tuple[str, ...] | None = None
+        # a sampled example with real values plans like the application's real calls
+        sample = known.get(s.queryid)
+        if "$" in text and sample is not None and sample.complete:
+            text, params = sample.text, sample.params
         cheap = s.mean_exec_time <= settings.review_analyze_max_mean_ms
         try:
-            result = explain(conn, text, analyze=None if cheap else False)
+            result = explain(conn, text, analyze=None if cheap else False, params=params)
         except ExplainFailed as exc:
             if text is not s.query:
                 try:

@@ -1,0 +1,131 @@
+"""`opscope indexes advise DSN`: the indexes the workload needs, with the evidence."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import psycopg
+import typer
+
+from opscope.checks import CheckFailed
+from opscope.cli_common import (
+    ConfigOpt,
+    FailOnOpt,
+    FormatOpt,
+    OutputOpt,
+    check_output_options,
+    emit,
+    fail,
+    load_or_fail,
+)
+from opscope.db.advisor.advise import AdvisorSettings, advise
+from opscope.db.advisor.findings import result_findings
+from opscope.db.catalog import Catalog
+from opscope.db.connection import SqlRunner, TargetConnectionError, connect
+from opscope.db.context import KIND
+from opscope.db.plans.command import resolve_target
+from opscope.db.plans.samples import read_samples
+from opscope.db.statements import read_statements
+from opscope.findings import Report, Target
+
+
+def advise_command(
+    target: Annotated[
+        str, typer.Argument(help="A DSN (postgresql://...) or a database named in the config.")
+    ],
+    max_indexes: Annotated[
+        int, typer.Option("--max-indexes", min=1, help="Recommend at most this many indexes.")
+    ] = 10,
+    min_improvement: Annotated[
+        float,
+        typer.Option(
+            "--min-improvement",
+            min=0.1,
+            max=100,
+            help="Percent by which an index must cut a statement's planner cost to count.",
+        ),
+    ] = 20.0,
+    statements: Annotated[
+        int, typer.Option("--statements", min=1, help="Top statements by total time to study.")
+    ] = 50,
+    verify_: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="With --apply (staging only): build the indexes and time the statements "
+            "before and after.",
+        ),
+    ] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Allow --verify to create the indexes.")
+    ] = False,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+) -> None:
+    """Recommend indexes for the workload in pg_stat_statements, costed with hypopg."""
+    if verify_ and not apply:
+        fail("--verify builds indexes for real: add --apply (and run it on staging)")
+    check_output_options(fmt, output, fail_on)
+    cfg = load_or_fail(config)
+    name, dsn = resolve_target(target, cfg)
+    settings = AdvisorSettings(
+        max_indexes=max_indexes, min_improvement=min_improvement / 100, statements=statements
+    )
+    try:
+        conn = connect(dsn, cfg.session)
+    except TargetConnectionError as exc:
+        fail(str(exc))
+    try:
+        runner = SqlRunner(conn)
+        catalog = Catalog(runner)
+        summary = catalog.summary
+        snapshot = read_statements(runner)
+        examples = read_samples(runner, summary.has_pg_qualstats)
+        result = advise(conn, catalog, snapshot.statements, examples=examples, settings=settings)
+    except CheckFailed as exc:
+        fail(str(exc))
+    finally:
+        conn.close()
+    report = Report(targets=[Target(kind=KIND, name=name, server_version=summary.server_version)])
+    report.findings.extend(result_findings(result, target=name))
+    info: dict[str, object] = {
+        "statements_studied": len(result.workload),
+        "candidates": result.candidates,
+        "candidates_costed": result.costed,
+        "explains": result.explains,
+        "verified": result.verified,
+        "partial": result.partial,
+        "notes": result.notes,
+    }
+    if verify_ and result.recommendations:
+        from opscope.db.advisor.verify import verify
+
+        try:
+            checked = verify(
+                dsn,
+                cfg.session,
+                result.recommendations,
+                echo=lambda line: typer.echo(line, err=True),
+            )
+        except (psycopg.Error, TargetConnectionError) as exc:
+            fail(f"--verify failed: {str(exc).strip().splitlines()[0]}")
+        info["applied"] = checked.applied
+        info["timings"] = [
+            {
+                "queryid": t.statement.queryid,
+                "query": t.statement.query,
+                "before_ms": t.before_ms,
+                "after_ms": t.after_ms,
+                "speedup": round(t.speedup, 2) if t.speedup else None,
+            }
+            for t in checked.timings
+        ]
+        info["not_timed"] = checked.skipped
+        for t in checked.timings:
+            typer.echo(
+                f"query {t.statement.queryid}: {t.before_ms} ms -> {t.after_ms} ms", err=True
+            )
+    report.summary[name] = {"advisor": info}
+    emit(report, fmt, output, fail_on)
