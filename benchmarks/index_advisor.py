@@ -17,7 +17,7 @@ The advisor built orders(customer_id), users((lower(email))), events(account_id,
 in place of the wrong-order events(created_at, account_id), and payments(account_id); the
 hand-picked set differs only by INCLUDE (amount) on payments. Nothing was built for the two
 traps, which read a fifth of orders or all of it; they are most of the time left after
-indexing, so the overall speedup is 2.3x while the four helped statements run 10-100x faster.
+indexing, which is why the whole workload's speedup is 2.3x.
 Timings vary by a few percent between runs (a second run gave ratio 0.96).
 """
 
