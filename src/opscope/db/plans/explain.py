@@ -194,7 +194,8 @@ def _explain_text(
 ) -> Any:
     # The statement is text by nature; it was parsed above as exactly one explainable
     # statement, and the session is read-only.
-    stmt = sql.SQL("EXPLAIN ({}) ").format(sql.SQL(", ").join(options)) + sql.SQL(query)
+    head = sql.SQL("/* opscope */ EXPLAIN ({}) ").format(sql.SQL(", ").join(options))
+    stmt = head + sql.SQL(query)
     # ANALYZE runs the statement: inside a transaction that is always rolled back
     with conn.transaction(force_rollback=True):
         row = conn.execute(stmt).fetchone()
@@ -213,20 +214,22 @@ def _explain_prepared(
     args = [sql.Literal(v) for v in values[:count]] if values is not None else [sql.NULL] * count
     # a generic plan ignores the (NULL) arguments; with real values, a custom plan uses them
     mode = "force_generic_plan" if values is None else "force_custom_plan"
-    conn.execute(sql.SQL("PREPARE {} AS ").format(name) + sql.SQL(query))
+    conn.execute(sql.SQL("/* opscope */ PREPARE {} AS ").format(name) + sql.SQL(query))
     try:
         with conn.transaction(force_rollback=True):
             conn.execute("/* opscope */ SELECT set_config('plan_cache_mode', %s, true)", [mode])
             row = conn.execute(
-                sql.SQL("EXPLAIN ({}) EXECUTE {}({})").format(
+                sql.SQL("/* opscope */ EXPLAIN ({}) EXECUTE {}({})").format(
                     sql.SQL(", ").join(options), name, sql.SQL(", ").join(args)
                 )
                 if count
-                else sql.SQL("EXPLAIN ({}) EXECUTE {}").format(sql.SQL(", ").join(options), name)
+                else sql.SQL("/* opscope */ EXPLAIN ({}) EXECUTE {}").format(
+                    sql.SQL(", ").join(options), name
+                )
             ).fetchone()
     finally:
         # prepared statements outlive transactions: remove it whatever happened
-        conn.execute(sql.SQL("DEALLOCATE {}").format(name))
+        conn.execute(sql.SQL("/* opscope */ DEALLOCATE {}").format(name))
     return row[0] if row else None
 
 
