@@ -31,8 +31,8 @@ from typing import Any
 
 import psycopg
 
-from opscope.config import SessionSettings
-from opscope.db.advisor.advise import AdvisorSettings, Recommendation, advise
+from opscope.config import AdvisorSettings, SessionSettings
+from opscope.db.advisor.advise import Recommendation, advise
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, connect
 from opscope.db.sandbox import running_sandbox

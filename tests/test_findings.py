@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from opscope.checks import CheckFailed, DuplicateCheckError, Registry, default_registry, run_checks
-from opscope.config import Config, DatabaseConfig, DbThresholds, SessionSettings
+from opscope.config import (
+    AdvisorSettings,
+    Config,
+    DatabaseConfig,
+    DbThresholds,
+    PlanSettings,
+    SessionSettings,
+)
 from opscope.findings import Finding, Report, Severity
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -108,7 +115,14 @@ def test_every_check_is_documented() -> None:
 
 def test_every_setting_is_documented() -> None:
     text = (DOCS / "config.md").read_text()
-    for model in (Config, DbThresholds, SessionSettings, DatabaseConfig):
+    for model in (
+        Config,
+        DbThresholds,
+        SessionSettings,
+        DatabaseConfig,
+        PlanSettings,
+        AdvisorSettings,
+    ):
         for name, field in model.model_fields.items():
             if field.exclude:
                 continue

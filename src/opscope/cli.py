@@ -153,9 +153,17 @@ def list_checks(
 
 def _register_area_commands() -> None:
     """Commands whose code lives with their area; imported here so `--help` lists them."""
+    from opscope.db.advisor.command import advise_command
     from opscope.db.logs.command import logs_command
+    from opscope.db.plans.command import explain_command
 
     app.command("logs")(logs_command)
+    app.command("explain")(explain_command)
+    indexes_app = typer.Typer(
+        help="Index advice from the workload in pg_stat_statements.", no_args_is_help=True
+    )
+    app.add_typer(indexes_app, name="indexes")
+    indexes_app.command("advise")(advise_command)
 
 
 _register_area_commands()

@@ -61,6 +61,50 @@ class DbThresholds(_Frozen):
     vacuum_overdue_min_dead_tuples: int = Field(default=1000, ge=0)
 
 
+class PlanSettings(_Frozen):
+    """Thresholds of the plan diagnosis (defaults suit OLTP and mixed workloads)."""
+
+    #: a sequential scan matters from this many rows in the table
+    seq_scan_min_rows: int = Field(default=10_000, ge=0)
+    #: ...when the filter throws away at least this share of the rows it reads
+    seq_scan_discard_ratio: float = Field(default=0.9, gt=0, le=1)
+    #: estimated and actual rows differ by this factor or more
+    misestimate_factor: float = Field(default=10.0, gt=1)
+    #: ...and the larger of the two is at least this many rows (1 vs 9 rows is noise)
+    misestimate_min_rows: float = Field(default=100.0, ge=0)
+    #: a nested loop's inner side runs at least this many times
+    nested_loop_min_loops: int = Field(default=1000, ge=1)
+    #: how many statements (by total time) the automatic review of `analyze db` plans
+    review_statements: int = Field(default=10, ge=0)
+    #: the review runs EXPLAIN ANALYZE only for read-only statements whose mean time is
+    #: below this: a review must not add heavy load
+    review_analyze_max_mean_ms: float = Field(default=500.0, ge=0)
+
+
+class AdvisorSettings(_Frozen):
+    """Bounds and weights of the index advisor."""
+
+    #: recommend at most this many indexes
+    max_indexes: int = Field(default=10, ge=1)
+    #: a statement counts as helped when its planner cost drops by at least this share
+    min_improvement: float = Field(default=0.2, gt=0, le=1)
+    #: the top statements by total time that make up the workload
+    statements: int = Field(default=50, ge=1)
+    #: tables with fewer rows are never indexed: a few pages read in full cost nothing
+    min_table_rows: int = Field(default=1000, ge=0)
+    #: candidates costed at most (each costs one EXPLAIN per statement on its table)
+    max_candidates: int = Field(default=80, ge=1)
+    #: INCLUDE at most this many columns for a covering index
+    max_include: int = Field(default=3, ge=0)
+    #: planner-cost units one index entry adds to a written row (a btree descent, WAL)
+    write_cost_per_row: float = Field(default=2.0, ge=0)
+    #: candidates of equality keys only that match more than this share of the rows are not
+    #: costed: a low-cardinality column (a status with five values) is better read in full
+    max_equality_share: float = Field(default=0.1, gt=0, le=1)
+    #: stop costing after this many seconds and report what was found (partial)
+    time_budget_s: float = Field(default=60.0, gt=0)
+
+
 class DatabaseConfig(_Frozen):
     dsn: str
     thresholds: DbThresholds | None = None
@@ -77,6 +121,8 @@ class Config(_Frozen):
     databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
     session: SessionSettings = SessionSettings()
     thresholds: DbThresholds = DbThresholds()
+    plans: PlanSettings = PlanSettings()
+    advisor: AdvisorSettings = AdvisorSettings()
     #: where snapshots for growth and diff reports are kept between runs
     state_dir: Path | None = None
     #: the file this came from, for messages; not a config key

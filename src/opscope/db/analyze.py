@@ -85,6 +85,8 @@ def analyze_database(
             thresholds=config.thresholds_for(name),
             window_s=window_s,
             history=history,
+            plans=config.plans,
+            advisor=config.advisor,
         )
         report = Report()
         try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
-from opscope.config import DbThresholds
+from opscope.config import AdvisorSettings, DbThresholds, PlanSettings
 from opscope.db.catalog import Catalog, Summary
 from opscope.db.connection import SqlRunner
 from opscope.db.history import SizeHistory
@@ -24,6 +25,10 @@ class DbContext:
     window_s: float | None = None
     #: table sizes from the previous run against this target, for growth
     history: SizeHistory | None = None
+    plans: PlanSettings = field(default_factory=PlanSettings)
+    advisor: AdvisorSettings = field(default_factory=AdvisorSettings)
+    #: work several checks share (the plan review, the advisor's result), computed once
+    shared: dict[str, Any] = field(default_factory=dict)
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:

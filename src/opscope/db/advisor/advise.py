@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field
 
+from opscope.config import AdvisorSettings
 from opscope.db.advisor.candidates import (
     Candidate,
     already_indexed,
@@ -28,32 +28,6 @@ from opscope.db.catalog import Catalog, Index, Table
 from opscope.db.checks.statements import is_maintenance
 from opscope.db.plans.samples import Sample
 from opscope.db.statements import Statement
-
-
-class AdvisorSettings(BaseModel):
-    """Bounds and weights of the index advisor."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: recommend at most this many indexes
-    max_indexes: int = Field(default=10, ge=1)
-    #: a statement counts as helped when its planner cost drops by at least this share
-    min_improvement: float = Field(default=0.2, gt=0, le=1)
-    #: the top statements by total time that make up the workload
-    statements: int = Field(default=50, ge=1)
-    #: tables with fewer rows are never indexed: a few pages read in full cost nothing
-    min_table_rows: int = Field(default=1000, ge=0)
-    #: candidates costed at most (each costs one EXPLAIN per statement on its table)
-    max_candidates: int = Field(default=80, ge=1)
-    #: INCLUDE at most this many columns for a covering index
-    max_include: int = Field(default=3, ge=0)
-    #: planner-cost units one index entry adds to a written row (a btree descent, WAL)
-    write_cost_per_row: float = Field(default=2.0, ge=0)
-    #: candidates of equality keys only that match more than this share of the rows are not
-    #: costed: a low-cardinality column (a status with five values) is better read in full
-    max_equality_share: float = Field(default=0.1, gt=0, le=1)
-    #: stop costing after this many seconds and report what was found (partial)
-    time_budget_s: float = Field(default=60.0, gt=0)
 
 
 @dataclass(frozen=True)

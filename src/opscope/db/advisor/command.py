@@ -18,7 +18,7 @@ from opscope.cli_common import (
     fail,
     load_or_fail,
 )
-from opscope.db.advisor.advise import AdvisorSettings, advise
+from opscope.db.advisor.advise import advise
 from opscope.db.advisor.findings import result_findings
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, TargetConnectionError, connect
@@ -34,20 +34,34 @@ def advise_command(
         str, typer.Argument(help="A DSN (postgresql://...) or a database named in the config.")
     ],
     max_indexes: Annotated[
-        int, typer.Option("--max-indexes", min=1, help="Recommend at most this many indexes.")
-    ] = 10,
+        int | None,
+        typer.Option(
+            "--max-indexes",
+            min=1,
+            help="Recommend at most this many indexes (default: advisor.max_indexes, 10).",
+            show_default=False,
+        ),
+    ] = None,
     min_improvement: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--min-improvement",
             min=0.1,
             max=100,
-            help="Percent by which an index must cut a statement's planner cost to count.",
+            help="Percent by which an index must cut a statement's planner cost to count "
+            "(default: advisor.min_improvement, 20).",
+            show_default=False,
         ),
-    ] = 20.0,
+    ] = None,
     statements: Annotated[
-        int, typer.Option("--statements", min=1, help="Top statements by total time to study.")
-    ] = 50,
+        int | None,
+        typer.Option(
+            "--statements",
+            min=1,
+            help="Top statements by total time to study (default: advisor.statements, 50).",
+            show_default=False,
+        ),
+    ] = None,
     verify_: Annotated[
         bool,
         typer.Option(
@@ -70,9 +84,15 @@ def advise_command(
     check_output_options(fmt, output, fail_on)
     cfg = load_or_fail(config)
     name, dsn = resolve_target(target, cfg)
-    settings = AdvisorSettings(
-        max_indexes=max_indexes, min_improvement=min_improvement / 100, statements=statements
-    )
+    # the command line wins over opscope.yaml's advisor section, which wins over defaults
+    overrides: dict[str, float | int] = {}
+    if max_indexes is not None:
+        overrides["max_indexes"] = max_indexes
+    if min_improvement is not None:
+        overrides["min_improvement"] = min_improvement / 100
+    if statements is not None:
+        overrides["statements"] = statements
+    settings = cfg.advisor.model_copy(update=overrides)
     try:
         conn = connect(dsn, cfg.session)
     except TargetConnectionError as exc:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from opscope.config import AdvisorSettings
 from opscope.db.advisor.advise import (
     AdvisorResult,
-    AdvisorSettings,
     Effect,
     Recommendation,
     WorkloadStatement,

@@ -12,12 +12,21 @@ from opscope.findings import Finding
 def advisor_findings(context: DbContext) -> list[Finding]:
     """Run the advisor once per context, bounded for `analyze db`, and share its findings."""
     # imported here: the advisor uses helpers of this package, whose __init__ imports us
-    from opscope.db.advisor.advise import AdvisorSettings, advise
+    from opscope.db.advisor.advise import advise
     from opscope.db.advisor.findings import result_findings
     from opscope.db.plans.review import cached_on, samples
 
     def run() -> list[Finding]:
-        settings = AdvisorSettings(statements=20, max_candidates=40, time_budget_s=15.0)
+        # inside `analyze db` the advisor shares the run with every other check: bounded
+        # tighter than `opscope indexes advise`, which is there for the full study
+        configured = context.advisor
+        settings = configured.model_copy(
+            update={
+                "statements": min(configured.statements, 20),
+                "max_candidates": min(configured.max_candidates, 40),
+                "time_budget_s": min(configured.time_budget_s, 15.0),
+            }
+        )
         result = advise(
             context.runner.conn,
             context.catalog,

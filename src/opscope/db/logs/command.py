@@ -90,8 +90,11 @@ def logs_command(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Length of the top lists.", min=1)] = 20,
 ) -> None:
-    """Slow-query analysis of PostgreSQL server logs: top statements, slowest executions
-    with their parameters, errors, temp files and lock waits."""
+    """Slow-query analysis of PostgreSQL server logs.
+
+    Top statements, the slowest executions with their parameters, errors, temp files and
+    lock waits, from stderr, csvlog, jsonlog or syslog files, compressed or not.
+    """
     from opscope.db.logs.analyze import analyze_logs
     from opscope.db.logs.prefix import PrefixError, compile_prefix
     from opscope.db.logs.reader import LogInputError

@@ -86,7 +86,9 @@ def explain_command(
         except ExplainFailed as exc:
             fail(str(exc))
         tables = {t.qualified: t for t in catalog.tables}
-        issues = diagnose(result.plan, tables=tables, setting=read_setting(conn))
+        issues = diagnose(
+            result.plan, tables=tables, setting=read_setting(conn), settings=cfg.plans
+        )
     finally:
         conn.close()
     key = _fingerprint(text)

@@ -14,36 +14,14 @@ from functools import lru_cache
 from typing import Any
 
 from pglast import ast, parse_sql
-from pydantic import BaseModel, ConfigDict, Field
 
+from opscope.config import PlanSettings
 from opscope.db.catalog import Table
 from opscope.db.checks.base import qualified, quote_ident
 from opscope.db.plans.explain import walk
 from opscope.db.plans.model import Plan, PlanNode
 from opscope.findings import Severity
 from opscope.units import human_bytes
-
-
-class PlanSettings(BaseModel):
-    """Thresholds of the plan diagnosis (defaults suit OLTP and mixed workloads)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: a sequential scan matters from this many rows in the table
-    seq_scan_min_rows: int = Field(default=10_000, ge=0)
-    #: ...when the filter throws away at least this share of the rows it reads
-    seq_scan_discard_ratio: float = Field(default=0.9, gt=0, le=1)
-    #: estimated and actual rows differ by this factor or more
-    misestimate_factor: float = Field(default=10.0, gt=1)
-    #: ...and the larger of the two is at least this many rows (1 vs 9 rows is noise)
-    misestimate_min_rows: float = Field(default=100.0, ge=0)
-    #: a nested loop's inner side runs at least this many times
-    nested_loop_min_loops: int = Field(default=1000, ge=1)
-    #: how many statements (by total time) the automatic review of `analyze db` plans
-    review_statements: int = Field(default=10, ge=0)
-    #: the review runs EXPLAIN ANALYZE only for read-only statements whose mean time is
-    #: below this: a review must not add heavy load
-    review_analyze_max_mean_ms: float = Field(default=500.0, ge=0)
 
 
 @dataclass(frozen=True)

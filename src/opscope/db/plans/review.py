@@ -11,10 +11,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from opscope.config import PlanSettings
 from opscope.db.checks.statements import is_maintenance
 from opscope.db.connection import load_sql
 from opscope.db.context import DbContext
-from opscope.db.plans.diagnose import PlanIssue, PlanSetting, PlanSettings, diagnose
+from opscope.db.plans.diagnose import PlanIssue, PlanSetting, diagnose
 from opscope.db.plans.explain import ExplainFailed, ExplainResult, explain
 from opscope.db.plans.samples import Sample, read_samples
 from opscope.db.statements import Statement
@@ -25,10 +26,9 @@ T = TypeVar("T")
 def cached_on(context: DbContext, key: str, build: Callable[[], T]) -> T:
     """Work shared by several checks of one run, computed once per context: the checks run
     one after another on the same context object, which is dropped after the run."""
-    store: dict[str, Any] = vars(context).setdefault("_opscope_shared", {})
-    if key not in store:
-        store[key] = build()
-    value: T = store[key]
+    if key not in context.shared:
+        context.shared[key] = build()
+    value: T = context.shared[key]
     return value
 
 
@@ -77,7 +77,7 @@ def top_statements(context: DbContext, limit: int) -> list[Statement]:
 
 
 def review(context: DbContext, settings: PlanSettings | None = None) -> list[ReviewedStatement]:
-    settings = settings or PlanSettings()
+    settings = settings or context.plans
     return cached_on(context, "plan_review", lambda: _review(context, settings))
 
 
