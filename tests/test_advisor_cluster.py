@@ -150,3 +150,34 @@ def test_traps_get_no_index(db: SandboxDb) -> None:
     run(db, "SELECT sum(region) FROM accounts", [[]] * 10)
     run(db, "SELECT * FROM accounts WHERE email = %s", [[f"a{i}"] for i in range(30)])
     assert advice(db) == []
+
+
+def test_correlated_subquery_in_the_select_list_and_a_typed_literal(db: SandboxDb) -> None:
+    load(
+        db,
+        "CREATE TABLE customers (id int PRIMARY KEY, country text)",
+        "INSERT INTO customers SELECT g, 'c' || g % 7 FROM generate_series(1, 5000) g",
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int, status text,"
+        " created_at timestamptz, total numeric)",
+        "INSERT INTO orders SELECT g, g % 5000, 's' || g % 4,"
+        " timestamptz '2026-01-01' + g * interval '1 min', g FROM generate_series(1, 100000) g",
+    )
+    with db.connect() as conn:
+        for country in range(3):
+            # the subquery runs once per customer row: orders.customer_id needs an index
+            conn.execute(
+                "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id) "
+                "FROM customers c WHERE c.country = %s ORDER BY c.id LIMIT 50",
+                [f"c{country}"],
+            ).fetchall()
+        for _ in range(20):
+            # pg_stat_statements stores this as "... > $1 - interval $2", which only plans
+            # once rewritten as a cast
+            conn.execute(
+                "SELECT sum(total) FROM orders WHERE created_at > "
+                "timestamptz '2026-03-01' - interval '1 day'"
+            ).fetchall()
+    assert advice(db) == [
+        ("missing_index", "public.orders", ("created_at",)),
+        ("missing_index", "public.orders", ("customer_id",)),
+    ]

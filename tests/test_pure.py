@@ -10,6 +10,7 @@ from opscope.db.checks.base import quote_ident
 from opscope.db.checks.statements import is_maintenance
 from opscope.db.connection import redact
 from opscope.db.logs.findings import error_advice
+from opscope.db.plans.explain import plannable
 from opscope.db.relations import mentions, referenced_tables
 
 
@@ -77,3 +78,13 @@ def test_error_advice_by_sqlstate_then_class() -> None:
     assert "out of a resource" in error_advice("53200")
     assert "application code" in error_advice("22P02")
     assert "application code" in error_advice(None)
+
+
+def test_typed_literal_parameters_become_casts() -> None:
+    assert plannable("SELECT now() - interval $2 FROM t WHERE d > date $1") == (
+        "SELECT now() - $2::interval FROM t WHERE d > $1::date"
+    )
+    assert plannable("WHERE at < timestamp with time zone $3") == (
+        "WHERE at < $3::timestamp with time zone"
+    )
+    assert plannable("SELECT created_date, $1 FROM t") == "SELECT created_date, $1 FROM t"

@@ -52,6 +52,25 @@ def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
         reset = summary.get("stats_reset")
         when = datetime.fromisoformat(since).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         out.append(("statistics since", when + ("" if reset else " (server start; never reset)")))
+    advisor = summary.get("advisor")
+    if isinstance(advisor, dict):
+        line = (
+            f"{advisor.get('statements_studied', 0)} statements studied, "
+            f"{advisor.get('candidates_costed', 0)} of {advisor.get('candidates', 0)} candidate "
+            f"indexes costed with {advisor.get('explains', 0)} EXPLAINs"
+        )
+        if advisor.get("partial"):
+            line += " (stopped at the time budget)"
+        out.append(("index advisor", line))
+        out.append(
+            (
+                "costing",
+                "hypothetical indexes (hypopg) and the planner"
+                if advisor.get("verified")
+                else "pg_stats selectivity only: unverified (install hypopg to cost with the planner)",
+            )
+        )
+        out.extend(("note", str(note)) for note in advisor.get("notes", []))
     ext = summary.get("extensions")
     if isinstance(ext, dict):
         out.append(("extensions", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in ext.items())))

@@ -162,6 +162,11 @@ class _Extractor:
             quals.append(stmt.whereClause)
         for qual in quals:
             self.predicate(qual, scope)
+        # a subquery in the select list or HAVING runs once per row: its correlated key is
+        # often the index a report query needs most
+        for item in (*(stmt.targetList or ()), stmt.havingClause):
+            if item is not None:
+                self.sublinks(item, scope)
         for sort in stmt.sortClause or ():
             if isinstance(sort, ast.SortBy):
                 key = self.key(sort.node, scope)

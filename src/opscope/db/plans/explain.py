@@ -11,6 +11,7 @@ normalized by pg_stat_statements carry ``$n`` parameters: PostgreSQL 16 plans th
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +143,20 @@ class ExplainResult:
 _names = itertools.count(1)
 
 
+# pg_stat_statements normalizes a typed literal (interval '1 day') to "interval $2", which
+# PostgreSQL's parser does not accept; the cast form means the same and plans.
+_TYPED_PARAM = re.compile(
+    r"\b(interval|date|timestamptz|timetz|time(?:stamp)?(?:\s+with(?:out)?\s+time\s+zone)?)"
+    r"\s+(\$\d+)\b",
+    re.IGNORECASE,
+)
+
+
+def plannable(query: str) -> str:
+    """`query` with typed-literal parameters written as casts, so the server can plan it."""
+    return _TYPED_PARAM.sub(lambda m: f"{m.group(2)}::{m.group(1)}", query)
+
+
 def explain(
     conn: psycopg.Connection[Any],
     query: str,
@@ -155,6 +170,7 @@ def explain(
     False never runs it, None runs it when it is safe and all parameter values are known.
     `params`: values for $1..$n, when they are known (from logs or pg_qualstats).
     """
+    query = plannable(query)
     shape = inspect_statement(query)
     values = list(params) if params is not None else None
     if values is not None and len(values) < shape.param_count:
