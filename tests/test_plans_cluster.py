@@ -168,3 +168,28 @@ def test_nested_loop_repeating_a_full_scan(db: SandboxDb) -> None:
     assert [(i.relation, i.columns) for i in loops] == [("public.parents", ("id",))]
     assert loops[0].node.node_type == "Nested Loop"
     assert loops[0].evidence["inner_loops"] >= 1000
+
+
+def test_limit_is_not_a_misestimate_and_a_correlated_scan_names_its_own_column(
+    db: SandboxDb,
+) -> None:
+    db.execute(
+        "CREATE TABLE customers (id int PRIMARY KEY, country text)",
+        "INSERT INTO customers SELECT g, 'c' || g % 4 FROM generate_series(1, 20000) g",
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int)",
+        "INSERT INTO orders SELECT g, g % 20000 FROM generate_series(1, 60000) g",
+        "ANALYZE",
+    )
+    code, out = run_explain(
+        db.dsn,
+        "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id) "
+        "FROM customers c WHERE c.country = 'c1' ORDER BY c.id LIMIT 20",
+        "--format",
+        "json",
+    )
+    assert code == 0, out
+    findings = json.loads(out)["findings"]
+    # the index scan below the Limit stops after 20 rows of an estimated 5,000: not a finding
+    assert not [f for f in findings if f["check"] == "plan_row_misestimate"]
+    scans = [f for f in findings if f["check"] == "plan_seq_scan"]
+    assert [(f["object"], f["columns"]) for f in scans] == [("public.orders", ["customer_id"])]

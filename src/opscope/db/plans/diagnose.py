@@ -105,12 +105,26 @@ def diagnose(
     spill, which stands in for ANALYZE's sort methods when the plan was not run."""
     settings = settings or PlanSettings()
     issues: list[PlanIssue] = []
+    stopped_early = _under_limit(plan)
     for node in plan.walk():
         issues.extend(_seq_scan(node, tables, settings))
         issues.extend(_disk_sort(node, plan, setting, temp_blocks_written))
-        issues.extend(_misestimate(node, tables, settings))
+        # below a Limit a node stops once enough rows are out: fewer actual rows than
+        # estimated is the Limit at work, not a misestimate
+        overestimate = node.actual_rows is not None and node.actual_rows < node.plan_rows
+        if not (id(node) in stopped_early and overestimate):
+            issues.extend(_misestimate(node, tables, settings))
         issues.extend(_nested_loop(node, plan, settings))
     return issues
+
+
+def _under_limit(plan: Plan) -> set[int]:
+    """ids of the nodes that have a Limit above them."""
+    below: set[int] = set()
+    for node in plan.walk():
+        if node.node_type == "Limit":
+            below.update(id(n) for n in node.walk() if n is not node)
+    return below
 
 
 def _seq_scan(
@@ -136,7 +150,9 @@ def _seq_scan(
         measured = "estimated"
     if discard < settings.seq_scan_discard_ratio:
         return []
-    columns = expression_columns(node.filter)
+    # only this scan's own columns: in a correlated filter (o.customer_id = c.id) the other
+    # side belongs to the outer table
+    columns = expression_columns(node.filter, node.alias)
     schema, name = _split(node.relation)
     target = f"{node.relation}({', '.join(columns)})" if columns else node.relation
     return [
@@ -279,7 +295,7 @@ def _misestimate(
     relation = node.relation or _only_relation(node)
     table = tables.get(relation) if relation else None
     condition = node.filter or node.index_cond or node.recheck_cond or node.join_cond or ""
-    columns = expression_columns(condition) if condition else ()
+    columns = expression_columns(condition, node.alias) if condition else ()
     fix: str | None = None
     if relation and table is not None:
         schema, name = _split(relation)
