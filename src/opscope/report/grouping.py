@@ -67,7 +67,8 @@ def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
                 "costing",
                 "hypothetical indexes (hypopg) and the planner"
                 if advisor.get("verified")
-                else "pg_stats selectivity only: unverified (install hypopg to cost with the planner)",
+                else "pg_stats selectivity only: unverified (install hypopg to cost with "
+                "the planner)",
             )
         )
         out.extend(("note", str(note)) for note in advisor.get("notes", []))
