@@ -26,6 +26,13 @@ the defaults (--mb 200 --seconds 20: a 154 MB pgbench log, grown to 309 MB):
     same number of queries: 912,258
     log parsing: opscope 73.9 MB/s, pgbadger 3.7 MB/s, ratio 19.9x (one core: 11.4x)
 
+A later run after the final parser fix (a 129 MB pgbench log grown to 258 MB):
+
+    opscope --jobs 1: 6.9 s, 37.5 MB/s, peak 99 MB (half the file: 92 MB), 835,580 queries
+    opscope --jobs 2: 3.8 s, 68.3 MB/s, peak 127 MB in the main process, 835,580 queries
+    pgbadger -j 1: 73.2 s, 3.5 MB/s, peak 30 MB, 835,580 queries
+    log parsing: opscope 68.3 MB/s, pgbadger 3.5 MB/s, ratio 19.4x (one core: 10.6x)
+
 Peak memory is that of the main process (VmHWM); with --jobs 2 each worker holds one chunk
 and its partial aggregate on top. On logs of longer, literal-heavy statements (every text
 new to the normalization cache) opscope's single-core speed is lower, about 25 MB/s, and
