@@ -123,6 +123,14 @@ def analyze_logs(paths: Sequence[str], options: LogOptions | None = None) -> Rep
     file is counted and reported instead.
     """
     options = options or LogOptions()
+    return build_report(*aggregate_logs(paths, options))
+
+
+def aggregate_logs(
+    paths: Sequence[str], options: LogOptions
+) -> tuple[Aggregate, list[Plan], list[InputStats], LogOptions, int, float]:
+    """The merged aggregate of `paths`, with what build_report needs besides it; other
+    commands (explain's parameter values) read the aggregate directly."""
     if options.prefix is not None and options.prefix != GENERIC:
         compile_prefix(options.prefix)  # a bad --prefix fails before any work
     started = time.perf_counter()
@@ -157,7 +165,7 @@ def analyze_logs(paths: Sequence[str], options: LogOptions | None = None) -> Rep
             pool.shutdown(cancel_futures=True)
     aggregate = merger.finish()
     elapsed = time.perf_counter() - started
-    return build_report(aggregate, plans, inputs, options, jobs, elapsed)
+    return aggregate, plans, inputs, options, jobs, elapsed
 
 
 def build_report(

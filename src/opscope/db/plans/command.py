@@ -62,6 +62,15 @@ def explain_command(
             "--param", "-p", help="Value of $1, $2, ... in order (repeatable).", show_default=False
         ),
     ] = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log",
+            help="Server log file(s): plan with the values of this statement's slowest logged "
+            "execution (repeatable; any format opscope logs reads).",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
@@ -74,6 +83,9 @@ def explain_command(
     text = sys.stdin.read() if query == "-" else query
     if not text.strip():
         fail("no statement given")
+    from_log = ""
+    if log and not param:
+        text, param, from_log = _values_from_log(log, text)
     try:
         conn = connect(dsn, cfg.session)
     except TargetConnectionError as exc:
@@ -104,11 +116,13 @@ def explain_command(
         "total_cost": result.plan.total_cost,
         "execution_ms": result.plan.execution_ms,
         "note": result.note or None,
+        "values_from_log": from_log or None,
         "tree": render_plan(result.plan, issues),
     }
     report.summary[name] = {"plan": plan_info}
     if (fmt is None or fmt == "terminal") and (output is None or output.suffix in {"", ".txt"}):
-        body = render_plan(result.plan, issues)
+        body = f"({from_log})\n" if from_log else ""
+        body += render_plan(result.plan, issues)
         if result.note:
             body += f"({result.note})\n"
         write_output(body + "\n" + render_issues(issues), output)
@@ -116,6 +130,29 @@ def explain_command(
             raise typer.Exit(1)
         return
     emit(report, fmt, output, fail_on)
+
+
+def _values_from_log(paths: list[str], text: str) -> tuple[str, list[str] | None, str]:
+    """(statement, parameter values, note) from the slowest logged execution of `text`:
+    its bind parameters, or its literal text when it was sent without any."""
+    from opscope.db.logs.examples import slowest_example
+    from opscope.db.logs.reader import LogInputError
+
+    try:
+        example = slowest_example(paths, text)
+    except LogInputError as exc:
+        fail(str(exc))
+    if example is None:
+        return text, None, "not found in the log: generic plan"
+    when = f"slowest logged execution, {example.duration_ms:,.1f} ms at {example.ts}"
+    if example.parameters is not None:
+        if any(v is None for v in example.parameters):
+            # NULL cannot be passed as a text value here; a generic plan is the honest answer
+            return text, None, f"{when}: has NULL parameters, generic plan"
+        return text, [v for v in example.parameters if v is not None], f"values from the {when}"
+    if "$1" in example.text:
+        return text, None, f"{when}: parameters not logged, generic plan"
+    return example.text, None, f"the {when}, as logged"
 
 
 def _severity(text: str | None) -> Severity | None:
