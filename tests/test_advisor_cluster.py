@@ -181,3 +181,53 @@ def test_correlated_subquery_in_the_select_list_and_a_typed_literal(db: SandboxD
         ("missing_index", "public.orders", ("created_at",)),
         ("missing_index", "public.orders", ("customer_id",)),
     ]
+
+
+def test_a_unique_index_in_the_wrong_order_is_never_dropped(db: SandboxDb) -> None:
+    load(
+        db,
+        "CREATE TABLE pairs (id bigserial, a int NOT NULL, b int NOT NULL, payload text)",
+        "INSERT INTO pairs (a, b, payload) SELECT i % 1000, i / 1000, 'p'"
+        " FROM generate_series(0, 199999) i",
+        "CREATE UNIQUE INDEX pairs_b_a_uq ON pairs (b, a)",
+    )
+    run(
+        db,
+        "SELECT payload FROM pairs WHERE a = %s AND b > %s",
+        [[i, 100] for i in range(60)],
+    )
+    [f] = [f for f in db.analyze().findings if f.object == "public.pairs_b_a_uq"]
+    assert f.check == "composite_index_order" and f.columns == ("a", "b")
+    assert "DROP INDEX" not in (f.fix_sql or "")
+    assert "uniqueness" in f.detail and "keep it" in f.detail
+    assert f.evidence["replaces_protected"] is True
+    assert isinstance(f.evidence["replaces_idx_scan"], int)
+
+
+def test_an_old_index_other_statements_scan_is_kept(db: SandboxDb) -> None:
+    load(
+        db,
+        "CREATE TABLE events (id int PRIMARY KEY, account_id int, created_at timestamptz,"
+        " kind text)",
+        "INSERT INTO events SELECT g, g % 2000, timestamptz '2026-01-01' + g * interval '1 min',"
+        " 'k' FROM generate_series(1, 80000) g",
+        "CREATE INDEX events_created_account ON events (created_at, account_id)",
+    )
+    # scans of the old index by statements the advisor does not study (pg_stat_statements
+    # is reset afterwards, the table statistics are not)
+    run(
+        db,
+        "SELECT id FROM events WHERE created_at = %s",
+        [["2026-01-20"]] * 300,
+    )
+    with db.connect() as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    run(
+        db,
+        "SELECT * FROM events WHERE account_id = %s AND created_at > %s",
+        [[a, "2026-01-20"] for a in range(40)],
+    )
+    [f] = found(db.analyze(), "composite_index_order")
+    assert "DROP INDEX" not in (f.fix_sql or "")
+    assert "other statements may use it" in f.detail
+    assert f.evidence["replaces_idx_scan"] >= 300

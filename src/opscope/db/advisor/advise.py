@@ -21,13 +21,27 @@ from opscope.db.advisor.candidates import (
     candidates_for_use,
     reordering_of,
 )
-from opscope.db.advisor.hypo import HypoSession, HypoUnavailable, try_cost
+from opscope.db.advisor.hypo import Costed, HypoSession, HypoUnavailable, try_cost
 from opscope.db.advisor.predicates import TableUse, extract
 from opscope.db.advisor.select import Option, choose, write_penalty
 from opscope.db.catalog import Catalog, Index, Table
 from opscope.db.checks.statements import is_maintenance
 from opscope.db.plans.samples import Sample
 from opscope.db.statements import Statement
+
+#: why an index the recommendation reorders must stay
+KEEP_PROTECTED = "protected"  # it enforces uniqueness, a constraint, or the replica identity
+KEEP_USED = "used_by_workload"  # a studied statement's plan still uses it with the new index
+KEEP_SCANNED = "used_elsewhere"  # scanned more than the studied statements account for
+KEEP_REASONS = (KEEP_PROTECTED, KEEP_USED, KEEP_SCANNED)
+#: scans of a replaced index the studied statements do not explain, as a share of the
+#: studied statements' calls on its table, above which other statements may depend on it
+OTHER_SCANS_SHARE = 0.05
+
+#: cost the workload with hypothetical indexes for these candidates in place: the name of
+#: each candidate's hypothetical index, in order, and statement key -> its costing (None
+#: when it could not be planned) for every statement on a table of the candidates
+SetCoster = Callable[[Sequence[Candidate]], tuple[list[str], dict[int, Costed | None]]]
 
 
 @dataclass(frozen=True)
@@ -74,8 +88,13 @@ class Recommendation:
     size_bytes: int | None
     #: the existing index with the same columns in another order, when there is one
     replaces: Index | None = None
-    #: True when no statement's plan still needs the replaced index
+    #: True when the replaced index can go: it enforces nothing, no studied statement's
+    #: plan still needs it, and it is not scanned more than the studied statements explain
     drop_replaced: bool = False
+    #: why the replaced index must stay, when it must: one of KEEP_REASONS
+    keep_reason: str | None = None
+    #: scans of the replaced index the studied statements do not account for
+    replaced_scans_elsewhere: int = 0
     #: costed with hypothetical indexes and the real planner; False for the fallback
     verified: bool = True
     #: the fallback's estimate of the share of rows one lookup matches
@@ -252,12 +271,14 @@ def _advise_hypo(
     result = AdvisorResult(workload=workload, candidates=len(candidates))
     with HypoSession(conn) as hs:
         baseline: dict[int, float] = {}
+        baseline_indexes: dict[int, frozenset[str]] = {}
         for w in workload:
             costed = try_cost(hs, w.text, w.params)
             if costed is None:
                 result.notes.append(f"could not plan query {w.queryid}; left out")
             else:
                 baseline[w.key] = costed.cost
+                baseline_indexes[w.key] = costed.indexes
         planned = [w for w in workload if w.key in baseline]
         on_table: dict[str, list[WorkloadStatement]] = {}
         for w in planned:
@@ -292,8 +313,14 @@ def _advise_hypo(
             max_indexes=settings.max_indexes,
             min_improvement=settings.min_improvement,
         )
-        result.recommendations = _verify_together(
-            hs, [c.option for c in chosen], planned, baseline, catalog, settings
+        indexes = {t.qualified: catalog.indexes_by_table.get(t.oid, []) for t in catalog.tables}
+        result.recommendations = verify_together(
+            [c.option for c in chosen],
+            planned,
+            baseline,
+            baseline_indexes,
+            indexes,
+            cost_set(hs, planned),
         )
         result.explains = hs.explains
     return result
@@ -349,53 +376,78 @@ def _penalty(
     )
 
 
-def _verify_together(
-    hs: HypoSession,
-    options: Sequence[Option],
-    workload: Sequence[WorkloadStatement],
-    baseline: Mapping[int, float],
-    catalog: Catalog,
-    settings: AdvisorSettings,
-) -> list[Recommendation]:
-    """Cost the chosen set at once, as it would be built: the per-statement costs reported
-    are these, and an index the others make useless is dropped from the set."""
-    todo = list(options)
-    for _ in range(3):
-        hypos = [hs.create(o.candidate) for o in todo]
+def cost_set(hs: HypoSession, workload: Sequence[WorkloadStatement]) -> SetCoster:
+    """Costing of a candidate set with hypopg: all of them in place at once, as built."""
+
+    def cost(cands: Sequence[Candidate]) -> tuple[list[str], dict[int, Costed | None]]:
+        hypos = []
         try:
-            final: dict[int, Any] = {}
+            for c in cands:
+                hypos.append(hs.create(c))
+            final: dict[int, Costed | None] = {}
             for w in workload:
-                if any(o.candidate.relation in w.relations for o in todo):
+                if any(c.relation in w.relations for c in cands):
                     final[w.key] = try_cost(hs, w.text, w.params)
         finally:
             for h in hypos:
                 hs.drop(h)
-        used = [any(c is not None and h.name in c.indexes for c in final.values()) for h in hypos]
+        return [h.name for h in hypos], final
+
+    return cost
+
+
+def verify_together(
+    options: Sequence[Option],
+    workload: Sequence[WorkloadStatement],
+    baseline: Mapping[int, float],
+    baseline_indexes: Mapping[int, frozenset[str]],
+    indexes: Mapping[str, Sequence[Index]],
+    cost: SetCoster,
+    *,
+    rounds: int = 3,
+) -> list[Recommendation]:
+    """Cost the chosen set at once, as it would be built: the per-statement costs reported
+    are these, and an index the others make useless is dropped from the set.
+
+    `indexes` maps schema.table to its existing indexes; `baseline_indexes` holds the
+    indexes each statement's plan uses today."""
+    todo = list(options)
+    names, final = cost([o.candidate for o in todo]) if todo else ([], {})
+    for _ in range(rounds):
+        used = [any(c is not None and n in c.indexes for c in final.values()) for n in names]
         if all(used):
             break
         todo = [o for o, u in zip(todo, used, strict=True) if u]
+        # costed again without the useless ones: names and costs always describe `todo`
+        names, final = cost([o.candidate for o in todo]) if todo else ([], {})
     by_key = {w.key: w for w in workload}
     recs: list[Recommendation] = []
-    for opt, hypo in zip(todo, hypos, strict=True):
+    for opt, name in zip(todo, names, strict=True):
         effects = []
         for key, costed in final.items():
-            if costed is not None and hypo.name in costed.indexes:
+            if costed is not None and name in costed.indexes:
                 effects.append(Effect(by_key[key], baseline[key], costed.cost))
         if not effects:
             continue
         effects.sort(key=lambda e: -(e.cost_before - e.cost_after) * e.statement.calls)
         saving = sum((e.cost_before - e.cost_after) * e.statement.calls for e in effects)
-        table = catalog.tables_by_oid
-        indexes = [
-            i
-            for t in table.values()
-            if t.qualified == opt.candidate.relation
-            for i in catalog.indexes_by_table.get(t.oid, [])
-        ]
-        replaced = reordering_of(opt.candidate, indexes)
-        still_needed = replaced is not None and any(
-            c is not None and replaced.name in c.indexes for c in final.values()
-        )
+        rel = opt.candidate.relation
+        replaced = reordering_of(opt.candidate, indexes.get(rel, ()))
+        keep: str | None = None
+        elsewhere = 0
+        if replaced is not None:
+            # one scan per call of each studied statement whose plan uses it today
+            explained = sum(
+                by_key[k].calls for k, used in baseline_indexes.items() if replaced.name in used
+            )
+            calls = sum(w.calls for w in workload if w.key in baseline and rel in w.relations)
+            elsewhere = max(replaced.idx_scan - explained, 0)
+            if replaced.protected:
+                keep = KEEP_PROTECTED
+            elif any(c is not None and replaced.name in c.indexes for c in final.values()):
+                keep = KEEP_USED
+            elif elsewhere > OTHER_SCANS_SHARE * calls:
+                keep = KEEP_SCANNED
         recs.append(
             Recommendation(
                 candidate=opt.candidate,
@@ -404,7 +456,9 @@ def _verify_together(
                 write_penalty=opt.write_penalty,
                 size_bytes=opt.size_bytes,
                 replaces=replaced,
-                drop_replaced=replaced is not None and not still_needed,
+                drop_replaced=replaced is not None and keep is None,
+                keep_reason=keep,
+                replaced_scans_elsewhere=elsewhere,
             )
         )
     recs.sort(key=lambda r: -(r.saving - r.write_penalty))

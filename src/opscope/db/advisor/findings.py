@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from opscope.db.advisor.advise import AdvisorResult, Recommendation
+from opscope.db.advisor.advise import (
+    KEEP_PROTECTED,
+    KEEP_SCANNED,
+    AdvisorResult,
+    Recommendation,
+)
+from opscope.db.catalog import Index
 from opscope.db.checks.base import qualified
 from opscope.findings import Finding, Severity
 from opscope.units import human_bytes
@@ -28,6 +34,31 @@ def _improvement(rec: Recommendation) -> float:
     before = sum(e.cost_before * e.statement.calls for e in rec.effects)
     after = sum(e.cost_after * e.statement.calls for e in rec.effects)
     return 1 - after / before if before > 0 else 0.0
+
+
+def _enforces(old: Index) -> str:
+    if old.is_primary:
+        return "the primary key"
+    if old.constraint_name is not None:
+        return f"the constraint {old.constraint_name}"
+    if old.is_unique:
+        return "uniqueness"
+    if old.is_exclusion:
+        return "an exclusion constraint"
+    return "the table's replica identity (logical replication)"
+
+
+def _keep(rec: Recommendation, old: Index) -> str:
+    """Why the replaced index stays, in words."""
+    if rec.keep_reason == KEEP_PROTECTED:
+        return f" {old.qualified} enforces {_enforces(old)}: keep it."
+    if rec.keep_reason == KEEP_SCANNED:
+        return (
+            f" {old.qualified} was scanned {old.idx_scan} times since the table statistics "
+            f"were reset, {rec.replaced_scans_elsewhere} more than the studied statements "
+            "account for: other statements may use it; keep it until they are checked."
+        )
+    return f" Other statements still use {old.qualified}: keep it."
 
 
 def recommendation_finding(rec: Recommendation, *, target: str) -> Finding:
@@ -80,14 +111,16 @@ def recommendation_finding(rec: Recommendation, *, target: str) -> Finding:
             ),
             detail=(
                 f"{old.qualified} is ({', '.join(old.key_defs)}); with the columns reordered, {how}"
-                f"{size}."
-                + (
-                    ""
-                    if rec.drop_replaced
-                    else f" Other statements still use {old.qualified}: keep it."
-                )
+                f"{size}." + ("" if rec.drop_replaced else _keep(rec, old))
             ),
-            evidence={**evidence, "replaces": old.qualified, "replaces_definition": old.definition},
+            evidence={
+                **evidence,
+                "replaces": old.qualified,
+                "replaces_definition": old.definition,
+                "replaces_protected": old.protected,
+                "replaces_idx_scan": old.idx_scan,
+                "replaces_scans_unexplained": rec.replaced_scans_elsewhere,
+            },
             recommendation=(
                 f"Build the reordered index, then drop {old.qualified}."
                 if rec.drop_replaced
