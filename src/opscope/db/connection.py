@@ -83,10 +83,13 @@ def connect(
         "default_transaction_read_only": "off" if writable else "on",
         "statement_timeout": f"{session.statement_timeout_ms}ms",
         "lock_timeout": f"{session.lock_timeout_ms}ms",
+        # the server must lex string literals as PostgreSQL's parser (pglast) does, so what
+        # we checked is what it runs
+        "standard_conforming_strings": "on",
     }
     # One round trip for all settings; set_config keeps values out of the SQL text.
     conn.execute(
-        "SELECT set_config(%s, %s, false), set_config(%s, %s, false), set_config(%s, %s, false)",
+        "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
         [x for pair in settings.items() for x in pair],
     )
     return conn

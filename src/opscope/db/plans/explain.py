@@ -22,6 +22,7 @@ from psycopg import sql
 
 from opscope.db.connection import load_sql
 from opscope.db.plans.model import Plan, parse_plan
+from opscope.db.plans.vouch import why_not_run
 
 GENERIC_PLAN_VERSION = 160000
 
@@ -190,19 +191,37 @@ def explain(
             note = f"not run (no ANALYZE): cannot vouch that {', '.join(sorted(bad))} only reads"
             run = False
     options = [sql.SQL("FORMAT JSON"), sql.SQL("VERBOSE")]
-    if run:
-        options += [sql.SQL("ANALYZE"), sql.SQL("BUFFERS")]
     try:
-        if shape.param_count == 0:
-            document = _explain_text(conn, query, options, run)
-        elif unknown_params and conn.info.server_version >= GENERIC_PLAN_VERSION:
-            document = _explain_text(conn, query, [*options, sql.SQL("GENERIC_PLAN")], False)
-        else:
-            document = _explain_prepared(conn, query, options, values, shape.param_count, run)
+        # plan first, without running anything: the plan shows every function and operator
+        # the statement would evaluate (views, operators and rules expanded)
+        document = _document(conn, query, options, values, shape.param_count, False)
+        if run:
+            reason = why_not_run(conn, document)
+            if reason:
+                note = f"not run (no ANALYZE): {reason}"
+                run = False
+        if run:
+            analyzed = [*options, sql.SQL("ANALYZE"), sql.SQL("BUFFERS")]
+            document = _document(conn, query, analyzed, values, shape.param_count, True)
     except psycopg.Error as exc:
         raise ExplainFailed(f"EXPLAIN failed: {_one_line(exc)}") from None
     plan = parse_plan(document, generic=unknown_params)
     return ExplainResult(plan=plan, shape=shape, note=note if analyze is not False else "")
+
+
+def _document(
+    conn: psycopg.Connection[Any],
+    query: str,
+    options: Sequence[sql.Composable],
+    values: list[Any] | None,
+    count: int,
+    run: bool,
+) -> Any:
+    if count == 0:
+        return _explain_text(conn, query, options, run)
+    if values is None and conn.info.server_version >= GENERIC_PLAN_VERSION:
+        return _explain_text(conn, query, [*options, sql.SQL("GENERIC_PLAN")], False)
+    return _explain_prepared(conn, query, options, values, count, run)
 
 
 def _explain_text(
@@ -213,8 +232,11 @@ def _explain_text(
     head = sql.SQL("/* opscope */ EXPLAIN ({}) ").format(sql.SQL(", ").join(options))
     stmt = head + sql.SQL(query)
     # ANALYZE runs the statement: inside a transaction that is always rolled back
+    # binary=True sends it over the extended protocol, which takes exactly one statement:
+    # a second one smuggled past our parse (the server lexes strings by its own settings)
+    # is refused by the server itself
     with conn.transaction(force_rollback=True):
-        row = conn.execute(stmt).fetchone()
+        row = conn.execute(stmt, binary=True).fetchone()
     return row[0] if row else None
 
 
@@ -230,7 +252,7 @@ def _explain_prepared(
     args = [sql.Literal(v) for v in values[:count]] if values is not None else [sql.NULL] * count
     # a generic plan ignores the (NULL) arguments; with real values, a custom plan uses them
     mode = "force_generic_plan" if values is None else "force_custom_plan"
-    conn.execute(sql.SQL("/* opscope */ PREPARE {} AS ").format(name) + sql.SQL(query))
+    conn.execute(sql.SQL("/* opscope */ PREPARE {} AS ").format(name) + sql.SQL(query), binary=True)
     try:
         with conn.transaction(force_rollback=True):
             conn.execute("/* opscope */ SELECT set_config('plan_cache_mode', %s, true)", [mode])
