@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -95,3 +98,20 @@ def test_verify_apply_builds_the_index_and_times_the_statement(db: SandboxDb) ->
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer_id_idx'"
         ).fetchone()
     assert row is not None and row[0].endswith("(customer_id)")
+
+
+def test_a_database_error_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: Path) -> None:
+    orders_workload(db)
+    config = tmp_path / "opscope.yaml"
+    config.write_text("session:\n  statement_timeout_ms: 1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "opscope", "indexes", "advise", db.dsn, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("opscope: error: ") and "statement timeout" in line

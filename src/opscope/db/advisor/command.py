@@ -29,6 +29,12 @@ from opscope.db.statements import read_statements
 from opscope.findings import Report, Target
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (psycopg adds DETAIL and HINT lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def advise_command(
     target: Annotated[
         str, typer.Argument(help="A DSN (postgresql://...) or a database named in the config.")
@@ -106,6 +112,10 @@ def advise_command(
         result = advise(conn, catalog, snapshot.statements, examples=examples, settings=settings)
     except CheckFailed as exc:
         fail(str(exc))
+    except psycopg.Error as exc:
+        # a catalog query over the statement timeout, a lost connection, hypopg refusing:
+        # one line, like every other error of the command line
+        fail(f"indexes advise failed: {one_line(exc)}")
     finally:
         conn.close()
     report = Report(targets=[Target(kind=KIND, name=name, server_version=summary.server_version)])
@@ -130,7 +140,7 @@ def advise_command(
                 echo=lambda line: typer.echo(line, err=True),
             )
         except (psycopg.Error, TargetConnectionError) as exc:
-            fail(f"--verify failed: {str(exc).strip().splitlines()[0]}")
+            fail(f"--verify failed: {one_line(exc)}")
         info["applied"] = checked.applied
         info["timings"] = [
             {
