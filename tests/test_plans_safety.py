@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,12 @@ def test_a_second_statement_cannot_be_smuggled_in(db: SandboxDb) -> None:
     with db.connect() as conn:
         row = conn.execute("SELECT count(*) FROM victim").fetchone()
     assert row is not None and row[0] == 2
+
+
+def test_a_timeout_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: Path) -> None:
+    cfg = tmp_path / "opscope.yaml"
+    cfg.write_text("session:\n  statement_timeout_ms: 1\n")
+    proc = explain(db, "SELECT count(*) FROM generate_series(1, 3000000)", "-c", str(cfg))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
+import psycopg
 import typer
 from pglast import parser
 
@@ -101,6 +102,10 @@ def explain_command(
         issues = diagnose(
             result.plan, tables=tables, setting=read_setting(conn), settings=cfg.plans
         )
+    except psycopg.Error as exc:
+        # a catalog query cancelled by statement_timeout, a dropped connection: one line
+        first = str(exc).strip().splitlines()
+        fail(f"{name}: {first[0] if first else type(exc).__name__}")
     finally:
         conn.close()
     key = _fingerprint(text)
