@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from conftest import SandboxDb
+from opscope.config import SessionSettings
+from opscope.db.advisor.advise import Recommendation
+from opscope.db.advisor.candidates import Candidate, KeyPart
 from opscope.db.advisor.command import advise_command
+from opscope.db.advisor.verify import VerifyFailed, verify
 
 
 def advise(*args: str) -> tuple[int, str, str]:
@@ -115,3 +121,44 @@ def test_a_database_error_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: P
     assert "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("opscope: error: ") and "statement timeout" in line
+
+
+def test_a_failed_build_leaves_no_invalid_index(db: SandboxDb) -> None:
+    orders_workload(db)
+    rec = Recommendation(
+        candidate=Candidate("public", "orders", (KeyPart("customer_id"),)),
+        effects=(),
+        saving=1.0,
+        write_penalty=0.0,
+        size_bytes=None,
+    )
+    lines: list[str] = []
+    # a transaction that wrote to the table and stays open: CREATE INDEX CONCURRENTLY must
+    # wait for it, and with a lock timeout it gives up half-way
+    blocker = db.connect()
+    blocker.execute("BEGIN")
+    blocker.execute("INSERT INTO orders VALUES (-1, 1, 1, 'open')")
+    # the clean-up waits for the same transaction: it ends a little later
+    release = threading.Timer(1.0, blocker.execute, ["COMMIT"])
+    release.start()
+    try:
+        with pytest.raises(VerifyFailed) as failed:
+            verify(db.dsn, SessionSettings(), [rec], echo=lines.append, build_lock_timeout_ms=100)
+    finally:
+        release.join()
+        blocker.close()
+    message = str(failed.value)
+    assert "\\n" not in message and "lock timeout" in message and "was dropped" in message
+    assert any("waits for the transactions open" in line for line in lines)
+    with db.connect() as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = 'orders_customer_id_idx'"
+        ).fetchone() == (0,)
+    # nothing left in the way: the next run builds it
+    verify(db.dsn, SessionSettings(), [rec], echo=lines.append)
+    with db.connect() as conn:
+        assert conn.execute(
+            "SELECT indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = 'orders_customer_id_idx'"
+        ).fetchone() == (True,)

@@ -130,7 +130,7 @@ def advise_command(
         "notes": result.notes,
     }
     if verify_ and result.recommendations:
-        from opscope.db.advisor.verify import verify
+        from opscope.db.advisor.verify import VerifyFailed, verify
 
         try:
             checked = verify(
@@ -139,6 +139,8 @@ def advise_command(
                 result.recommendations,
                 echo=lambda line: typer.echo(line, err=True),
             )
+        except VerifyFailed as exc:
+            fail(f"--verify failed: {exc}")
         except (psycopg.Error, TargetConnectionError) as exc:
             fail(f"--verify failed: {one_line(exc)}")
         info["applied"] = checked.applied
