@@ -105,12 +105,12 @@ def diagnose(
     spill, which stands in for ANALYZE's sort methods when the plan was not run."""
     settings = settings or PlanSettings()
     issues: list[PlanIssue] = []
-    stopped_early = _under_limit(plan)
+    stopped_early = stopped_early_nodes(plan)
     for node in plan.walk():
         issues.extend(_seq_scan(node, tables, settings))
         issues.extend(_disk_sort(node, plan, setting, temp_blocks_written))
-        # below a Limit a node stops once enough rows are out: fewer actual rows than
-        # estimated is the Limit at work, not a misestimate
+        # a node its parent stopped reading early returns fewer rows than estimated without
+        # the estimate being wrong: only an underestimate counts there
         overestimate = node.actual_rows is not None and node.actual_rows < node.plan_rows
         if not (id(node) in stopped_early and overestimate):
             issues.extend(_misestimate(node, tables, settings))
@@ -118,13 +118,37 @@ def diagnose(
     return issues
 
 
-def _under_limit(plan: Plan) -> set[int]:
-    """ids of the nodes that have a Limit above them."""
-    below: set[int] = set()
-    for node in plan.walk():
-        if node.node_type == "Limit":
-            below.update(id(n) for n in node.walk() if n is not node)
-    return below
+#: nodes that read all of their input before returning anything: a Limit above them does
+#: not stop what is below them
+_BLOCKING = frozenset({"Sort", "Hash", "Materialize"})
+_BLOCKING_STRATEGIES = frozenset({"Hashed", "Plain"})
+
+
+def stopped_early_nodes(plan: Plan) -> set[int]:
+    """ids of the nodes whose consumer may stop reading them before they are exhausted:
+    below a Limit (down to the first node that reads all its input), both sides of a
+    Merge Join (it stops when either side runs out), the inner side of a semi or anti join
+    (one match is enough) and sub-plans (EXISTS stops at the first row)."""
+    found: set[int] = set()
+
+    def visit(node: PlanNode, early: bool) -> None:
+        if early:
+            found.add(id(node))
+        blocking = node.node_type in _BLOCKING or (
+            node.node_type in {"Aggregate", "SetOp"} and node.strategy in _BLOCKING_STRATEGIES
+        )
+        for child in node.children:
+            child_early = early and not blocking
+            if node.node_type == "Limit" or child.parent_relationship in {"SubPlan", "InitPlan"}:
+                child_early = True
+            if node.node_type == "Merge Join":
+                child_early = True
+            if node.join_type in {"Semi", "Anti"} and child is node.inner:
+                child_early = True
+            visit(child, child_early)
+
+    visit(plan.root, False)
+    return found
 
 
 def _seq_scan(
@@ -375,6 +399,19 @@ def _misestimate(
     ]
 
 
+def _repeated(inner: PlanNode) -> list[PlanNode]:
+    """Nodes of a nested loop's inner side that run once per outer row: not those below a
+    Materialize, Memoize or Hash, which are read once and kept."""
+    out: list[PlanNode] = []
+    stack = [inner]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if node.node_type not in {"Materialize", "Memoize", "Hash"}:
+            stack.extend(node.children)
+    return out
+
+
 def _nested_loop(node: PlanNode, plan: Plan, settings: PlanSettings) -> list[PlanIssue]:
     if node.node_type != "Nested Loop":
         return []
@@ -389,22 +426,40 @@ def _nested_loop(node: PlanNode, plan: Plan, settings: PlanSettings) -> list[Pla
         loops = outer.plan_rows
     if loops < settings.nested_loop_min_loops:
         return []
-    scans = [n for n in inner.walk() if n.relation is not None]
-    full = [n for n in scans if n.node_type == "Seq Scan"]
+    scans = [n for n in _repeated(inner) if n.relation is not None]
+    # a scan the loop really repeats: under Materialize, Memoize or Hash it ran once
+    full = [
+        n
+        for n in scans
+        if n.node_type == "Seq Scan"
+        and (not n.analyzed or (n.actual_loops or 0) >= settings.nested_loop_min_loops)
+    ]
     share = None
     if node.analyzed and node.actual_total_ms and inner.actual_total_ms is not None:
-        share = (
+        share = min(
             inner.actual_total_ms
             * loops
-            / max(node.actual_total_ms * (node.actual_loops or 1), 1e-9)
+            / max(node.actual_total_ms * (node.actual_loops or 1), 1e-9),
+            1.0,
         )
-    # many cheap index probes are what a nested loop is for; flag repeated full scans, or an
-    # inner side that takes most of the time
-    if not full and (share is None or share < 0.5):
+    # many cheap index probes are what a nested loop is for; flag repeated full scans, or
+    # index probes that take most of the time and throw most of what they read away
+    wasteful = [
+        n for n in scans if n.analyzed and (n.rows_removed_by_filter or 0) > (n.actual_rows or 0)
+    ]
+    if not full and (share is None or share < 0.5 or not wasteful):
         return []
-    probe = full[0] if full else (scans[0] if scans else inner)
+    probe = full[0] if full else wasteful[0]
     condition = probe.filter or node.join_filter or probe.index_cond or ""
     columns = expression_columns(condition, probe.alias) if condition else ()
+    # the columns the probe already finds through its index need no new index
+    indexed = set(expression_columns(probe.index_cond, probe.alias)) if probe.index_cond else set()
+    if probe.index_cond and indexed:
+        # keep what the index already finds in front, then what the filter throws away
+        lead = expression_columns(probe.index_cond, probe.alias)
+        columns = tuple(dict.fromkeys([*lead, *columns]))
+        if not [c for c in columns if c not in indexed]:
+            return []
     relation = probe.relation
     target = f"{relation}({', '.join(columns)})" if relation and columns else relation or "it"
     return [
