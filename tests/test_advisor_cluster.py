@@ -231,3 +231,18 @@ def test_an_old_index_other_statements_scan_is_kept(db: SandboxDb) -> None:
     assert "DROP INDEX" not in (f.fix_sql or "")
     assert "other statements may use it" in f.detail
     assert f.evidence["replaces_idx_scan"] >= 300
+
+
+def test_quoted_column_names_find_their_existing_index(db: SandboxDb) -> None:
+    # without hypopg nothing is costed: only the comparison with existing indexes keeps the
+    # fallback from proposing an index that is already there
+    load(
+        db,
+        "DROP EXTENSION hypopg",
+        'CREATE TABLE "Acct" (id int PRIMARY KEY, "UserId" int, "Region" int, note text)',
+        "INSERT INTO \"Acct\" SELECT g, g % 5000, g % 7, 'n' FROM generate_series(1, 60000) g",
+        'CREATE INDEX acct_user ON "Acct" ("UserId") INCLUDE ("Region")',
+    )
+    run(db, 'SELECT * FROM "Acct" WHERE "UserId" = %s', [[u] for u in range(40)])
+    run(db, 'SELECT "Region" FROM "Acct" WHERE "UserId" = %s', [[u] for u in range(40)])
+    assert advice(db) == []

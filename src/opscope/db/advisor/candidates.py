@@ -8,6 +8,7 @@ index. Candidates an existing index already provides are dropped before costing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -193,6 +194,34 @@ def candidates_for_use(
     ]
 
 
+_BARE = re.compile(r"[a-z_][a-z0-9_$]*")
+_QUOTED = re.compile(r'"((?:[^"]|"")+)"')
+
+
+def index_column(idx: Index, position: int) -> str | None:
+    """The column an index stores at `position`, as its raw name; None for an expression.
+
+    pg_get_indexdef prints a column as PostgreSQL quotes it ("UserId"); a table locked while
+    the catalog was read gives plain names. Compared on raw names, "UserId" is UserId."""
+    if position >= len(idx.column_defs):
+        return None
+    if position < len(idx.attnums) and idx.attnums[position] == 0:
+        return None
+    text = idx.column_defs[position]
+    if not idx.details_known or _BARE.fullmatch(text):
+        return text
+    quoted = _QUOTED.fullmatch(text)
+    return quoted.group(1).replace('""', '"') if quoted else None
+
+
+def _key_columns(idx: Index) -> tuple[str | None, ...]:
+    return tuple(index_column(idx, i) for i in range(idx.key_count))
+
+
+def _all_columns(idx: Index) -> set[str]:
+    return {c for i in range(len(idx.column_defs)) if (c := index_column(idx, i)) is not None}
+
+
 def already_indexed(candidate: Candidate, indexes: Sequence[Index]) -> bool:
     """An existing valid btree starts with the same plain-column keys and stores the
     INCLUDE columns: the candidate would add nothing."""
@@ -202,23 +231,24 @@ def already_indexed(candidate: Candidate, indexes: Sequence[Index]) -> bool:
     for idx in indexes:
         if idx.method != "btree" or not idx.is_valid or idx.predicate is not None:
             continue
-        if tuple(idx.key_defs[:n]) != candidate.key_names:
+        if _key_columns(idx)[:n] != candidate.key_names:
             continue
-        if set(candidate.include) <= set(idx.column_defs):
+        if set(candidate.include) <= _all_columns(idx):
             return True
     return False
 
 
 def reordering_of(candidate: Candidate, indexes: Sequence[Index]) -> Index | None:
     """An existing btree with the same key columns in another order (the composite that
-    was built with its columns the wrong way round for this workload)."""
+    was built with its columns the wrong way round for this workload). It may be protected
+    (unique, a constraint's, the replica identity): the caller must not drop it then."""
     if len(candidate.keys) < 2 or any(k.is_expression for k in candidate.keys):
         return None
     want = set(candidate.key_names)
     for idx in indexes:
         if idx.method != "btree" or not idx.is_valid or idx.predicate is not None:
             continue
-        keys = tuple(idx.key_defs)
-        if set(keys) == want and keys != candidate.key_names:
+        keys = _key_columns(idx)
+        if set(keys) == want and len(keys) == len(want) and keys != candidate.key_names:
             return idx
     return None
