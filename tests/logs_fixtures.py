@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,30 @@ def _run_workload(box: Sandbox, workload: LoggedWorkload) -> None:
     executed.append("BEGIN")
 
 
-def _logging_cluster(prefix: str, extra: dict[str, str]) -> Iterator[LoggedWorkload]:
+#: role passwords the `logged_secrets` cluster was given, in every quoting PostgreSQL takes
+SECRETS = ("Hunter1Plain", "Hunter2Escape", "Hunter3Dollar", "Hunter4Unterminated", "Hunter5Conn")
+
+
+def _run_secrets(box: Sandbox, workload: LoggedWorkload) -> None:
+    box.psql("CREATE DATABASE work")
+    with psycopg.connect(box.dsn("work"), autocommit=True) as conn:
+        conn.execute(b"create role bob login")
+        conn.execute(b"alter role bob password 'Hunter1Plain'")
+        conn.execute(b"alter role bob password E'Hunter2Escape\\'s'")
+        conn.execute(b"alter role bob with password $pw$Hunter3Dollar$pw$")
+        try:
+            conn.execute(b"alter role bob password 'Hunter4Unterminated")
+        except psycopg.Error:
+            workload.errors += 1
+        conn.execute(b"select 'host=x password=Hunter5Conn dbname=y' as conninfo")
+        conn.execute(b"alter role bob password $1", ("Hunter1Plain",))
+
+
+def _logging_cluster(
+    prefix: str,
+    extra: dict[str, str],
+    run: Callable[[Sandbox, LoggedWorkload], None] = _run_workload,
+) -> Iterator[LoggedWorkload]:
     settings = {
         "logging_collector": "on",
         "log_destination": "'stderr,csvlog,jsonlog'",
@@ -109,7 +132,7 @@ def _logging_cluster(prefix: str, extra: dict[str, str]) -> Iterator[LoggedWorkl
     try:
         box.start()
         workload = LoggedWorkload(box, box.datadir / "log")
-        _run_workload(box, workload)
+        run(box, workload)
         # Stopping flushes and closes every log file: the tests read complete files.
         box.stop(remove=False)
         yield workload
@@ -129,6 +152,21 @@ def logged_statements() -> Iterator[LoggedWorkload]:
     yield from _logging_cluster(
         PGBADGER_PREFIX, {"log_statement": "'all'", "log_min_duration_statement": "0"}
     )
+
+
+@pytest.fixture(scope="session")
+def logged_verbose() -> Iterator[LoggedWorkload]:
+    """log_error_verbosity = verbose: every message starts with its SQLSTATE and is followed
+    by a LOCATION line."""
+    yield from _logging_cluster(
+        CUSTOM_PREFIX, {"log_min_duration_statement": "0", "log_error_verbosity": "verbose"}
+    )
+
+
+@pytest.fixture(scope="session")
+def logged_secrets() -> Iterator[LoggedWorkload]:
+    """Role passwords set in every quoting, one statement failing inside its password."""
+    yield from _logging_cluster(CUSTOM_PREFIX, {"log_min_duration_statement": "0"}, _run_secrets)
 
 
 def summary(report: Any) -> dict[str, Any]:

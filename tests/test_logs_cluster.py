@@ -25,12 +25,13 @@ from logs_fixtures import (
     LoggedWorkload,
     logged,
     logged_statements,
+    logged_verbose,
     summary,
 )
 from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.options import LogOptions
 
-__all__ = ["logged", "logged_statements"]  # fixtures, used by name
+__all__ = ["logged", "logged_statements", "logged_verbose"]  # fixtures, used by name
 
 FORMATS = {"stderr": "log", "csvlog": "csv", "jsonlog": "json"}
 
@@ -185,3 +186,21 @@ def test_parallel_run_equals_sequential(logged: LoggedWorkload) -> None:
     for key in ("queries", "total_ms", "top_by_total_time", "slowest", "errors", "auto_explain",
                 "temp_files", "lock_waits", "per_minute", "bad_entries"):  # fmt: skip
         assert one[key] == two[key], key
+
+
+@pytest.mark.parametrize("log_format", sorted(FORMATS))
+def test_verbose_messages_count_like_terse_ones(
+    logged_verbose: LoggedWorkload, logged: LoggedWorkload, log_format: str
+) -> None:
+    """log_error_verbosity = verbose writes `LOG:  00000: duration: …` and a LOCATION line
+    after every entry; the counts are those of the same workload logged tersely."""
+    path = logged_verbose.file(FORMATS[log_format])
+    if log_format == "stderr":
+        assert "LOG:  00000: duration: " in path.read_text()
+    log = analyze(path, prefix=CUSTOM_PREFIX)
+    assert log["files"][0]["format"] == log_format
+    check_workload(log, logged_verbose)
+    terse = analyze(logged.file(FORMATS[log_format]), prefix=CUSTOM_PREFIX)
+    for key in ("queries", "distinct_statements", "logged_statements", "auto_explain"):
+        assert log[key] == terse[key], key
+    assert log["errors"]["by_sqlstate"] == terse["errors"]["by_sqlstate"]

@@ -27,13 +27,18 @@ _head = st.builds(
 _sql = st.sampled_from(
     ["select 1", "select * from t where a in (1,2) and b = 'x'", "select $1", "update t set"]
 ) | st.text(max_size=30)
-_duration = st.floats(0, 5000, allow_nan=False).map(lambda d: f"{d:.3f}")
+_good_duration = st.floats(0, 5000, allow_nan=False).map(lambda d: f"{d:.3f}")
+_duration = _good_duration | st.sampled_from(
+    # not durations PostgreSQL writes: each is a bad entry, never a count or a crash
+    ["inf", "nan", "-5", "1e400", "9" * 400, "1.2.3", "", "0x10"]
+)
 _entry = st.one_of(
     st.builds(lambda h, d, q: f"{h}LOG:  duration: {d} ms  statement: {q}", _head, _duration, _sql),
     st.builds(
         lambda h, d, q: f"{h}LOG:  duration: {d} ms  execute S_1: {q}", _head, _duration, _sql
     ),
     st.builds(lambda h, d: f"{h}LOG:  duration: {d} ms", _head, _duration),
+    st.builds(lambda h, d: f"{h}LOG:  duration: {d}", _head, _duration),  # cut off
     st.builds(lambda h, q: f"{h}LOG:  statement: {q}", _head, _sql),
     st.builds(
         lambda h, d, q: (
@@ -97,7 +102,7 @@ _csv_row = st.builds(
         f'2024-05-01 10:00:00.000 UTC,"u","d",5,"h",1.2,1,"SELECT",2024-05-01 10:00:00 UTC,'
         f'3/0,0,LOG,00000,"duration: {d} ms  statement: {msg}",,,,,,{q},,,"app","client backend",,0'
     ),
-    _duration,
+    _good_duration,
     st.text(alphabet='sel ct1,"\n', max_size=20).map(lambda t: t.replace('"', '""')),
     _csv_field,
 )

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.normalize import normalize, redact, regex_normalize
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
-from opscope.db.logs.reader import chunks, csv_splitter, stderr_splitter
+from opscope.db.logs.reader import chunks, csv_splitter, detect_format, stderr_splitter
 
 PREFIX = "%m [%p] %q%u@%d "
 STDERR = """\
@@ -187,3 +188,94 @@ def test_json_with_broken_line(tmp_path: Path) -> None:
     )
     log = run(tmp_path, good + '{"timestamp": "2024-05\n' + good, name="x.json")
     assert log["queries"] == 2 and log["bad_entries"]["count"] == 1
+
+
+def test_format_detection_needs_real_csv_and_skips_other_daemons(tmp_path: Path) -> None:
+    wide = (
+        "2024-05-01 10:00:00.000 UTC [7] u@d LOG:  duration: 1.000 ms  statement: "
+        "select a, b, c, d, e, f, g, h, i, j, k, l, m from t\n"
+    )
+    assert detect_format(wide.encode()) == "stderr"
+    # The zone followed by a comma, but far from 23 fields: stderr by majority.
+    odd = "2024-05-01 10:00:00.000 UTC,x LOG:  hello\n"
+    assert detect_format((odd + wide * 3).encode()) == "stderr"
+    log = run(tmp_path, wide * 3, prefix=PREFIX)
+    assert log["files"][0]["format"] == "stderr" and log["queries"] == 3
+    syslog = (
+        "Nov 28 20:15:54 dbhost systemd[1]: Started PostgreSQL Cluster 16-main.\n"
+        "Nov 28 20:15:54 dbhost kernel: eth0 up\n"
+        "Nov 28 20:15:55 dbhost postgres[123]: [1-1] LOG:  duration: 2.000 ms  statement: select 1\n"
+    )
+    assert detect_format(syslog.encode()) == "syslog"
+    csv_record = (
+        '2024-05-01 10:00:00.000 UTC,"u","d",5,"[local]",663.5,1,"SELECT",'
+        '2024-05-01 10:00:00 UTC,3/0,0,LOG,00000,"duration: 2.000 ms  statement: select 1,\n'
+        '  2, 3",,,,,,,,"psql","client backend",,0\n'
+    )
+    assert detect_format((csv_record * 5).encode()) == "csvlog"
+
+
+def test_bad_durations_are_bad_entries(tmp_path: Path) -> None:
+    head = "2024-05-01 10:00:00.000 UTC [7] u@d LOG:  "
+    good = head + "duration: 1.500 ms  statement: select 1\n"
+    bad = [
+        "duration: inf ms  statement: select 1",
+        "duration: nan ms  statement: select 1",
+        "duration: -5 ms  statement: select 1",
+        "duration: 1e3 ms  statement: select 1",
+        "duration: " + "9" * 400 + " ms  statement: select 1",
+        "duration: 1234.5",  # cut off: no " ms", no text
+    ]
+    # More than EXACT_LIMIT executions: the sketch would take log(inf) of a bad value.
+    text = good * (EXACT_LIMIT + 10) + "".join(head + b + "\n" for b in bad) + good
+    log = run(tmp_path, text, prefix=PREFIX)
+    assert log["queries"] == EXACT_LIMIT + 11
+    assert log["bad_entries"]["count"] == len(bad)
+    assert log["total_ms"] == 1.5 * (EXACT_LIMIT + 11)
+    assert {s["query"] for s in log["top_by_count"]} == {"select $1"}
+    csv_head = '2024-05-01 10:00:00.000 UTC,"u","d",5,"[local]",663.5,1,"SELECT",2024-05-01 10:00:00 UTC,3/0,0,LOG,00000,"'
+    csv_tail = '",,,,,,,,"psql","client backend",,0\n'
+    log = run(tmp_path, "".join(csv_head + b + csv_tail for b in bad), name="x.csv")
+    assert (log["queries"], log["bad_entries"]["count"]) == (0, len(bad))
+
+
+def test_corrupt_json_plan_keeps_its_raw_text(tmp_path: Path) -> None:
+    text = (
+        "2024-05-01 10:00:00.123 UTC [123] u@d LOG:  duration: 1500.5 ms  plan:\n"
+        '\t{\n\t  "Query Text": "select \\\\q \\x",\n\t  "Plan": {\n'
+    )
+    log = run(tmp_path, text, prefix=PREFIX)
+    assert log["queries"] == 1
+    assert '"Plan": {' in log["slowest"][0]["plan"]
+    record = {
+        "timestamp": "2024-05-01 10:00:00.000 UTC",
+        "pid": 5,
+        "error_severity": "LOG",
+        "message": 'duration: 3.000 ms  plan:\n{"Query Text": "select \\x", "Plan": {',
+    }
+    log = run(tmp_path, json.dumps(record) + "\n", name="x.json")
+    assert log["queries"] == 1 and log["slowest"][0]["query"] == "select \\x"
+
+
+def test_query_parameters_of_pg16_plans(tmp_path: Path) -> None:
+    text = (
+        "2024-05-01 10:00:00.123 UTC [123] u@d LOG:  duration: 1500.500 ms  plan:\n"
+        "\tQuery Text: select * from t where id = $1\n"
+        "\tQuery Parameters: $1 = '42'\n"
+        "\tIndex Scan using t_pkey on t  (cost=0.15..8.17 rows=1 width=36)\n"
+        "\t  Index Cond: (id = $1)\n"
+    )
+    log = run(tmp_path, text, prefix=PREFIX)
+    slowest = log["slowest"][0]
+    assert slowest["query"] == "select * from t where id = $1"
+    assert slowest["parameters"] == "$1 = '42'"
+    assert slowest["plan"].startswith("Index Scan")
+    plan = {"Query Text": "select $1", "Query Parameters": "$1 = 'x'", "Plan": {}}
+    record = {
+        "timestamp": "2024-05-01 10:00:00.000 UTC",
+        "pid": 5,
+        "error_severity": "LOG",
+        "message": "duration: 3.000 ms  plan:\n" + json.dumps(plan),
+    }
+    log = run(tmp_path, json.dumps(record) + "\n", name="x.json")
+    assert log["slowest"][0]["parameters"] == "$1 = 'x'"

@@ -24,12 +24,15 @@ ERROR_LEVELS = frozenset(("ERROR", "FATAL", "PANIC"))
 
 _LOCK = re.compile(
     r"process \d+ (still waiting for|acquired|avoided deadlock for"
-    r"|detected deadlock while waiting for) .*? after ([\d.]+) ms"
+    r"|detected deadlock while waiting for) .*? after (\d+(?:\.\d+)?) ms"
 )
+#: `duration: N ms`, strictly: inf, nan, negative or cut-off values are bad input
+DURATION = re.compile(r"duration: (\d{1,15}(?:\.\d+)?) ms")
 _TEMP = re.compile(r'temporary file: path ".*?", size (\d+)')
 _SQLSTATE = re.compile(r"([0-9A-Z]{5}): ")
 _PLAN_NODE = re.compile(r"  \((?:cost=|actual )|\(never executed\)")
 _JSON_QUERY_TEXT = re.compile(r'"Query Text": "((?:[^"\\]|\\.)*)"')
+_QUERY_PARAMETERS = "Query Parameters: "
 
 # Entry kinds waiting for their DETAIL/STATEMENT lines; _NONE is "no entry yet", so a
 # DETAIL line there has lost its entry (the chunk cannot start that way: it is bad input).
@@ -57,24 +60,51 @@ def epoch_to_text(value: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] + " UTC"
 
 
-def split_plan(body: str) -> tuple[str, str]:
-    """(query text, plan) of an auto_explain entry, text or JSON format."""
+def split_plan(body: str) -> tuple[str, str, str | None]:
+    """(query text, plan, query parameters) of an auto_explain entry, text or JSON format.
+
+    PostgreSQL 16+ logs the bind values (`Query Parameters:`) between the text and the
+    plan; they are the execution's parameters, not part of its text. A JSON plan that does
+    not parse keeps its raw text as the plan and, if it can be found, its query text."""
     plan = untab(body).strip()
     if plan.startswith("{") or plan.startswith("["):
         try:
             data = json.loads(plan)
             node = data[0] if isinstance(data, list) else data
-            return str(node.get("Query Text", "")), plan
-        except (ValueError, AttributeError, IndexError, KeyError):
-            m = _JSON_QUERY_TEXT.search(plan)
-            return (json.loads(f'"{m.group(1)}"') if m else ""), plan
+            values = node.get("Query Parameters")
+            return (
+                str(node.get("Query Text", "")),
+                plan,
+                str(values) if values is not None else None,
+            )
+        except (ValueError, AttributeError, IndexError, KeyError, TypeError):
+            pass
+        m = _JSON_QUERY_TEXT.search(plan)
+        query = ""
+        if m is not None:
+            try:
+                query = str(json.loads(f'"{m.group(1)}"'))
+            except ValueError:
+                query = m.group(1)
+        return query, plan, None
     if plan.startswith("Query Text: "):
         lines = plan.split("\n")
+        end = len(lines)
         for i in range(1, len(lines)):
             if _PLAN_NODE.search(lines[i]):
-                return "\n".join(lines[:i])[12:].strip(), "\n".join(lines[i:])
-        return lines[0][12:].strip(), "\n".join(lines[1:])
-    return "", plan
+                end = i
+                break
+        else:
+            end = 1
+        head = lines[:end]
+        params: str | None = None
+        for i in range(len(head)):
+            if head[i].startswith(_QUERY_PARAMETERS):
+                params = "\n".join(head[i:])[len(_QUERY_PARAMETERS) :].strip()
+                head = head[:i]
+                break
+        return "\n".join(head)[12:].strip(), "\n".join(lines[end:]), params
+    return "", plan, None
 
 
 def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
@@ -154,15 +184,19 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             first_ts = ts
         if qid == "0":
             qid = ""
+        # log_error_verbosity = verbose puts the SQLSTATE before every message, LOG too.
+        if msg[5:7] == ": " and _SQLSTATE.match(msg):
+            if not sqlstate:
+                sqlstate = msg[:5]
+            msg = msg[7:]
         if level == "LOG":
             if msg.startswith("duration: "):
-                end = msg.find(" ms", 10)
-                try:
-                    duration = float(msg[10:end])
-                except ValueError:
+                d = DURATION.match(msg)
+                if d is None:
                     aggregate.bad_input(m.group(0))
                     continue
-                rest = msg[end + 3 :]
+                duration = float(d.group(1))
+                rest = msg[d.end() :]
                 if rest.startswith("  statement: "):
                     x_text = untab(rest[13:])
                     x_kind = "statement"
@@ -177,9 +211,10 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                     x_text = ""
                     x_kind = "statement"
                 elif rest.startswith("  plan:"):
-                    query, plan = split_plan(rest[7:])
-                    state.plan(session or pid, Execution(ts, duration, query, None, db, user,
-                                                         app, pid, qid, "plan", plan))  # fmt: skip
+                    query, plan, plan_params = split_plan(rest[7:])
+                    record = Execution(ts, duration, query, plan_params, db, user, app, pid,
+                                       qid, "plan", plan)  # fmt: skip
+                    state.plan(session or pid, record)
                     continue
                 elif rest.startswith("  parse ") or rest.startswith("  prepare "):
                     aggregate.prepare.add(duration)
@@ -211,8 +246,6 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             ):
                 current = [_LOCK_WAIT, ts, user, db, level, "", msg, ""]
         elif level in ERROR_LEVELS:
-            if not sqlstate and _SQLSTATE.match(msg):
-                sqlstate, msg = msg[:5], msg[7:]
             current = [_ERROR, ts, user, db, level, sqlstate, msg, ""]
     if x_sid is not None:
         add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid, x_qid,

@@ -12,6 +12,7 @@ lines.
 from __future__ import annotations
 
 import bz2
+import csv
 import functools
 import io
 import lzma
@@ -269,27 +270,97 @@ def chunks(blocks: Iterator[bytes], split: Splitter, chunk_bytes: int) -> Iterat
 
 # -- what format a log is in -------------------------------------------------------------
 
-_CSV_START = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [^,\n]*,")
+# A csvlog record starts with its timestamp, whose zone is one token directly followed by
+# the comma; a stderr line with that timestamp has `[pid]` or a level after the zone.
+_CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Za-z0-9+\-:]+,")
+_CSV_LEVEL_COLUMN = 11
+_CSV_MIN_COLUMNS = 23
+_CSV_LEVELS = frozenset(
+    [
+        "LOG",
+        "ERROR",
+        "FATAL",
+        "PANIC",
+        "WARNING",
+        "NOTICE",
+        "INFO",
+        "DEBUG",
+        "DEBUG1",
+        "DEBUG2",
+        "DEBUG3",
+        "DEBUG4",
+        "DEBUG5",
+    ]
+)
 SYSLOG_LINE = re.compile(
     r"^(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d)"
     r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
     r" \S+ [^\s\[:]+\[(?P<pid>\d+)\]: \[(?P<seq>\d+)-(?P<line>\d+)\] ?(?P<rest>.*)$"
 )
+#: any program's syslog line: those of other daemons share PostgreSQL's file
+_SYSLOG_ANY = re.compile(
+    r"^(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d"
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r" \S+ [^\s:]+: "
+)
+#: lines classified before the majority decides
+_FORMAT_VOTES = 25
+
+
+def _csv_record_lines(text: str) -> int:
+    """How many lines the csvlog record at the start of `text` spans, or 0 when it is no
+    csvlog record (too few fields, or no known level where csvlog has it)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        row = next(reader)
+    except (csv.Error, StopIteration):
+        return 0
+    if len(row) < _CSV_MIN_COLUMNS or row[_CSV_LEVEL_COLUMN] not in _CSV_LEVELS:
+        return 0
+    return reader.line_num
 
 
 def detect_format(sample: bytes) -> str:
-    for raw_line in sample.split(b"\n", 50)[:50]:
-        line = raw_line.strip()
-        if not line:
+    """The format most of the first lines of `sample` are in.
+
+    Each line that starts a record votes: `{` for jsonlog; a timestamp-zone-comma start
+    that reads as a csvlog record (23+ fields, a level in the level column) for csvlog; a
+    PostgreSQL syslog line for syslog; anything else that is not a continuation for stderr.
+    Other programs' syslog lines do not vote, so a syslog file that starts with another
+    daemon's messages is still syslog."""
+    text = sample.decode("utf-8", "replace")
+    starts = [0]
+    for m in re.finditer("\n", text):
+        starts.append(m.end())
+        if len(starts) > 2000:
+            break
+    votes: dict[str, int] = {}
+    i = 0
+    while i < len(starts) and sum(votes.values()) < _FORMAT_VOTES:
+        start = starts[i]
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(text)
+        line = text[start:end]
+        i += 1
+        stripped = line.strip()
+        if not stripped or line.startswith("\t"):
             continue
-        if line.startswith(b"{"):
-            return "jsonlog"
-        if _CSV_START.match(line) and line.count(b",") >= 10:
-            return "csvlog"
-        if SYSLOG_LINE.match(line.decode("utf-8", "replace")):
-            return "syslog"
+        kind = "stderr"
+        if stripped.startswith("{"):
+            kind = "jsonlog"
+        elif _CSV_START.match(line):
+            spanned = _csv_record_lines(text[start:])
+            if spanned:
+                kind = "csvlog"
+                i += spanned - 1
+        elif SYSLOG_LINE.match(line):
+            kind = "syslog"
+        elif _SYSLOG_ANY.match(line):
+            continue
+        votes[kind] = votes.get(kind, 0) + 1
+    if not votes:
         return "stderr"
-    return "stderr"
+    order = ("stderr", "csvlog", "jsonlog", "syslog")
+    return max(order, key=lambda k: (votes.get(k, 0), -order.index(k)))
 
 
 def file_size(path: str) -> int:

@@ -7,7 +7,7 @@ error, temp file or lock wait) in fields of the same record, so a record is hand
 from __future__ import annotations
 
 from opscope.db.logs.aggregate import Execution
-from opscope.db.logs.parse_stderr import _LOCK, _TEMP, ERROR_LEVELS, split_plan
+from opscope.db.logs.parse_stderr import _LOCK, _TEMP, DURATION, ERROR_LEVELS, split_plan
 from opscope.db.logs.sessions import ChunkState
 
 
@@ -35,13 +35,12 @@ def dispatch_record(
     if level == "LOG":
         params = detail[12:] if detail.startswith("parameters: ") else None
         if message.startswith("duration: "):
-            end = message.find(" ms", 10)
-            try:
-                duration = float(message[10:end])
-            except ValueError:
+            d = DURATION.match(message)
+            if d is None:
                 aggregate.bad_input(message)
                 return
-            rest = message[end + 3 :]
+            duration = float(d.group(1))
+            rest = message[d.end() :]
             if rest.startswith("  statement: "):
                 state.execution(
                     sid,
@@ -65,9 +64,12 @@ def dispatch_record(
                     sid, Execution(ts, duration, "", None, db, user, app, pid, qid, "statement")
                 )
             elif rest.startswith("  plan:"):
-                text, plan = split_plan(rest[7:])
+                text, plan, plan_params = split_plan(rest[7:])
                 state.plan(
-                    sid, Execution(ts, duration, text, None, db, user, app, pid, qid, "plan", plan)
+                    sid,
+                    Execution(
+                        ts, duration, text, plan_params, db, user, app, pid, qid, "plan", plan
+                    ),
                 )
             elif rest.startswith("  parse ") or rest.startswith("  prepare "):
                 aggregate.prepare.add(duration)
