@@ -87,3 +87,10 @@ def test_materialized_inner_side_is_not_rescanned(db: SandboxDb) -> None:
     )
     found = issues(db, "SELECT count(*) FROM small s JOIN lookup l ON s.g < l.code")
     assert "plan_nested_loop" not in checks(found), [i.title for i in found]
+
+
+def test_analyze_that_times_out_falls_back_to_the_plan(db: SandboxDb) -> None:
+    with connect(db.dsn, SessionSettings(statement_timeout_ms=300)) as conn:
+        result = explain(conn, "SELECT count(*) FROM generate_series(1, 300000000)")
+    assert not result.plan.analyzed
+    assert "statement_timeout" in result.note

@@ -237,7 +237,11 @@ def _disk_sort(
         how = f"hash aggregate wrote {node.disk_usage_kb or 0} kB to disk"
     elif not node.analyzed and temp_blocks_written and node.node_type in {"Sort", "Hash"}:
         estimate_kb = node.plan_rows * max(node.plan_width, 1) / 1024
-        if estimate_kb <= setting.work_mem_kb:
+        # hash tables may use hash_mem_multiplier times work_mem before they spill
+        limit_kb = setting.work_mem_kb * (
+            setting.hash_mem_multiplier if node.node_type == "Hash" else 1.0
+        )
+        if estimate_kb <= limit_kb:
             return []
         spilled_kb = estimate_kb
         how = (

@@ -202,7 +202,11 @@ def explain(
                 run = False
         if run:
             analyzed = [*options, sql.SQL("ANALYZE"), sql.SQL("BUFFERS")]
-            document = _document(conn, query, analyzed, values, shape.param_count, True)
+            try:
+                document = _document(conn, query, analyzed, values, shape.param_count, True)
+            except psycopg.errors.QueryCanceled:
+                # too slow to run under our statement_timeout: the plan alone still helps
+                note = "not run to the end: ANALYZE hit statement_timeout, showing the plan"
     except psycopg.Error as exc:
         raise ExplainFailed(f"EXPLAIN failed: {_one_line(exc)}") from None
     plan = parse_plan(document, generic=unknown_params)
