@@ -246,3 +246,18 @@ def test_quoted_column_names_find_their_existing_index(db: SandboxDb) -> None:
     run(db, 'SELECT * FROM "Acct" WHERE "UserId" = %s', [[u] for u in range(40)])
     run(db, 'SELECT "Region" FROM "Acct" WHERE "UserId" = %s', [[u] for u in range(40)])
     assert advice(db) == []
+
+
+def test_the_fix_sql_never_reuses_a_name_the_schema_has(db: SandboxDb) -> None:
+    load(
+        db,
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int, total numeric, note text)",
+        "INSERT INTO orders SELECT g, g % 5000, g, 'n' FROM generate_series(1, 60000) g",
+        # the default name is taken by an index on another column
+        "CREATE INDEX orders_customer_id_idx ON orders (total)",
+    )
+    run(db, "SELECT * FROM orders WHERE customer_id = %s", [[c] for c in range(40)])
+    [f] = found(db.analyze(), "missing_index")
+    assert f.fix_sql == (
+        "CREATE INDEX CONCURRENTLY orders_customer_id_idx1 ON public.orders (customer_id);"
+    )

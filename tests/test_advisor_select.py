@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opscope.db.advisor.advise import WorkloadStatement, verify_together
-from opscope.db.advisor.candidates import Candidate, KeyPart
+from opscope.db.advisor.candidates import Candidate, KeyPart, unique_names
 from opscope.db.advisor.hypo import Costed
 from opscope.db.advisor.predicates import TableUse
 from opscope.db.advisor.select import Option
@@ -68,3 +68,34 @@ def test_an_empty_set_costs_nothing() -> None:
         raise AssertionError("nothing to cost")
 
     assert verify_together([], [statement(0, "t")], {0: 1.0}, {0: frozenset()}, {}, cost) == []
+
+
+def test_index_names_carry_the_operator_class_and_avoid_taken_names() -> None:
+    plain = Candidate("public", "users", (KeyPart("email"),))
+    pattern = Candidate("public", "users", (KeyPart("email", opclass="text_pattern_ops"),))
+    assert plain.index_name() == "users_email_idx"
+    assert pattern.index_name() == "users_email_text_pattern_ops_idx"
+    assert plain.index_name({"users_email_idx", "users_email_idx1"}) == "users_email_idx2"
+    # the schema's relations, and each other: two candidates never share a name
+    other = Candidate("audit", "users", (KeyPart("email"),))
+    assert unique_names(
+        [plain, pattern, plain, other],
+        {("public", "users_email_idx"), ("audit", "users")},
+    ) == [
+        "users_email_idx1",
+        "users_email_text_pattern_ops_idx",
+        "users_email_idx2",
+        "users_email_idx",
+    ]
+    assert plain.fix_sql("users_email_idx1").startswith(
+        "CREATE INDEX CONCURRENTLY users_email_idx1 ON public.users"
+    )
+
+
+def test_long_index_names_fit_in_63_bytes() -> None:
+    wide = Candidate("public", "t" * 40, (KeyPart("é" * 30), KeyPart("b" * 30)))
+    taken = {wide.index_name()}
+    for name in (wide.index_name(), wide.index_name(taken)):
+        assert len(name.encode()) <= 63
+        assert name.startswith("t" * 40)
+    assert wide.index_name(taken).endswith("_idx1") and wide.index_name(taken) not in taken

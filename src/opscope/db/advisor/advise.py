@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -20,6 +20,7 @@ from opscope.db.advisor.candidates import (
     already_indexed,
     candidates_for_use,
     reordering_of,
+    unique_names,
 )
 from opscope.db.advisor.hypo import Costed, HypoSession, HypoUnavailable, try_cost
 from opscope.db.advisor.predicates import TableUse, extract
@@ -95,6 +96,13 @@ class Recommendation:
     keep_reason: str | None = None
     #: scans of the replaced index the studied statements do not account for
     replaced_scans_elsewhere: int = 0
+    #: the name to build it under: unique in its schema (set by `advise`)
+    index_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.index_name or self.candidate.index_name()
+
     #: costed with hypothetical indexes and the real planner; False for the fallback
     verified: bool = True
     #: the fallback's estimate of the share of rows one lookup matches
@@ -246,16 +254,25 @@ def advise(
     candidates = generate(
         workload, tables, catalog.indexes_by_table, columns, selectivity, settings
     )
+    from opscope.db.advisor.fallback import advise_unverified
+
     if not catalog.summary.has_hypopg:
-        from opscope.db.advisor.fallback import advise_unverified
+        result = advise_unverified(workload, candidates, tables, selectivity, settings)
+    else:
+        try:
+            result = _advise_hypo(conn, catalog, workload, candidates, tables, settings, clock)
+        except HypoUnavailable:
+            result = advise_unverified(workload, candidates, tables, selectivity, settings)
+    result.recommendations = named(result.recommendations, catalog)
+    return result
 
-        return advise_unverified(workload, candidates, tables, selectivity, settings)
-    try:
-        return _advise_hypo(conn, catalog, workload, candidates, tables, settings, clock)
-    except HypoUnavailable:
-        from opscope.db.advisor.fallback import advise_unverified
 
-        return advise_unverified(workload, candidates, tables, selectivity, settings)
+def named(recommendations: Sequence[Recommendation], catalog: Catalog) -> list[Recommendation]:
+    """Give each recommendation an index name no relation of its schema has yet."""
+    taken = {(t.schema, t.name) for t in catalog.tables}
+    taken |= {(i.schema, i.name) for i in catalog.indexes}
+    names = unique_names([r.candidate for r in recommendations], taken)
+    return [replace(r, index_name=n) for r, n in zip(recommendations, names, strict=True)]
 
 
 def _advise_hypo(

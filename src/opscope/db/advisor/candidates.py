@@ -9,7 +9,7 @@ index. Candidates an existing index already provides are dropped before costing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pglast import ast, parse_sql
@@ -71,22 +71,32 @@ class Candidate:
         text = f"{self.relation} ({', '.join(k.printed() for k in self.keys)})"
         return text + (f" INCLUDE ({', '.join(self.include)})" if self.include else "")
 
-    def index_name(self) -> str:
+    def index_name(self, taken: Collection[str] = ()) -> str:
+        """A name for the index: table, keys (with a non-default operator class), "incl"
+        when it has INCLUDE columns, then "_idx"; at most 63 bytes, and never one of
+        `taken` (the relation names of the schema): a number is added as PostgreSQL does."""
         parts = [self.table]
         for k in self.keys:
             parts.append(k.expr)
+            if k.opclass:
+                parts.append(k.opclass)
         if self.include:
             parts.append("incl")
         name = "".join(c if c.isalnum() or c == "_" else "_" for c in "_".join(parts))
         # collapse the runs that punctuation leaves: lower(email) -> lower_email
-        name = "_".join(p for p in name.split("_") if p)
-        return name[:59] + "_idx"
+        stem = "_".join(p for p in name.split("_") if p)
+        n = 0
+        while True:
+            name = _fit(stem, "_idx" + (str(n) if n else ""))
+            if name not in taken:
+                return name
+            n += 1
 
-    def fix_sql(self) -> str:
+    def fix_sql(self, name: str | None = None) -> str:
         keys = ", ".join(k.printed() for k in self.keys)
         include = f" INCLUDE ({', '.join(quote_ident(c) for c in self.include)})"
         return (
-            f"CREATE INDEX CONCURRENTLY {quote_ident(self.index_name())} ON "
+            f"CREATE INDEX CONCURRENTLY {quote_ident(name or self.index_name())} ON "
             f"{qualified(self.schema, self.table)} ({keys})"
             f"{include if self.include else ''};"
         )
@@ -109,6 +119,30 @@ class Candidate:
                 sql.SQL(", ").join(sql.Identifier(c) for c in self.include)
             )
         return stmt
+
+
+#: PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes
+MAX_NAME_BYTES = 63
+
+
+def _fit(stem: str, suffix: str) -> str:
+    """stem + suffix in at most MAX_NAME_BYTES bytes of UTF-8, cut on a character."""
+    room = MAX_NAME_BYTES - len(suffix.encode())
+    cut = stem.encode()[:room].decode(errors="ignore").rstrip("_")
+    return cut + suffix
+
+
+def unique_names(candidates: Sequence[Candidate], taken: Collection[tuple[str, str]]) -> list[str]:
+    """A name for each candidate, none of them in `taken` ((schema, relation name)) nor
+    equal to another's."""
+    used = set(taken)
+    out: list[str] = []
+    for cand in candidates:
+        in_schema = {name for schema, name in used if schema == cand.schema}
+        name = cand.index_name(in_schema)
+        used.add((cand.schema, name))
+        out.append(name)
+    return out
 
 
 def safe_expression(expr: str) -> bool:

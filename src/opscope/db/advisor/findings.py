@@ -126,7 +126,7 @@ def recommendation_finding(rec: Recommendation, *, target: str) -> Finding:
                 if rec.drop_replaced
                 else "Build the reordered index next to it."
             ),
-            fix_sql=cand.fix_sql() + (drop if rec.drop_replaced else ""),
+            fix_sql=cand.fix_sql(rec.name) + (drop if rec.drop_replaced else ""),
         )
     return Finding.make(
         check="missing_index",
@@ -146,7 +146,7 @@ def recommendation_finding(rec: Recommendation, *, target: str) -> Finding:
             "Create it concurrently (no write lock). The write overhead on the table is "
             "counted in the choice."
         ),
-        fix_sql=cand.fix_sql(),
+        fix_sql=cand.fix_sql(rec.name),
     )
 
 

@@ -134,7 +134,7 @@ def build(
         )
         for rec in recommendations:
             cand = rec.candidate
-            name = cand.index_name()
+            name = rec.name
             stmt = cand.ddl(concurrently=True, name=name)
             text = stmt.as_string(writer) + ";"
             echo(f"applying: {text}")
