@@ -204,3 +204,11 @@ def test_verbose_messages_count_like_terse_ones(
     for key in ("queries", "distinct_statements", "logged_statements", "auto_explain"):
         assert log[key] == terse[key], key
     assert log["errors"]["by_sqlstate"] == terse["errors"]["by_sqlstate"]
+
+
+def test_documented_prefix_is_detected(logged: LoggedWorkload) -> None:
+    """docs/logs.md recommends CUSTOM_PREFIX: found without --prefix, %d not swallowing
+    `app=… qid=…`, so --db work keeps the workload."""
+    log = analyze(logged.file("log"))
+    assert log["files"][0]["prefix"] == CUSTOM_PREFIX
+    check_workload(log, logged)

@@ -279,3 +279,38 @@ def test_query_parameters_of_pg16_plans(tmp_path: Path) -> None:
     }
     log = run(tmp_path, json.dumps(record) + "\n", name="x.json")
     assert log["slowest"][0]["parameters"] == "$1 = 'x'"
+
+
+def test_documented_prefixes_are_detected_whole(tmp_path: Path) -> None:
+    docs = "2024-05-01 10:00:00.000 UTC [7] alice@work app=psql qid=-42 LOG:  duration: 1.000 ms  statement: select 1\n"
+    manual = "2024-05-01 10:00:00.000 UTC [7] alice@work/psql LOG:  duration: 1.000 ms  statement: select 1\n"
+    checkpoint = "2024-05-01 10:00:00.000 UTC [9] LOG:  checkpoint starting: time\n"
+    assert detect_prefix(docs * 3 + checkpoint) == "%m [%p] %q%u@%d app=%a qid=%Q "
+    assert detect_prefix(manual * 3 + checkpoint) == "%m [%p] %q%u@%d/%a "
+    log = run(tmp_path, docs * 3, database="work")
+    assert log["queries"] == 3 and log["top_by_count"][0]["query_ids"] == ["-42"]
+
+
+def test_filters_that_keep_nothing_warn_about_the_prefix(tmp_path: Path) -> None:
+    text = "2024-05-01 10:00:00.000 UTC [7] alice@work app=psql LOG:  duration: 1.000 ms  statement: select 1\n"
+    path = tmp_path / "pg.log"
+    path.write_text(text * 2)
+    # A wrong --prefix: %d reads "work app=psql", which is no database named work.
+    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX, database="work"))
+    assert report.summary["queries"] == 0
+    assert [e.check for e in report.errors] == ["log_filter"]
+    assert "may be wrong" in report.errors[0].message
+    report = analyze_logs([str(path)], LogOptions(database="work"))
+    assert report.summary["queries"] == 2 and not report.errors
+
+
+def test_generic_prefix_is_linear_on_bracket_runs(tmp_path: Path) -> None:
+    """One 200 kB line of `[1] ` without a level: the generic pattern used to try every
+    bracket as the pid against every later position (quadratic: 35 s for 80 kB, hours for
+    this one); now it reads it in milliseconds. No timing is asserted: the test completing
+    is the check, and pytest --durations shows the time."""
+    line = "2024-05-01 10:00:00.000 UTC " + "[1] " * 50_000 + "\n"
+    entry = "<2024-05-01 10:00:01.000 UTC> {pid [55]} [x] LOG:  duration: 3.000 ms  statement: select 1\n"
+    log = run(tmp_path, entry * 3 + line + entry, prefix="<generic>")
+    assert log["queries"] == 4 and log["bad_entries"]["count"] == 1
+    assert log["slowest"][0]["pid"] == "55"

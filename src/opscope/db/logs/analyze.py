@@ -186,6 +186,25 @@ def build_report(
     )
     report.findings.extend(findings)
     report.errors.extend(errors)
+    filtered = [
+        f"{flag} {value}"
+        for flag, value in (("--db", options.database), ("--user", options.user))
+        if value is not None
+    ]
+    if filtered and aggregate.filtered_out and not aggregate.queries:
+        # Every execution left out: the likely cause is a prefix read wrong, whose %d or %u
+        # took in more than the name.
+        prefixes = sorted({p.prefix for p in plans if p.log_format in ("stderr", "syslog")})
+        hint = f"; the log_line_prefix {prefixes[0]!r} may be wrong: give --prefix" if (
+            prefixes) else ""  # fmt: skip
+        report.errors.append(
+            CheckError(
+                check="log_filter",
+                message=f"{' and '.join(filtered)} left out all {aggregate.filtered_out} "
+                f"entries{hint}",
+                target=name,
+            )
+        )
     for stats in inputs:
         if stats.read_error:
             report.errors.append(

@@ -49,6 +49,8 @@ _MESSAGE = r"(?P<msg>[^\n]*(?:\n\t[^\n]*)*)"
 #: prefixes seen in the wild, most specific first: PostgreSQL's and Debian's defaults, the
 #: ones pgBadger's documentation recommends, and managed services' fixed ones
 COMMON_PREFIXES = (
+    "%m [%p] %q%u@%d app=%a qid=%Q ",  # what docs/logs.md recommends
+    "%m [%p] %q%u@%d app=%a ",
     "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
     "%m [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
     "%t [%p]: user=%u,db=%d,app=%a,client=%h ",
@@ -56,6 +58,8 @@ COMMON_PREFIXES = (
     "%t [%p]: [%l-1] db=%d,user=%u,app=%a,client=%h ",
     "%t [%p]: [%l-1] user=%u,db=%d ",
     "%t [%p]: db=%d,user=%u,app=%a,client=%h ",
+    "%m [%p] %q%u@%d/%a ",  # the PostgreSQL manual's example
+    "%t [%p] %q%u@%d/%a ",
     "%m [%p] %q%u@%d ",
     "%t [%p] %q%u@%d ",
     "%m [%p-%l] %q%u@%d ",
@@ -70,6 +74,10 @@ COMMON_PREFIXES = (
     "%m ",
     "%t ",
     "[%p] ",
+    # after a syslog tag (pgBadger's recommendation for syslog): no time, no pid
+    "user=%u,db=%d,app=%a,client=%h ",
+    "[%l-1] user=%u,db=%d,app=%a,client=%h ",
+    "user=%u,db=%d ",
     "",
 )
 
@@ -158,10 +166,19 @@ _GENERIC_LEVELS = "|".join(sorted(_LEVELS - {"DEBUG"}, key=len, reverse=True))
 
 @functools.lru_cache(maxsize=1)
 def generic_prefix() -> CompiledPrefix:
+    """Time at the line start, pid from the first `[digits]`, then the first level.
+
+    Linear in the line length: the text before the pid cannot step over a `[digits]`
+    bracket, so there is one place the pid group can match, and the optional group is
+    either that match or skipped. (The former `[^\\n]*?(?:\\[(\\d+)\\][^\\n]*?)?`
+    tried every bracket as the pid against every end of the line: quadratic, 35 s for one
+    80 kB line of `[1] ` repeated; this pattern reads a 200 kB such line in milliseconds.)
+    """
     absent = "".join(f"(?P<{name}>)" for name in FIELDS if name not in ("ts", "pid"))
     entry = re.compile(
         f"(?m)^{absent}(?P<ts>\\d{{4}}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?{_TZ})?"
-        f"[^\\n]*?(?:\\[(?P<pid>\\d+)\\][^\\n]*?)?\\b(?P<level>{_GENERIC_LEVELS}):  {_MESSAGE}"
+        f"(?:(?:[^\\n\\[]|\\[(?!\\d+\\]))*\\[(?P<pid>\\d+)\\])?"
+        f"[^\\n]*?\\b(?P<level>{_GENERIC_LEVELS}):  {_MESSAGE}"
     )
     indices = tuple(entry.groupindex[name] for name in (*FIELDS, "level", "msg"))
     return CompiledPrefix(text=GENERIC, entry=entry, indices=indices, ts_kind="millis")
@@ -171,12 +188,25 @@ def resolve_prefix(prefix: str) -> CompiledPrefix:
     return generic_prefix() if prefix == GENERIC else compile_prefix(prefix)
 
 
+#: what a user, database or application name never holds when the prefix was read right:
+#: a space or `=` means a shorter prefix's last field swallowed the rest of the real one
+_SWALLOWED = re.compile(r"[ =]")
+
+
+def _clean(m: re.Match[str]) -> bool:
+    user, db, app = (value or "" for value in m.group("user", "db", "app"))
+    return not (_SWALLOWED.search(user) or _SWALLOWED.search(db) or "=" in app)
+
+
 def detect_prefix(sample: str) -> str | None:
     """The common prefix that explains most lines of `sample`, or None when none fits.
 
-    A candidate scores the message lines it matches with a known level; the most specific
-    candidate (most fields captured) wins a tie, so `%m [%p] ` does not beat a longer
-    prefix that also matches.
+    A candidate scores the message lines it matches with a known level and plausible
+    names: a user or database with a space or `=` in it, or an application with `=`, is
+    the sign of a shorter prefix whose last field took in the rest of the real one (as
+    `%u@%d ` would read `alice@work app=psql `), and does not count. The most specific
+    candidate (the longest) wins a tie, so `%m [%p] ` does not beat a longer prefix that
+    also matches.
     """
     lines = [ln for ln in sample.split("\n")[:2000] if ln and not ln.startswith("\t")]
     if not lines:
@@ -187,7 +217,7 @@ def detect_prefix(sample: str) -> str | None:
         hits = 0
         for line in lines:
             m = compiled.entry.match(line)
-            if m is not None and m.group("level") in _LEVELS:
+            if m is not None and m.group("level") in _LEVELS and _clean(m):
                 hits += 1
         score = (hits, len(candidate), candidate)
         if hits and (best is None or score[:2] > best[:2]):
