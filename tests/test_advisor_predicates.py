@@ -216,3 +216,48 @@ SQLISH = st.lists(
 def test_extraction_never_raises_on_sql_like_text(text: str) -> None:
     for use in extract(text):
         assert use.table
+
+
+def test_join_using_and_natural_join_record_the_keys_on_both_sides() -> None:
+    def columns_of(schema: str | None, table: str) -> frozenset[str]:
+        return frozenset({"a": {"id", "x", "k"}, "b": {"id", "y"}, "c": {"k", "z"}}[table])
+
+    # one table a side: no catalog needed
+    uses = {u.table: u for u in extract("SELECT * FROM a JOIN b USING (id)")}
+    assert uses["a"].joins == [col("id")] and uses["b"].joins == [col("id")]
+    # the left side is itself a join: the catalog says which of its tables has the column
+    uses = {
+        u.table: u
+        for u in extract("SELECT * FROM a JOIN b ON a.id = b.id JOIN c USING (k)", columns_of)
+    }
+    assert uses["c"].joins == [col("k")] and set(uses["a"].joins) == {col("id"), col("k")}
+    assert uses["b"].joins == [col("id")]
+    uses = {u.table: u for u in extract("SELECT * FROM a NATURAL JOIN c", columns_of)}
+    assert uses["a"].joins == [col("k")] and uses["c"].joins == [col("k")]
+    # without the catalog a natural join's columns are unknown: nothing is guessed
+    assert all(not u.joins for u in extract("SELECT * FROM a NATURAL JOIN c"))
+
+
+def test_equality_with_any_of_an_array_is_equality() -> None:
+    [use] = extract("SELECT * FROM t WHERE id = ANY($1) AND code = ANY(ARRAY['a', 'b'])")
+    assert use.equality == [col("id"), col("code")]
+    [use] = extract("SELECT * FROM t WHERE id > ANY($1)")
+    assert use.equality == []
+
+
+def test_a_correlated_column_the_inner_table_lacks_belongs_to_the_outer_one() -> None:
+    def columns_of(schema: str | None, table: str) -> frozenset[str]:
+        return frozenset({"customers": {"id", "region"}, "orders": {"id", "customer_id"}}[table])
+
+    uses = {
+        u.table: u
+        for u in extract(
+            "SELECT id FROM customers WHERE EXISTS "
+            "(SELECT 1 FROM orders WHERE customer_id = customers.id AND region = $1)",
+            columns_of,
+        )
+    }
+    # region is not a column of orders: it is the outer customers.region
+    assert uses["orders"].equality == [] and uses["orders"].joins == [col("customer_id")]
+    assert uses["customers"].equality == [col("region")]
+    assert uses["customers"].joins == [col("id")]

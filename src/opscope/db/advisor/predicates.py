@@ -95,7 +95,10 @@ class _Scope:
                     return rel
             return None
         if len(self.rels) == 1:
-            return self.rels[0]
+            rel = self.rels[0]
+            known = columns_of(rel.use.schema, rel.use.table) if columns_of else None
+            # a correlated subquery's column its one table lacks is the outer query's
+            return rel if known is None or fields[0] in known else None
         if columns_of is not None:
             owners = [
                 r for r in self.rels if fields[0] in (columns_of(r.use.schema, r.use.table) or ())
@@ -212,12 +215,45 @@ class _Extractor:
         if isinstance(item, ast.RangeVar):
             self.table(item, scope)
         elif isinstance(item, ast.JoinExpr):
+            start = len(scope.rels)
             self.from_item(item.larg, scope, quals)
+            middle = len(scope.rels)
             self.from_item(item.rarg, scope, quals)
             if item.quals is not None:
                 quals.append(item.quals)
+            self.using(item, scope.rels[start:middle], scope.rels[middle:])
         elif isinstance(item, ast.RangeSubselect) and isinstance(item.subquery, ast.SelectStmt):
             self.select(item.subquery, scope if item.lateral else None)
+
+    def _owner(self, rels: list[_Rel], column: str) -> _Rel | None:
+        """The one table of a join side that has `column`."""
+        if len(rels) == 1:
+            return rels[0]
+        if self.columns_of is None:
+            return None
+        owners = [r for r in rels if column in (self.columns_of(r.use.schema, r.use.table) or ())]
+        return owners[0] if len(owners) == 1 else None
+
+    def _side_columns(self, rels: list[_Rel]) -> set[str] | None:
+        out: set[str] = set()
+        for r in rels:
+            cols = self.columns_of(r.use.schema, r.use.table) if self.columns_of else None
+            if cols is None:
+                return None
+            out |= cols
+        return out
+
+    def using(self, join: ast.JoinExpr, left: list[_Rel], right: list[_Rel]) -> None:
+        """JOIN ... USING (c) and NATURAL JOIN: c is a join key on both sides."""
+        names = [str(n.sval) for n in join.usingClause or () if isinstance(n, ast.String)]
+        if join.isNatural:
+            lcols, rcols = self._side_columns(left), self._side_columns(right)
+            names = sorted(lcols & rcols) if lcols is not None and rcols is not None else []
+        for name in names:
+            lrel, rrel = self._owner(left, name), self._owner(right, name)
+            if lrel is not None and rrel is not None:
+                lrel.use.joins.append(Key(name, (name,)))
+                rrel.use.joins.append(Key(name, (name,)))
 
     # --- keys and predicates ------------------------------------------------------------
     def key(self, node: Any, scope: _Scope) -> tuple[_Rel, Key] | None:
@@ -295,6 +331,14 @@ class _Extractor:
             found = self.key(node.lexpr, scope)
             if found is not None:
                 found[0].use.equality.append(found[1])
+            return
+        if kind == A_Expr_Kind.AEXPR_OP_ANY and op == "=":
+            # col = ANY($1) or = ANY(ARRAY[...]): IN by another name
+            found = self.key(node.lexpr, scope)
+            if found is not None and self.is_value(node.rexpr, scope):
+                found[0].use.equality.append(found[1])
+            else:
+                self.sublinks(node, scope)
             return
         if kind in (A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_BETWEEN_SYM):
             found = self.key(node.lexpr, scope)
