@@ -91,7 +91,14 @@ def _run_workload(box: Sandbox, workload: LoggedWorkload) -> None:
 
 
 #: role passwords the `logged_secrets` cluster was given, in every quoting PostgreSQL takes
-SECRETS = ("Hunter1Plain", "Hunter2Escape", "Hunter3Dollar", "Hunter4Unterminated", "Hunter5Conn")
+SECRETS = (
+    "Hunter1Plain",
+    "Hunter2Escape",
+    "Hunter3Dollar",
+    "Hunter4Unterminated",
+    "Hunter5Conn",
+    "Hunter6Uri",
+)
 
 
 def _run_secrets(box: Sandbox, workload: LoggedWorkload) -> None:
@@ -106,7 +113,7 @@ def _run_secrets(box: Sandbox, workload: LoggedWorkload) -> None:
         except psycopg.Error:
             workload.errors += 1
         conn.execute(b"select 'host=x password=Hunter5Conn dbname=y' as conninfo")
-        conn.execute(b"alter role bob password $1", ("Hunter1Plain",))
+        conn.execute(b"select 'postgresql://bob:Hunter6Uri@db.example/work' as uri")
 
 
 def _logging_cluster(

@@ -22,16 +22,24 @@ from logs_fixtures import (
     LITERAL_RUNS,
     MULTILINE_SQL,
     PREPARED_RUNS,
+    SECRETS,
     LoggedWorkload,
     logged,
+    logged_secrets,
     logged_statements,
     logged_verbose,
     summary,
 )
 from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.options import LogOptions
+from opscope.report import render
 
-__all__ = ["logged", "logged_statements", "logged_verbose"]  # fixtures, used by name
+__all__ = [
+    "logged",
+    "logged_secrets",
+    "logged_statements",
+    "logged_verbose",
+]  # fixtures, used by name
 
 FORMATS = {"stderr": "log", "csvlog": "csv", "jsonlog": "json"}
 
@@ -212,3 +220,19 @@ def test_documented_prefix_is_detected(logged: LoggedWorkload) -> None:
     log = analyze(logged.file("log"))
     assert log["files"][0]["prefix"] == CUSTOM_PREFIX
     check_workload(log, logged)
+
+
+@pytest.mark.parametrize("log_format", sorted(FORMATS))
+def test_no_password_reaches_any_output(logged_secrets: LoggedWorkload, log_format: str) -> None:
+    """ALTER ROLE … PASSWORD in plain, E'', dollar and cut-off quoting, a conninfo and a
+    URI: the server logs them verbatim; no output format shows them."""
+    path = logged_secrets.file(FORMATS[log_format])
+    raw = path.read_text()
+    assert all(secret in raw for secret in SECRETS)
+    report = analyze_logs([str(path)], LogOptions(prefix=CUSTOM_PREFIX, slow_ms=0.0))
+    log = summary(report)
+    assert log["queries"] >= 5 and log["errors"]["total"] == logged_secrets.errors == 1
+    for fmt in ("json", "terminal", "markdown", "html"):
+        out = render(report, fmt)
+        leaked = [secret for secret in SECRETS if secret[:8] in out]
+        assert not leaked, (fmt, leaked)

@@ -17,6 +17,7 @@ from opscope.db.logs.normalize import normalize, redact, regex_normalize
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
 from opscope.db.logs.reader import chunks, csv_splitter, detect_format, stderr_splitter
+from opscope.report import render
 
 PREFIX = "%m [%p] %q%u@%d "
 STDERR = """\
@@ -108,8 +109,27 @@ def test_normalization_matches_pg_stat_statements() -> None:
     assert regex_normalize("selec 'a' + 12 from t1") == "selec $1 + $2 from t1"
 
 
-def test_passwords_are_redacted() -> None:
+def test_passwords_are_redacted(tmp_path: Path) -> None:
     assert redact("ALTER ROLE x PASSWORD 'hunter2'") == "ALTER ROLE x PASSWORD '********'"
+    assert (
+        redact("alter role x password E'a\\'b' login") == "alter role x password '********' login"
+    )
+    assert redact("alter role x password $q$sec'ret$q$") == "alter role x password '********'"
+    assert redact("alter role x password 'cut off\nhere") == "alter role x password '********'"
+    assert "s3cr3t" not in redact("select dblink_connect('host=h password=s3cr3t')")
+    assert "s3cr3t" not in redact("postgresql://bob:s3cr3t@host/db")
+    head = "2024-05-01 10:00:00.000 UTC [7] u@d "
+    text = (
+        f"{head}LOG:  duration: 1.000 ms  execute S_1: ALTER ROLE x PASSWORD $1\n"
+        f"{head}DETAIL:  parameters: $1 = 'Param1Secret'\n"
+        f'{head}ERROR:  syntax error at or near "Msg2Secret"\n'
+        f"{head}STATEMENT:  ALTER ROLE x PASSWORD Msg2Secret\n"
+        "ALTER ROLE x PASSWORD 'Bad3Secret' (a stray line)\n"
+    )
+    log = run(tmp_path, text, prefix=PREFIX)
+    out = json.dumps(log)
+    assert log["queries"] == 1 and log["bad_entries"]["count"] == 1
+    assert "Param1" not in out and "Bad3" not in out
 
 
 def test_quantiles_exact_then_within_one_percent() -> None:
@@ -314,3 +334,23 @@ def test_generic_prefix_is_linear_on_bracket_runs(tmp_path: Path) -> None:
     log = run(tmp_path, entry * 3 + line + entry, prefix="<generic>")
     assert log["queries"] == 4 and log["bad_entries"]["count"] == 1
     assert log["slowest"][0]["pid"] == "55"
+
+
+def test_control_characters_never_reach_terminal_or_markdown(tmp_path: Path) -> None:
+    head = "2024-05-01 10:00:00.123 UTC [123] u\x1b[2J@db "
+    lines = [
+        "LOG:  duration: 1500.5 ms  statement: select 1 /* \x1b]0;pwned\x07 \x1b[31mRED \x9b2J */",
+        'ERROR:  relation "x\x1b[2J" does not exist',
+        'STATEMENT:  select * from "x\x1b[2J"',
+        'LOG:  temporary file: path "x", size 10',
+        'STATEMENT:  select "\x1b[2J" from t order by 1',
+    ]
+    text = "".join(head + line + "\n" for line in lines)
+    path = tmp_path / "pg.log"
+    path.write_text(text)
+    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX, slow_ms=1000))
+    assert report.summary["queries"] == 1 and report.findings
+    for fmt in ("terminal", "markdown"):
+        out = render(report, fmt)
+        assert not [c for c in out if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
+        assert "^[[31mRED" in out or fmt == "markdown"

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from opscope.db.logs.normalize import redact
+from opscope.db.logs.normalize import redact, redact_message, redact_parameters
 
 EXACT_LIMIT = 1024
 #: relative accuracy of percentiles once a group outgrows EXACT_LIMIT
@@ -132,7 +132,7 @@ class Execution:
             "ts": self.ts,
             "duration_ms": round(self.duration_ms, 3),
             "query": redact(self.query),
-            "parameters": self.parameters,
+            "parameters": redact(redact_parameters(self.query, self.parameters) or "") or None,
             "database": self.database or None,
             "user": self.user or None,
             "application": self.application or None,
@@ -141,7 +141,7 @@ class Execution:
             "kind": self.kind,
         }
         if self.plan is not None:
-            data["plan"] = self.plan
+            data["plan"] = redact(self.plan)
         return data
 
 
@@ -187,7 +187,7 @@ class StatementStats:
         q = self.quantiles
         return {
             "fingerprint": self.key,
-            "query": self.query,
+            "query": redact(self.query),
             "query_ids": sorted(self.query_ids),
             "databases": sorted(self.databases),
             "calls": self.calls,
@@ -414,6 +414,9 @@ class Aggregate:
 
     def error(self, ts: str, level: str, sqlstate: str, message: str, statement: str) -> None:
         self.error_levels[level] = self.error_levels.get(level, 0) + 1
+        # A failed CREATE/ALTER ROLE quotes its password in the message ("at or near …").
+        message = redact_message(message, statement)
+        statement = redact(statement)
         if not sqlstate:
             sqlstate = infer_sqlstate(message)
         if sqlstate:
@@ -460,7 +463,7 @@ class Aggregate:
     def bad_input(self, text: str, count: int = 1) -> None:
         self.corrupt += count
         if len(self.corrupt_samples) < CORRUPT_SAMPLES:
-            self.corrupt_samples.append(text[:300])
+            self.corrupt_samples.append(redact(text[:2000])[:300])
 
     # -- combining ----------------------------------------------------------------------
 

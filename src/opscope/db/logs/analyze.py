@@ -294,7 +294,7 @@ def summarize(
             ),
             "top_messages": [
                 {
-                    "message": g.template,
+                    "message": redact(g.template),
                     "level": g.level,
                     "sqlstate": g.sqlstate or None,
                     "count": g.count,
@@ -312,7 +312,7 @@ def summarize(
             "max_bytes": int(max((c.max for c in aggregate.temp_files.values()), default=0)),
             "top_statements": [
                 {
-                    "query": c.label,
+                    "query": redact(c.label),
                     "count": c.count,
                     "total_bytes": int(c.total),
                     "max_bytes": int(c.max),
@@ -331,7 +331,7 @@ def summarize(
             ),
             "top_statements": [
                 {
-                    "query": c.label,
+                    "query": redact(c.label),
                     "count": c.count,
                     "total_wait_ms": round(c.total, 3),
                     "max_wait_ms": round(c.max, 3),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from opscope.db.logs.aggregate import Aggregate, StatementStats
-from opscope.db.logs.normalize import redact
+from opscope.db.logs.normalize import redact, safe
 from opscope.db.logs.options import LogOptions
 from opscope.findings import Finding, Severity
 
@@ -39,7 +39,7 @@ class LogContext:
 
 def _bad_entries(aggregate: Aggregate, target: str) -> Iterator[Finding]:
     if aggregate.corrupt:
-        yield Finding.make(
+        yield _make(
             check="log_bad_entries",
             category="logs",
             severity=Severity.info,
@@ -140,7 +140,7 @@ def _slow_queries(aggregate: Aggregate, target: str, options: LogOptions) -> Ite
             "slowest": example.to_json() if example is not None else None,
         }
         how = "typically" if typical else "at worst"
-        yield Finding.make(
+        yield _make(
             check="slow_query",
             category="queries",
             severity=severity,
@@ -194,7 +194,7 @@ def _errors(aggregate: Aggregate, target: str) -> Iterator[Finding]:
     groups = sorted(aggregate.errors.values(), key=lambda g: (-g.count, g.template))
     for group in groups[:MAX_FINDINGS_PER_CHECK]:
         serious = group.level in ("FATAL", "PANIC") or group.sqlstate in _SERIOUS_SQLSTATES
-        yield Finding.make(
+        yield _make(
             check="log_errors",
             category="errors",
             severity=Severity.critical
@@ -218,7 +218,7 @@ def _errors(aggregate: Aggregate, target: str) -> Iterator[Finding]:
 def _temp_files(aggregate: Aggregate, target: str) -> Iterator[Finding]:
     counters = sorted(aggregate.temp_files.items(), key=lambda kv: (-kv[1].total, kv[0]))
     for key, counter in counters[:MAX_FINDINGS_PER_CHECK]:
-        yield Finding.make(
+        yield _make(
             check="temp_files",
             category="queries",
             severity=Severity.warning,
@@ -242,7 +242,7 @@ def _lock_waits(aggregate: Aggregate, target: str) -> Iterator[Finding]:
     for key, counter in counters[:MAX_FINDINGS_PER_CHECK]:
         if not counter.count:
             continue
-        yield Finding.make(
+        yield _make(
             check="lock_waits",
             category="locks",
             severity=Severity.warning,
@@ -259,6 +259,25 @@ def _lock_waits(aggregate: Aggregate, target: str) -> Iterator[Finding]:
             recommendation="Keep the transactions that hold these locks short, and take row "
             "locks in a consistent order.",
         )
+
+
+def _shown(value: Any) -> Any:
+    """Log text in a finding, with control characters made visible (findings are printed
+    by the generic renderers, which pass text through as it is)."""
+    if isinstance(value, str):
+        return safe(value)
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
+def _make(**fields: Any) -> Finding:
+    for name in ("title", "detail", "evidence"):
+        if name in fields:
+            fields[name] = _shown(fields[name])
+    return Finding.make(**fields)
 
 
 def _ms(value: float) -> str:

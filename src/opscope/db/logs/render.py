@@ -9,13 +9,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from opscope.db.logs.normalize import safe
 from opscope.findings import Report
 
 _SPARK = " ▁▂▃▄▅▆▇█"
 
 
 def _one_line(text: str, width: int = 90) -> str:
-    flat = " ".join(str(text).split())
+    flat = " ".join(safe(text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -56,12 +57,15 @@ def print_log_summary(console: Console, report: Report) -> None:
     """The log's own section of the terminal report: what was read, the top statements,
     the slowest executions, the per-minute histogram, errors, temp files and lock waits."""
     log = report.summary.get("log", {})
-    files = ", ".join(f"{f['path']} ({f['format']})" for f in log.get("files", []))
+    files = safe(", ".join(f"{f['path']} ({f['format']})" for f in log.get("files", [])))
     console.print(Text(f"PostgreSQL log: {files}", style="bold"))
     console.print(
-        f"{log.get('queries', 0):,} executions with a duration, {_ms(log.get('total_ms', 0.0))} "
-        f"in total, {log.get('distinct_statements', 0):,} distinct statements; "
-        f"{log.get('first') or '?'} → {log.get('last') or '?'}"
+        Text(
+            f"{log.get('queries', 0):,} executions with a duration, "
+            f"{_ms(log.get('total_ms', 0.0))} in total, "
+            f"{log.get('distinct_statements', 0):,} distinct statements; "
+            + safe(f"{log.get('first') or '?'} → {log.get('last') or '?'}")
+        )
     )
     console.print(
         f"read {log.get('bytes', 0) / 1e6:,.1f} MB in {log.get('elapsed_s', 0)} s "
@@ -87,14 +91,17 @@ def print_log_summary(console: Console, report: Report) -> None:
                 text += f"\n  parameters: {_one_line(row['parameters'], 200)}"
             if row.get("plan"):
                 text += "\n  (auto_explain plan attached)"
-            who = f"{row.get('database') or '-'}/{row.get('user') or '-'}"
-            table.add_row(_ms(row["duration_ms"]), row["ts"], who, Text(text))
+            who = safe(f"{row.get('database') or '-'}/{row.get('user') or '-'}")
+            table.add_row(_ms(row["duration_ms"]), Text(safe(row["ts"])), Text(who), Text(text))
         console.print(table)
     per_minute = log.get("per_minute", [])
     if per_minute:
         console.print(
-            f"\nqueries per minute, {per_minute[0]['minute']} → {per_minute[-1]['minute']} "
-            f"(peak {max(int(m['queries']) for m in per_minute):,}/min):"
+            Text(
+                safe(f"\nqueries per minute, {per_minute[0]['minute']} → ")
+                + safe(f"{per_minute[-1]['minute']} ")
+                + f"(peak {max(int(m['queries']) for m in per_minute):,}/min):"
+            )
         )
         console.print(Text(histogram_line(per_minute)))
     errors = log.get("errors", {})
@@ -106,7 +113,10 @@ def print_log_summary(console: Console, report: Report) -> None:
         table.add_column("message", overflow="fold")
         for row in errors.get("top_messages", []):
             table.add_row(
-                f"{row['count']:,}", row["level"], row["sqlstate"] or "", Text(row["message"])
+                f"{row['count']:,}",
+                Text(safe(row["level"])),
+                Text(safe(row["sqlstate"] or "")),
+                Text(safe(row["message"])),
             )
         console.print(table)
         classes = ", ".join(
@@ -140,7 +150,7 @@ def render_log_markdown(report: Report) -> str:
     out.append(
         f"{log.get('queries', 0):,} executions with a duration, "
         f"{log.get('distinct_statements', 0):,} distinct statements, "
-        f"{log.get('first') or '?'} → {log.get('last') or '?'}."
+        + safe(f"{log.get('first') or '?'} → {log.get('last') or '?'}.")
     )
     out.append("")
     for title, key in (
@@ -164,6 +174,6 @@ def render_log_markdown(report: Report) -> str:
         out += ["#### Slowest executions", "", "| duration | when | statement |", "|---:|---|---|"]
         for r in slowest:
             query = _one_line(r["query"], 160).replace("|", "\\|").replace("`", "'")
-            out.append(f"| {_ms(r['duration_ms'])} | {r['ts']} | `{query}` |")
+            out.append(f"| {_ms(r['duration_ms'])} | {safe(r['ts'])} | `{query}` |")
         out.append("")
     return "\n".join(out) + "\n"
