@@ -261,3 +261,22 @@ def test_the_fix_sql_never_reuses_a_name_the_schema_has(db: SandboxDb) -> None:
     assert f.fix_sql == (
         "CREATE INDEX CONCURRENTLY orders_customer_id_idx1 ON public.orders (customer_id);"
     )
+
+
+def test_a_bulk_load_before_the_statements_reset_does_not_hide_an_index(db: SandboxDb) -> None:
+    # the load's inserts stay in the table counters (no pg_stat_reset), but happened before
+    # pg_stat_statements was reset: the workload's window saw none of them
+    db.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int, total numeric, note text)",
+        "INSERT INTO orders SELECT g, g % 5000, g, 'n' FROM generate_series(1, 200000) g",
+        "ANALYZE orders",
+    )
+    time.sleep(1.0)
+    with db.connect() as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    run(db, "SELECT * FROM orders WHERE customer_id = %s", [[c] for c in range(10)])
+    [f] = found(db.analyze(), "missing_index")
+    assert f.columns == ("customer_id",)
+    windows = f.evidence["write_windows"]
+    assert windows["statements_s"] < windows["table_stats_s"]
+    assert 0 < windows["scale"] < 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from opscope.db.advisor.advise import WorkloadStatement, verify_together
 from opscope.db.advisor.candidates import Candidate, KeyPart, unique_names
 from opscope.db.advisor.hypo import Costed
 from opscope.db.advisor.predicates import TableUse
-from opscope.db.advisor.select import Option
+from opscope.db.advisor.select import MAX_SCALE, MIN_SCALE, Option, window_scale, write_penalty
+from opscope.db.catalog import Table
 
 
 def statement(key: int, table: str, calls: int = 10) -> WorkloadStatement:
@@ -99,3 +102,47 @@ def test_long_index_names_fit_in_63_bytes() -> None:
         assert len(name.encode()) <= 63
         assert name.startswith("t" * 40)
     assert wide.index_name(taken).endswith("_idx1") and wide.index_name(taken) not in taken
+
+
+def table(**counters: int) -> Table:
+    fields: dict[str, Any] = {f.name: 0 for f in dataclasses.fields(Table)}
+    fields.update(
+        oid=1,
+        schema="public",
+        name="t",
+        kind="r",
+        reltuples=1000.0,
+        size_estimated=False,
+        last_vacuum=None,
+        last_autovacuum=None,
+        last_analyze=None,
+        last_autoanalyze=None,
+        reloptions=(),
+    )
+    fields.update(counters)
+    return Table(**fields)
+
+
+def test_writes_are_scaled_to_the_workload_window() -> None:
+    cand = Candidate("public", "t", (KeyPart("a"),))
+    loaded = table(n_tup_ins=1_000_000)
+    # a day of table statistics, an hour of statements: a 24th of the writes count
+    scale = window_scale(3600.0, 86400.0)
+    assert scale == 1 / 24
+    penalty = write_penalty(
+        cand, loaded, updates_touching=0, existing_indexes=1, cost_per_row=2.0, scale=scale
+    )
+    assert penalty == 1_000_000 / 24 * 2.0
+    # unknown windows compare as they are; absurd ratios are clamped
+    assert window_scale(None, 86400.0) == 1.0 and window_scale(3600.0, None) == 1.0
+    assert window_scale(1.0, 1e9) == MIN_SCALE and window_scale(1e9, 1.0) == MAX_SCALE
+
+
+def test_updates_that_lose_hot_are_not_counted_twice() -> None:
+    cand = Candidate("public", "t", (KeyPart("a"),))
+    # 100 updates, 40 of them HOT; the workload's UPDATE sets `a` on 100 rows
+    t = table(n_tup_upd=100, n_tup_hot_upd=40)
+    penalty = write_penalty(cand, t, updates_touching=100, existing_indexes=2, cost_per_row=1.0)
+    # 60 non-HOT updates add one entry to the new index; the 40 HOT ones stop being HOT and
+    # add one to each of the three indexes
+    assert penalty == 60 + 40 * 3

@@ -24,11 +24,11 @@ from opscope.db.advisor.candidates import (
 )
 from opscope.db.advisor.hypo import Costed, HypoSession, HypoUnavailable, try_cost
 from opscope.db.advisor.predicates import TableUse, extract
-from opscope.db.advisor.select import Option, choose, write_penalty
-from opscope.db.catalog import Catalog, Index, Table
+from opscope.db.advisor.select import Option, choose, window_scale, write_penalty
+from opscope.db.catalog import Catalog, Index, Summary, Table
 from opscope.db.checks.statements import is_maintenance
 from opscope.db.plans.samples import Sample
-from opscope.db.statements import Statement
+from opscope.db.statements import Statement, StatementSnapshot
 
 #: why an index the recommendation reorders must stay
 KEEP_PROTECTED = "protected"  # it enforces uniqueness, a constraint, or the replica identity
@@ -119,6 +119,31 @@ class AdvisorResult:
     explains: int = 0
     partial: bool = False
     notes: list[str] = field(default_factory=list)
+    #: the windows the savings (pg_stat_statements) and write costs (table statistics)
+    #: were counted over, in seconds, and the scale that makes the writes a rate of the first
+    write_windows: dict[str, float | None] = field(default_factory=dict)
+
+
+def statements_window(snapshot: StatementSnapshot, summary: Summary) -> float | None:
+    """Seconds the statement counters cover: a diff's window, else since
+    pg_stat_statements was last reset (None when the server does not say)."""
+    if snapshot.window_s is not None:
+        return snapshot.window_s
+    if snapshot.stats_reset is None:
+        return None
+    return max((summary.now - snapshot.stats_reset).total_seconds(), 0.0)
+
+
+def write_windows(catalog: Catalog, statements_s: float | None) -> dict[str, float | None]:
+    summary = catalog.summary
+    table_s = max((summary.now - summary.stats_since).total_seconds(), 0.0)
+    # unknown statements window: taken to be the table statistics' own
+    statements_s = table_s if statements_s is None else statements_s
+    return {
+        "statements_s": round(statements_s, 1),
+        "table_stats_s": round(table_s, 1),
+        "scale": window_scale(statements_s, table_s),
+    }
 
 
 def table_columns(catalog: Catalog) -> dict[str, tuple[str, ...]]:
@@ -245,8 +270,13 @@ def advise(
     examples: Mapping[int, Sample] | None = None,
     settings: AdvisorSettings | None = None,
     clock: Callable[[], float] = time.monotonic,
+    statements_window_s: float | None = None,
 ) -> AdvisorResult:
+    """`statements_window_s`: seconds the statement counters cover (`statements_window`);
+    None takes them to cover the table statistics' window."""
     settings = settings or AdvisorSettings()
+    windows = write_windows(catalog, statements_window_s)
+    scale = windows["scale"] or 1.0
     tables = {t.qualified: t for t in catalog.tables}
     columns = table_columns(catalog)
     selectivity = selectivities(catalog)
@@ -260,10 +290,20 @@ def advise(
         result = advise_unverified(workload, candidates, tables, selectivity, settings)
     else:
         try:
-            result = _advise_hypo(conn, catalog, workload, candidates, tables, settings, clock)
+            result = _advise_hypo(
+                conn,
+                catalog,
+                workload,
+                candidates,
+                tables,
+                settings,
+                clock,
+                scale,
+            )
         except HypoUnavailable:
             result = advise_unverified(workload, candidates, tables, selectivity, settings)
     result.recommendations = named(result.recommendations, catalog)
+    result.write_windows = windows
     return result
 
 
@@ -283,6 +323,7 @@ def _advise_hypo(
     tables: Mapping[str, Table],
     settings: AdvisorSettings,
     clock: Callable[[], float],
+    scale: float,
 ) -> AdvisorResult:
     started = clock()
     result = AdvisorResult(workload=workload, candidates=len(candidates))
@@ -319,7 +360,7 @@ def _advise_hypo(
             affected = on_table.get(cand.relation, [])
             if not affected:
                 continue
-            option = _cost_candidate(hs, cand, affected, baseline, catalog, tables, settings)
+            option = _cost_candidate(hs, cand, affected, baseline, catalog, tables, settings, scale)
             result.costed += 1
             if option is not None:
                 options.append(option)
@@ -351,6 +392,7 @@ def _cost_candidate(
     catalog: Catalog,
     tables: Mapping[str, Table],
     settings: AdvisorSettings,
+    scale: float,
 ) -> Option | None:
     try:
         hypo = hs.create(cand)
@@ -369,7 +411,7 @@ def _cost_candidate(
     if not costs:
         return None
     table = tables[cand.relation]
-    return Option(cand, costs, size, _penalty(cand, table, affected, catalog, settings))
+    return Option(cand, costs, size, _penalty(cand, table, affected, catalog, settings, scale))
 
 
 def _penalty(
@@ -378,6 +420,7 @@ def _penalty(
     workload: Sequence[WorkloadStatement],
     catalog: Catalog,
     settings: AdvisorSettings,
+    scale: float,
 ) -> float:
     touching = 0
     for w in workload:
@@ -390,6 +433,7 @@ def _penalty(
         updates_touching=touching,
         existing_indexes=len(catalog.indexes_by_table.get(table.oid, [])),
         cost_per_row=settings.write_cost_per_row,
+        scale=scale,
     )
 
 

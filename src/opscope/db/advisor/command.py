@@ -18,7 +18,7 @@ from opscope.cli_common import (
     fail,
     load_or_fail,
 )
-from opscope.db.advisor.advise import advise
+from opscope.db.advisor.advise import advise, statements_window
 from opscope.db.advisor.findings import result_findings
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, TargetConnectionError, connect
@@ -109,7 +109,14 @@ def advise_command(
         summary = catalog.summary
         snapshot = read_statements(runner)
         examples = read_samples(runner, summary.has_pg_qualstats)
-        result = advise(conn, catalog, snapshot.statements, examples=examples, settings=settings)
+        result = advise(
+            conn,
+            catalog,
+            snapshot.statements,
+            examples=examples,
+            settings=settings,
+            statements_window_s=statements_window(snapshot, summary),
+        )
     except CheckFailed as exc:
         fail(str(exc))
     except psycopg.Error as exc:

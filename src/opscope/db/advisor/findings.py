@@ -61,7 +61,12 @@ def _keep(rec: Recommendation, old: Index) -> str:
     return f" Other statements still use {old.qualified}: keep it."
 
 
-def recommendation_finding(rec: Recommendation, *, target: str) -> Finding:
+def recommendation_finding(
+    rec: Recommendation,
+    *,
+    target: str,
+    windows: dict[str, float | None] | None = None,
+) -> Finding:
     cand = rec.candidate
     helped = len(rec.effects)
     improvement = _improvement(rec)
@@ -77,6 +82,9 @@ def recommendation_finding(rec: Recommendation, *, target: str) -> Finding:
         "improvement": round(improvement, 4),
         "workload_cost_saved": round(rec.saving, 1),
         "write_penalty": round(rec.write_penalty, 1),
+        # writes are counted from the table statistics, savings from pg_stat_statements:
+        # the windows of each, and the scale that compares them as rates
+        "write_windows": dict(windows or {}),
         "size_bytes": rec.size_bytes,
         "size": human_bytes(rec.size_bytes) if rec.size_bytes is not None else None,
         "verified": rec.verified,
@@ -151,4 +159,7 @@ def recommendation_finding(rec: Recommendation, *, target: str) -> Finding:
 
 
 def result_findings(result: AdvisorResult, *, target: str) -> list[Finding]:
-    return [recommendation_finding(r, target=target) for r in result.recommendations]
+    return [
+        recommendation_finding(r, target=target, windows=result.write_windows)
+        for r in result.recommendations
+    ]

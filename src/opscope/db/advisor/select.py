@@ -35,6 +35,21 @@ class Choice:
     saving: float
 
 
+#: how far the two windows' ratio is trusted: beyond, one of the clocks is off or a window
+#: is too short to say anything (a reset a moment ago)
+MIN_SCALE = 0.001
+MAX_SCALE = 1000.0
+
+
+def window_scale(statements_s: float | None, table_stats_s: float | None) -> float:
+    """What turns table counters (writes since the table statistics were reset) into the
+    workload's window (pg_stat_statements since its own reset): the ratio of the two, so
+    savings and write costs are compared as rates. 1 when either window is unknown."""
+    if statements_s is None or table_stats_s is None or table_stats_s <= 0:
+        return 1.0
+    return min(max(statements_s / table_stats_s, MIN_SCALE), MAX_SCALE)
+
+
 def write_penalty(
     candidate: Candidate,
     table: Table,
@@ -42,17 +57,20 @@ def write_penalty(
     updates_touching: int,
     existing_indexes: int,
     cost_per_row: float,
+    scale: float = 1.0,
 ) -> float:
-    """Planner-cost units the index adds to the writes since statistics were reset.
+    """Planner-cost units the index adds to the writes of the workload's window.
 
-    Every insert and delete, and every update that is not HOT, adds an entry to each index.
-    Updates that set one of the index's columns stop being HOT, and then every index of the
-    table, old ones included, gets a new entry: that is what `updates_touching` (rows
-    written by such UPDATE statements) costs beyond the new index itself.
+    Every insert and delete, and every update that is not HOT, adds an entry to each index;
+    the table counters cover their own window, so they are multiplied by `scale` (see
+    `window_scale`). Updates that set one of the index's columns stop being HOT, and then
+    every index of the table, old ones included, gets a new entry: `updates_touching` (rows
+    written by such UPDATE statements, in the workload's window) costs that beyond the new
+    index itself, but only for the updates that were HOT: the others are already counted.
     """
     non_hot = max(table.n_tup_upd - table.n_tup_hot_upd, 0)
-    rows = table.n_tup_ins + table.n_tup_del + non_hot
-    lost_hot = updates_touching * (existing_indexes + 1)
+    rows = (table.n_tup_ins + table.n_tup_del + non_hot) * scale
+    lost_hot = min(updates_touching, table.n_tup_hot_upd * scale) * (existing_indexes + 1)
     return (rows + lost_hot) * cost_per_row
 
 

@@ -12,7 +12,7 @@ from opscope.findings import Finding
 def advisor_findings(context: DbContext) -> list[Finding]:
     """Run the advisor once per context, bounded for `analyze db`, and share its findings."""
     # imported here: the advisor uses helpers of this package, whose __init__ imports us
-    from opscope.db.advisor.advise import advise
+    from opscope.db.advisor.advise import advise, statements_window
     from opscope.db.advisor.findings import result_findings
     from opscope.db.plans.review import cached_on, samples
 
@@ -27,12 +27,14 @@ def advisor_findings(context: DbContext) -> list[Finding]:
                 "time_budget_s": min(configured.time_budget_s, 15.0),
             }
         )
+        snapshot = context.statements
         result = advise(
             context.runner.conn,
             context.catalog,
-            context.statements.statements,
+            snapshot.statements,
             examples=samples(context),
             settings=settings,
+            statements_window_s=statements_window(snapshot, context.catalog.summary),
         )
         return result_findings(result, target=context.target)
 
