@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import random
 from pathlib import Path
 from typing import Any
@@ -354,3 +356,41 @@ def test_control_characters_never_reach_terminal_or_markdown(tmp_path: Path) -> 
         out = render(report, fmt)
         assert not [c for c in out if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
         assert "^[[31mRED" in out or fmt == "markdown"
+
+
+def _numbered_log(n: int) -> bytes:
+    rng = random.Random(5)
+    return "".join(
+        f"2024-05-01 10:00:00.000 UTC [{i % 50}] u@d LOG:  duration: {rng.random():.3f} ms  "
+        f"statement: select {rng.getrandbits(64)} from t{i % 97}\n"
+        for i in range(n)
+    ).encode()
+
+
+def test_damaged_gzip_keeps_what_comes_before_the_damage(tmp_path: Path) -> None:
+    n = 40_000
+    packed = bytearray(gzip.compress(_numbered_log(n)))
+    assert len(packed) < 1 << 20  # one read of the raw file: it used to lose it all
+    middle = len(packed) // 2
+    packed[middle : middle + 200] = b"\xff" * 200
+    path = tmp_path / "pg.log.gz"
+    path.write_bytes(bytes(packed))
+    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX))
+    assert "ends early" in report.errors[0].message
+    # 64 kB of compressed input at most is lost with the damage
+    assert report.summary["queries"] >= n * 0.4
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress])
+def test_trailing_garbage_after_a_complete_stream_is_a_warning(
+    tmp_path: Path, compress: Any
+) -> None:
+    data = _numbered_log(100)
+    path = tmp_path / "pg.log.x"
+    path.write_bytes(compress(data) + compress(data) + b"not a compressed member\n" * 3)
+    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX))
+    assert report.summary["queries"] == 200
+    assert len(report.errors) == 1 and "ignored" in report.errors[0].message
+    path.write_bytes(compress(data) + b"\0" * 1000)  # padding: nothing to say
+    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX))
+    assert report.summary["queries"] == 100 and not report.errors

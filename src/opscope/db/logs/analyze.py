@@ -206,6 +206,10 @@ def build_report(
             )
         )
     for stats in inputs:
+        if stats.warning:
+            report.errors.append(
+                CheckError(check="log_input", message=f"{stats.path}: {stats.warning}", target=name)
+            )
         if stats.read_error:
             report.errors.append(
                 CheckError(

@@ -43,6 +43,8 @@ class InputStats:
     bytes_read: int = 0
     #: set when the stream ended in a way the decompressor or the OS reported as broken
     read_error: str = ""
+    #: something ignored that the user should know of (trailing garbage after the data)
+    warning: str = ""
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -119,7 +121,7 @@ def open_input(path: str) -> tuple[Readable, InputStats]:
         factory = zstandard.ZstdDecompressor().decompressobj
     else:
         return raw, stats
-    return _Decompressing(raw, factory), stats
+    return _Decompressing(raw, factory, stats), stats
 
 
 class Decompressor(Protocol):
@@ -136,34 +138,85 @@ class _Decompressing:
     """Incremental decompression that hands out everything decodable before damage.
 
     GzipFile and friends raise on a truncated file and lose the data of the read that hit
-    the damage; a decompressor object fed raw blocks gives back all it could decode first.
-    Concatenated members/frames (what `cat a.gz b.gz` produces) continue.
+    the damage; a decompressor object fed small slices gives back all it decoded before the
+    slice that holds the damage, and the error is raised by the next read. Concatenated
+    members/frames (what `cat a.gz b.gz` produces) continue. Bytes after the last complete
+    member that are no member (padding, garbage) end the stream with a warning, as
+    `gzip -d` does ("trailing garbage ignored").
     """
 
-    def __init__(self, raw: Readable, factory: Callable[[], Decompressor]) -> None:
+    #: compressed bytes fed to the decompressor at a time: what one damaged slice can lose
+    SLICE = 64 << 10
+
+    def __init__(
+        self, raw: Readable, factory: Callable[[], Decompressor], stats: InputStats
+    ) -> None:
         self._raw = raw
         self._factory = factory
+        self._stats = stats
         self._decompressor = factory()
         self._in_member = False
+        #: output of the current member so far; members completed before it
+        self._member_out = 0
+        self._members_done = 0
+        self._input = b""
+        self._error: BaseException | None = None
+        self._done = False
+
+    def _trailing(self, exc: BaseException | None) -> bool:
+        """Whether a failure is in bytes after complete members that start no member."""
+        if self._members_done == 0 or self._member_out:
+            return False
+        self._stats.warning = "data after the end of the compressed stream ignored" + (
+            f" ({type(exc).__name__}: {exc})" if exc is not None and str(exc) else ""
+        )
+        self._done = True
+        return True
 
     def read(self, size: int = -1, /) -> bytes:
-        while True:
-            block = self._raw.read(1 << 20)
-            if not block:
-                if self._in_member:
-                    raise EOFError("compressed stream ends before its end marker")
-                return b""
-            self._in_member = True
-            out = self._decompressor.decompress(block)
-            while self._decompressor.eof:
-                rest = self._decompressor.unused_data
-                self._decompressor = self._factory()
-                self._in_member = bool(rest)
-                if not rest:
-                    break
-                out += self._decompressor.decompress(rest)
-            if out:
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._done = True
+            raise error
+        out = b""
+        while not self._done:
+            if not self._input:
+                self._input = self._raw.read(1 << 20)
+                if not self._input:
+                    self._done = True
+                    if self._in_member and not self._trailing(None):
+                        error = EOFError("compressed stream ends before its end marker")
+                        if out:
+                            self._error = error
+                            return out
+                        raise error
+                    return out
+            piece, self._input = self._input[: self.SLICE], self._input[self.SLICE :]
+            try:
+                while piece:
+                    if not self._in_member and self._members_done and not piece.strip(b"\0"):
+                        break  # zero padding after a member, as tape and dd leave
+                    self._in_member = True
+                    data = self._decompressor.decompress(piece)
+                    self._member_out += len(data)
+                    out += data
+                    piece = b""
+                    if self._decompressor.eof:
+                        piece = self._decompressor.unused_data
+                        self._decompressor = self._factory()
+                        self._members_done += 1
+                        self._member_out = 0
+                        self._in_member = False
+            except Exception as exc:
+                if self._trailing(exc):
+                    return out
+                if out:
+                    self._error = exc
+                    return out
+                raise
+            if len(out) >= (size if size > 0 else 1 << 20):
                 return out
+        return out
 
     def close(self) -> None:
         if self._raw is not sys.stdin.buffer:
