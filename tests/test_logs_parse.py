@@ -362,7 +362,7 @@ def _numbered_log(n: int) -> bytes:
     rng = random.Random(5)
     return "".join(
         f"2024-05-01 10:00:00.000 UTC [{i % 50}] u@d LOG:  duration: {rng.random():.3f} ms  "
-        f"statement: select {rng.getrandbits(64)} from t{i % 97}\n"
+        f"statement: select {rng.getrandbits(64)} + abs({i % 97})\n"
         for i in range(n)
     ).encode()
 
