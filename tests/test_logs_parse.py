@@ -394,3 +394,25 @@ def test_trailing_garbage_after_a_complete_stream_is_a_warning(
     path.write_bytes(compress(data) + b"\0" * 1000)  # padding: nothing to say
     report = analyze_logs([str(path)], LogOptions(prefix=PREFIX))
     assert report.summary["queries"] == 100 and not report.errors
+
+
+def test_syslog_with_pgbadger_or_unknown_inner_prefix(tmp_path: Path) -> None:
+    lines = [
+        "Nov 28 20:15:54 dbhost systemd[1]: Started PostgreSQL Cluster 16-main.",
+        "Nov 28 20:15:55 dbhost postgres[123]: [1-1] user=alice,db=work,app=psql,client=[local] LOG:  duration: 1500.000 ms  statement: select 1,",
+        "Nov 28 20:15:55 dbhost postgres[123]: [1-2] #011 2",
+        "Nov 28 20:15:56 dbhost postgres[123]: [2-1] user=alice,db=work,app=psql,client=[local] LOG:  duration: 2.000 ms  execute S_1: select $1",
+        "Nov 28 20:15:56 dbhost postgres[123]: [2-2] user=alice,db=work,app=psql,client=[local] DETAIL:  parameters: $1 = 'x'",
+    ]
+    log = run(tmp_path, "\n".join(lines) + "\n", name="syslog", database="work")
+    assert log["files"][0]["format"] == "syslog"
+    assert log["files"][0]["prefix"] == "%m [%p] user=%u,db=%d,app=%a,client=%h "
+    assert log["queries"] == 2 and log["bad_entries"]["count"] == 0
+    assert log["slowest"][1]["parameters"] == "$1 = 'x'"
+    odd = [
+        line.replace("user=alice,db=work,app=psql,client=[local]", "<<alice|work>>")
+        for line in lines
+    ]
+    log = run(tmp_path, "\n".join(odd) + "\n", name="syslog")
+    assert log["files"][0]["prefix"] == "<generic>"
+    assert log["queries"] == 2 and log["slowest"][0]["pid"] == "123"

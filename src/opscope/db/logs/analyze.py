@@ -101,7 +101,7 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
         inner = options.prefix if options.prefix is not None else inner_prefix(sample)
         prefix = stderr_prefix(inner)
         source = syslog_to_stderr(source, inner, stats)
-        split = stderr_splitter(compile_prefix(prefix))
+        split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, log_format, prefix)
     elif log_format in ("csvlog", "jsonlog"):
         split = csv_splitter if log_format == "csvlog" else json_splitter

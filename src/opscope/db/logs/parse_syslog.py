@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 
-from opscope.db.logs.prefix import compile_prefix, detect_prefix
+from opscope.db.logs.prefix import GENERIC, compile_prefix, detect_prefix, resolve_prefix
 from opscope.db.logs.reader import SYSLOG_LINE, InputStats
 
 _MONTHS = {
@@ -26,18 +26,21 @@ _MONTHS = {
 
 
 def inner_prefix(sample: bytes) -> str:
-    """The log_line_prefix PostgreSQL wrote after the syslog tag."""
+    """The log_line_prefix PostgreSQL wrote after the syslog tag; GENERIC when no common
+    prefix fits (the generic pattern then reads syslog's own time and pid)."""
     rests = []
     for line in sample.decode("utf-8", "replace").split("\n")[:2000]:
         m = SYSLOG_LINE.match(line)
         if m is not None and m.group("line") == "1":
             rests.append(m.group("rest").replace("#011", "\t"))
-    return detect_prefix("\n".join(rests)) or ""
+    return detect_prefix("\n".join(rests)) or GENERIC
 
 
 def stderr_prefix(inner: str) -> str:
     """The prefix of the converted lines: syslog's time and pid unless PostgreSQL's own
     prefix already has them (its timestamp has the year and milliseconds)."""
+    if inner == GENERIC:
+        return GENERIC
     compiled = compile_prefix(inner)
     head = "" if compiled.ts_kind else "%m "
     if "%p" not in inner:
@@ -54,9 +57,10 @@ def _timestamp(m: re.Match[str], year: int) -> str:
 
 
 def syslog_to_stderr(blocks: Iterator[bytes], inner: str, stats: InputStats) -> Iterator[bytes]:
-    entry = compile_prefix(inner).entry
-    add_ts = not compile_prefix(inner).ts_kind
-    add_pid = "%p" not in inner
+    entry = resolve_prefix(inner).entry
+    generic = inner == GENERIC
+    add_ts = generic or not compile_prefix(inner).ts_kind
+    add_pid = generic or "%p" not in inner
     year = datetime.now().year
     carry = b""
     other = 0
