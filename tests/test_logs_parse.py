@@ -416,3 +416,29 @@ def test_syslog_with_pgbadger_or_unknown_inner_prefix(tmp_path: Path) -> None:
     log = run(tmp_path, "\n".join(odd) + "\n", name="syslog")
     assert log["files"][0]["prefix"] == "<generic>"
     assert log["queries"] == 2 and log["slowest"][0]["pid"] == "123"
+
+
+def test_since_until_with_a_zone_compare_instants(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    def lines(zone: str) -> str:
+        return "".join(
+            f"2024-05-01 {h}:00:00.123 {zone} [1] u@d LOG:  duration: 1.0 ms  statement: select {h}\n"
+            for h in (10, 11, 12)
+        )
+
+    since = datetime.fromisoformat("2024-05-01T09:30:00+00:00")  # 11:30 CEST
+    for zone in ("CEST", "+02", "+0200"):
+        log = run(tmp_path, lines(zone), prefix=PREFIX, since=since)
+        assert log["queries"] == 1, zone
+    until = datetime.fromisoformat("2024-05-01T10:30:00-04:00")  # 16:30 MSK (+03)
+    assert run(tmp_path, lines("MSK"), prefix=PREFIX, until=until)["queries"] == 3
+    until = datetime.fromisoformat("2024-05-01T08:30:00+00:00")  # 11:30 MSK
+    assert run(tmp_path, lines("MSK"), prefix=PREFIX, until=until)["queries"] == 2
+    path = tmp_path / "pg.log"
+    path.write_text(lines("XYZT"))
+    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX, since=since))
+    assert report.summary["queries"] == 2  # compared as UTC
+    assert [e.message for e in report.errors] == [
+        "log time zone 'XYZT' unknown: --since/--until compared as UTC"
+    ]

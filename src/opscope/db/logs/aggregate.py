@@ -274,6 +274,8 @@ class Aggregate:
     corrupt: int = 0
     corrupt_samples: list[str] = field(default_factory=list)
     filtered_out: int = 0
+    #: things the user should know about how the log was read, each said once
+    warnings: list[str] = field(default_factory=list)
     # The minute the last execution fell in: consecutive entries share it.
     _minute_key: str = ""
     _minute: list[float] = field(default_factory=list)
@@ -460,6 +462,10 @@ class Aggregate:
         counter.count += 1
         counter.max = max(counter.max, wait_ms)
 
+    def warn(self, message: str) -> None:
+        if message not in self.warnings and len(self.warnings) < 20:
+            self.warnings.append(message)
+
     def bad_input(self, text: str, count: int = 1) -> None:
         self.corrupt += count
         if len(self.corrupt_samples) < CORRUPT_SAMPLES:
@@ -520,6 +526,8 @@ class Aggregate:
         room = CORRUPT_SAMPLES - len(self.corrupt_samples)
         self.corrupt_samples.extend(other.corrupt_samples[: max(room, 0)])
         self.filtered_out += other.filtered_out
+        for message in other.warnings:
+            self.warn(message)
 
     def slowest_executions(self) -> list[Execution]:
         ranked = sorted(self.slowest, key=lambda t: (t[0], t[1]), reverse=True)

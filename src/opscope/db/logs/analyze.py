@@ -205,6 +205,8 @@ def build_report(
                 target=name,
             )
         )
+    for message in aggregate.warnings:
+        report.errors.append(CheckError(check="log_filter", message=message, target=name))
     for stats in inputs:
         if stats.warning:
             report.errors.append(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 
 #: the log formats PostgreSQL writes, as log_destination names them
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
@@ -31,15 +32,42 @@ class LogOptions:
     chunk_bytes: int = 8 << 20
 
 
-def time_key(moment: datetime | None) -> str:
+#: UTC offsets (minutes) of the zone abbreviations log_timezone commonly prints; an
+#: ambiguous one is read the common way (IST is India's, CST the US central zone's)
+ZONE_OFFSETS = {
+    "UTC": 0, "GMT": 0, "Z": 0, "WET": 0, "WEST": 60, "BST": 60, "CET": 60, "CEST": 120,
+    "EET": 120, "EEST": 180, "MSK": 180, "IST": 330, "SGT": 480, "HKT": 480, "JST": 540,
+    "KST": 540, "AEST": 600, "AEDT": 660, "NZST": 720, "NZDT": 780, "EST": -300,
+    "EDT": -240, "CST": -360, "CDT": -300, "MST": -420, "MDT": -360, "PST": -480,
+    "PDT": -420, "AKST": -540, "AKDT": -480, "HST": -600,
+}  # fmt: skip
+_NUMERIC_ZONE = re.compile(r"([+-])(\d\d):?(\d\d)?")
+
+
+def zone_offset(zone: str) -> int | None:
+    """Minutes east of UTC of a zone as the log writes it (`CEST`, `+03`, `-0430`), or None
+    when it is unknown."""
+    known = ZONE_OFFSETS.get(zone.upper())
+    if known is not None:
+        return known
+    m = _NUMERIC_ZONE.fullmatch(zone)
+    if m is None:
+        return None
+    minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
+    return -minutes if m.group(1) == "-" else minutes
+
+
+def time_key(moment: datetime | None, offset: int | None = None) -> str:
     """A bound as the log writes time, for plain string comparison with log timestamps.
 
     PostgreSQL writes `YYYY-MM-DD HH:MM:SS[.mmm] TZ` in log_timezone. A bound with a time
-    zone is converted to UTC (the usual log_timezone of servers); a naive bound is taken
-    to be in the log's own time zone. Comparison is to the second.
+    zone is converted to the log's zone, `offset` minutes east of UTC (UTC when that is
+    unknown); a naive bound is taken to be in the log's own time zone. Comparison is to
+    the second.
     """
     if moment is None:
         return ""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        zone = timezone(timedelta(minutes=offset or 0))
+        moment = moment.astimezone(zone).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%d %H:%M:%S")

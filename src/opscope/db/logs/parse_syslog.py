@@ -25,6 +25,9 @@ _MONTHS = {
 }
 
 
+_ISO_ZONE = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
+
+
 def inner_prefix(sample: bytes) -> str:
     """The log_line_prefix PostgreSQL wrote after the syslog tag; GENERIC when no common
     prefix fits (the generic pattern then reads syslog's own time and pid)."""
@@ -51,7 +54,11 @@ def stderr_prefix(inner: str) -> str:
 def _timestamp(m: re.Match[str], year: int) -> str:
     iso = m.group("iso")
     if iso:
-        return iso[:10] + " " + (iso[11:23] if len(iso) > 19 and iso[19] == "." else iso[11:19])
+        moment = iso[:10] + " " + (iso[11:23] if len(iso) > 19 and iso[19] == "." else iso[11:19])
+        zone = _ISO_ZONE.search(iso)
+        if zone is not None:
+            moment += " UTC" if zone.group(0) == "Z" else " " + zone.group(0)
+        return moment
     month = _MONTHS.get(m.group("mon"), 1)
     return f"{year:04d}-{month:02d}-{int(m.group('day')):02d} {m.group('time')}.000"
 

@@ -15,11 +15,12 @@ in file order, so the counts are those of one sequential pass, whatever the spli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opscope.db.logs.aggregate import Aggregate, Execution
 from opscope.db.logs.normalize import normalize
-from opscope.db.logs.options import LogOptions, time_key
+from opscope.db.logs.options import LogOptions, time_key, zone_offset
 
 UNLOGGED_KEY = "unlogged"
 UNLOGGED_TEXT = "(duration logged without its statement)"
@@ -52,20 +53,51 @@ class ChunkResult:
 
 
 class Filters:
-    """The user's --since/--until/--db/--user/--min-duration, tested per event."""
+    """The user's --since/--until/--db/--user/--min-duration, tested per event.
 
-    def __init__(self, options: LogOptions) -> None:
+    A --since/--until with a zone is compared as an instant: it is written in the zone of
+    each log timestamp (`CEST`, `+03`…) once per zone, and the strings compared. A zone
+    the table does not know is compared as UTC, with one warning."""
+
+    def __init__(self, options: LogOptions, warn: Callable[[str], None] | None = None) -> None:
+        self._since = options.since
+        self._until = options.until
         self.since = time_key(options.since)
         self.until = time_key(options.until)
         self.database = options.database
         self.user = options.user
         self.min_duration = options.min_duration_ms
         self.active = bool(self.since or self.until or self.database or self.user)
+        self._zoned = any(
+            b is not None and b.tzinfo is not None for b in (self._since, self._until)
+        )
+        self._bounds: dict[str, tuple[str, str]] = {}
+        self._warn = warn
+
+    def _bounds_in(self, zone: str) -> tuple[str, str]:
+        bounds = self._bounds.get(zone)
+        if bounds is None:
+            offset = zone_offset(zone) if zone else None
+            if offset is None and self._warn is not None:
+                self._warn(
+                    f"log time zone {zone!r} unknown: --since/--until compared as UTC"
+                    if zone
+                    else "log times carry no zone: --since/--until compared as UTC"
+                )
+            bounds = self._bounds[zone] = (
+                time_key(self._since, offset),
+                time_key(self._until, offset),
+            )
+        return bounds
 
     def keep(self, ts: str, user: str, database: str) -> bool:
-        if self.since and ts[:19] < self.since:
+        since, until = self.since, self.until
+        if self._zoned and ts:
+            space = ts.find(" ", 19)
+            since, until = self._bounds_in(ts[space + 1 :] if space > 0 else "")
+        if since and ts[:19] < since:
             return False
-        if self.until and ts[:19] > self.until:
+        if until and ts[:19] > until:
             return False
         if self.database is not None and database != self.database:
             return False
@@ -77,7 +109,7 @@ class ChunkState:
 
     def __init__(self, options: LogOptions) -> None:
         self.aggregate = Aggregate(top=options.top)
-        self.filters = Filters(options)
+        self.filters = Filters(options, self.aggregate.warn)
         self.pending: dict[str, Pending] = {}
         self.seen: set[str] = set()
         self.heads: list[Head] = []
