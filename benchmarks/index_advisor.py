@@ -18,7 +18,12 @@ in place of the wrong-order events(created_at, account_id), and payments(account
 hand-picked set differs only by INCLUDE (amount) on payments. Nothing was built for the two
 traps, which read a fifth of orders or all of it; they are most of the time left after
 indexing, which is why the whole workload's speedup is 2.3x.
-Timings vary by a few percent between runs (a second run gave ratio 0.96).
+Timings vary by a few percent between runs (a second run gave ratio 0.96). After the review
+fixes (write overhead scaled to the statements' window, collision-free names):
+    workload before: 3.32 s
+    advisor (4 indexes, 0.1 s of advice): 1.31 s, speedup 2.5x
+    hand-picked (4 indexes): 1.31 s, speedup 2.5x
+    ratio 1.00
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 import psycopg
 
 from opscope.config import AdvisorSettings, SessionSettings
-from opscope.db.advisor.advise import Recommendation, advise
+from opscope.db.advisor.advise import Recommendation, advise, statements_window
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, connect
 from opscope.db.sandbox import running_sandbox
@@ -111,8 +116,13 @@ def run_advisor(dsn: str) -> tuple[list[Recommendation], float]:
         runner = SqlRunner(conn)
         catalog = Catalog(runner)
         started = time.perf_counter()
+        snapshot = read_statements(runner)
         result = advise(
-            conn, catalog, read_statements(runner).statements, settings=AdvisorSettings()
+            conn,
+            catalog,
+            snapshot.statements,
+            settings=AdvisorSettings(),
+            statements_window_s=statements_window(snapshot, catalog.summary),
         )
         return result.recommendations, time.perf_counter() - started
     finally:
@@ -125,7 +135,7 @@ def apply(dsn: str, recs: list[Recommendation]) -> tuple[list[str], list[str]]:
     dropped: list[str] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
         for rec in recs:
-            name = rec.candidate.index_name()
+            name = rec.name
             conn.execute(rec.candidate.ddl(concurrently=True, name=name))
             created.append(name)
             if rec.replaces is not None and rec.drop_replaced:
