@@ -438,7 +438,7 @@ def test_since_until_with_a_zone_compare_instants(tmp_path: Path) -> None:
     path = tmp_path / "pg.log"
     path.write_text(lines("XYZT"))
     report = analyze_logs([str(path)], LogOptions(prefix=PREFIX, since=since))
-    assert report.summary["queries"] == 2  # compared as UTC
+    assert report.summary["queries"] == 3  # compared as UTC: 09:30 is before 10:00
     assert [e.message for e in report.errors] == [
         "log time zone 'XYZT' unknown: --since/--until compared as UTC"
     ]
