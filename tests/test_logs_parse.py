@@ -13,12 +13,16 @@ from typing import Any
 
 import pytest
 
+from opscope.db.logs import aggregate as aggregate_module
+from opscope.db.logs import sessions
 from opscope.db.logs.aggregate import EXACT_LIMIT, Quantiles
-from opscope.db.logs.analyze import analyze_logs
-from opscope.db.logs.normalize import normalize, redact, regex_normalize
+from opscope.db.logs.analyze import analyze_logs, parse_chunk
+from opscope.db.logs.normalize import normalize, normalize_cache, redact, regex_normalize
 from opscope.db.logs.options import LogOptions
+from opscope.db.logs.parse_stderr import parse_stderr
 from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
 from opscope.db.logs.reader import chunks, csv_splitter, detect_format, stderr_splitter
+from opscope.db.logs.sessions import ChunkState, Merger
 from opscope.report import render
 
 PREFIX = "%m [%p] %q%u@%d "
@@ -442,3 +446,47 @@ def test_since_until_with_a_zone_compare_instants(tmp_path: Path) -> None:
     assert [e.message for e in report.errors] == [
         "log time zone 'XYZT' unknown: --since/--until compared as UTC"
     ]
+
+
+def test_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    head = "2024-05-01 10:00:00.000 UTC [{}] u@d "
+    # log_statement = all: each session leaves its last statement pending until it goes.
+    text = "".join(
+        head.format(pid) + f"LOG:  statement: select {pid}\n" for pid in range(10)
+    ) + "".join(
+        head.format(pid) + "LOG:  disconnection: session time: 0:00:01\n" for pid in range(10)
+    )
+    state = ChunkState(LogOptions())
+    parse_stderr(text, compile_prefix(PREFIX), state)
+    assert state.pending == {}
+    merger = Merger(LogOptions())
+    data = text.encode()
+    for chunk in chunks(iter([data]), stderr_splitter(compile_prefix(PREFIX)), 100):
+        merger.add(parse_chunk("stderr", PREFIX, chunk, LogOptions()))
+    assert merger.carry == {}
+    monkeypatch.setattr(sessions, "MAX_PENDING_SESSIONS", 3)
+    state = ChunkState(LogOptions())
+    parse_stderr(
+        text.split(head.format(0) + "LOG:  disconnection")[0], compile_prefix(PREFIX), state
+    )
+    assert len(state.pending) == 3
+    # Temp files and lock waits of many statements: an "other" group past the limit.
+    monkeypatch.setattr(aggregate_module, "MAX_COUNTER_GROUPS", 5)
+    temp = "".join(
+        head.format(1)
+        + 'LOG:  temporary file: path "x", size 10\n'
+        + head.format(1)
+        + f"STATEMENT:  select generate_series(1, {i}) order by 1\n"
+        for i in range(20)
+    )
+    log = run(tmp_path, temp, prefix=PREFIX)
+    assert log["temp_files"]["count"] == 20
+    assert len(log["temp_files"]["top_statements"]) <= 6
+    # Huge texts are cut where they are kept; huge texts are not cached.
+    huge = "select " + ", ".join(str(i) for i in range(40_000))
+    log = run(tmp_path, head.format(1) + f"LOG:  duration: 1.0 ms  statement: {huge}\n"
+              + head.format(1) + f"ERROR:  {huge}\n", prefix=PREFIX)  # fmt: skip
+    assert log["slowest"][0]["query"].endswith("… (truncated)")
+    assert len(log["slowest"][0]["query"]) < 70_000
+    assert len(log["errors"]["top_messages"][0]["example"]) <= 2000
+    assert huge not in normalize_cache

@@ -28,6 +28,26 @@ MAX_STATEMENT_GROUPS = 20_000
 MAX_ERROR_TEMPLATES = 2_000
 OTHER_KEY = "other"
 CORRUPT_SAMPLES = 5
+#: temp-file and lock-wait groups tracked; the rest are counted in one "other" group
+MAX_COUNTER_GROUPS = 2_000
+#: a statement text, parameter list or message kept for the report is cut to this size
+MAX_KEPT_TEXT = 64 << 10
+TRUNCATED = "… (truncated)"
+
+
+def cap_text(text: str) -> str:
+    return text if len(text) <= MAX_KEPT_TEXT else text[:MAX_KEPT_TEXT] + TRUNCATED
+
+
+def _kept(record: Execution) -> Execution:
+    """`record`, its texts cut to MAX_KEPT_TEXT: what the top lists hold stays small."""
+    if len(record.query) > MAX_KEPT_TEXT:
+        record.query = cap_text(record.query)
+    if record.parameters is not None and len(record.parameters) > MAX_KEPT_TEXT:
+        record.parameters = cap_text(record.parameters)
+    if record.plan is not None and len(record.plan) > 4 * MAX_KEPT_TEXT:
+        record.plan = record.plan[: 4 * MAX_KEPT_TEXT] + TRUNCATED
+    return record
 
 
 class Quantiles:
@@ -331,7 +351,7 @@ class Aggregate:
                     query_id,
                     kind,
                 )
-            stats.slowest = record
+            stats.slowest = record = _kept(record)
         quantiles = stats.quantiles
         exact = quantiles.exact
         if exact is not None and len(exact) < EXACT_LIMIT:
@@ -398,6 +418,7 @@ class Aggregate:
         )
 
     def _keep_slowest(self, record: Execution) -> None:
+        record = _kept(record)
         heap = self.slowest
         if len(heap) < self.top:
             heapq.heappush(heap, (record.duration_ms, _tie(record), record))
@@ -430,7 +451,9 @@ class Aggregate:
                 template = "(other messages)"
                 group = self.errors.get(template)
             if group is None:
-                group = self.errors[template] = ErrorGroup(template, level, sqlstate, message)
+                group = self.errors[template] = ErrorGroup(
+                    template, level, sqlstate, cap_text(message)
+                )
         group.count += 1
         if statement and not group.statement:
             group.statement = statement[:4000]
@@ -442,24 +465,15 @@ class Aggregate:
             self.saw(ts)
 
     def temp_file(self, key: str, display: str, size: int) -> None:
-        counter = self.temp_files.get(key)
-        if counter is None:
-            counter = self.temp_files[key] = Counter(display)
-        counter.add(float(size))
+        _counter(self.temp_files, key, display).add(float(size))
 
     def lock_wait(self, key: str, display: str, wait_ms: float, acquired: bool) -> None:
+        counter = _counter(self.lock_waits, key, display)
         if acquired:
             self.locks_acquired += 1
-            counter = self.lock_waits.get(key)
-            if counter is None:
-                counter = self.lock_waits[key] = Counter(display)
             counter.total += wait_ms
-            counter.max = max(counter.max, wait_ms)
-            return
-        counter = self.lock_waits.get(key)
-        if counter is None:
-            counter = self.lock_waits[key] = Counter(display)
-        counter.count += 1
+        else:
+            counter.count += 1
         counter.max = max(counter.max, wait_ms)
 
     def warn(self, message: str) -> None:
@@ -543,11 +557,28 @@ def _tie(record: Execution) -> tuple[str, str, str, str, int]:
     return (record.ts, record.pid, record.query, record.parameters or "", next(_ties))
 
 
+OTHER_COUNTER_LABEL = "(statements beyond the tracked limit)"
+
+
+def _counter(counters: dict[str, Counter], key: str, display: str) -> Counter:
+    """The counter of `key`, or the "other" one once MAX_COUNTER_GROUPS are tracked."""
+    counter = counters.get(key)
+    if counter is None:
+        if len(counters) >= MAX_COUNTER_GROUPS:
+            key, display = OTHER_KEY, OTHER_COUNTER_LABEL
+            counter = counters.get(key)
+        if counter is None:
+            counter = counters[key] = Counter(display)
+    return counter
+
+
 def _merge_counters(into: dict[str, Counter], other: dict[str, Counter]) -> None:
     for key, counter in other.items():
         mine = into.get(key)
-        if mine is None:
+        if mine is None and (len(into) < MAX_COUNTER_GROUPS or key == OTHER_KEY):
             into[key] = counter
+        elif mine is None:
+            _counter(into, OTHER_KEY, OTHER_COUNTER_LABEL).merge(counter)
         else:
             mine.merge(counter)
 

@@ -21,6 +21,12 @@ import pglast.parser
 Normalized = tuple[str, str]
 
 _CACHE_LIMIT = 50_000
+#: texts longer than this are not cached (they rarely repeat exactly)
+_CACHE_TEXT = 2048
+#: characters (keys and values) each cache holds at most before it is emptied
+_CACHE_CHARS = 16 << 20
+#: characters held by normalize_cache and by _by_normalized
+_held = [0, 0]
 #: raw text -> normalize(text); parsers read it directly on their hot path
 normalize_cache: dict[str, Normalized] = {}
 _cache = normalize_cache
@@ -157,11 +163,16 @@ def normalize(text: str) -> Normalized:
         display = regex_normalize(stripped)
         digest = hashlib.blake2b(_SPACE.sub(" ", display.lower()).encode(), digest_size=8)
         result = ("t" + digest.hexdigest(), collapse_in_lists(display))
-    if len(_cache) >= _CACHE_LIMIT:
+    if len(text) > _CACHE_TEXT:
+        return result
+    size = len(text) + len(result[1])
+    if len(_cache) >= _CACHE_LIMIT or _held[0] + size > _CACHE_CHARS:
         # Constant memory: texts full of literals rarely repeat, so forgetting them all
         # costs a few re-normalizations and never an unbounded dictionary.
         _cache.clear()
+        _held[0] = 0
     _cache[text] = result
+    _held[0] += size
     return result
 
 
@@ -172,7 +183,12 @@ def _by_normalized_text(normalized: str) -> Normalized:
     if hit is None:
         key = "f" + str(pglast.parser.fingerprint(normalized))
         hit = (key, collapse_in_lists(normalized))
-        if len(_by_normalized) >= _CACHE_LIMIT:
+        if len(normalized) > _CACHE_TEXT:
+            return hit
+        size = len(normalized) + len(hit[1])
+        if len(_by_normalized) >= _CACHE_LIMIT or _held[1] + size > _CACHE_CHARS:
             _by_normalized.clear()
+            _held[1] = 0
         _by_normalized[normalized] = hit
+        _held[1] += size
     return hit

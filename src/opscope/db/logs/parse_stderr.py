@@ -241,6 +241,8 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                            qid, "execute"]  # fmt: skip
             elif msg.startswith("temporary file: "):
                 current = [_TEMP_FILE, ts, user, db, level, "", msg, ""]
+            elif msg.startswith("disconnection: "):
+                state.disconnect(session or pid)
             elif msg.startswith("process ") and (
                 " waiting " in msg or " acquired " in msg or " deadlock " in msg
             ):

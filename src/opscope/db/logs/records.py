@@ -105,6 +105,8 @@ def dispatch_record(
                     ts, 0.0, message[colon + 2 :], params, db, user, app, pid, qid, "execute"
                 ),
             )
+        elif message.startswith("disconnection: "):
+            state.disconnect(sid)
         elif message.startswith("temporary file: "):
             temp = _TEMP.match(message)
             if temp is None:

@@ -22,6 +22,9 @@ from opscope.db.logs.aggregate import Aggregate, Execution
 from opscope.db.logs.normalize import normalize
 from opscope.db.logs.options import LogOptions, time_key, zone_offset
 
+#: sessions with entries waiting for their completion, at most: the oldest is dropped
+#: beyond (log_statement = all leaves one per session until it disconnects)
+MAX_PENDING_SESSIONS = 10_000
 UNLOGGED_KEY = "unlogged"
 UNLOGGED_TEXT = "(duration logged without its statement)"
 
@@ -36,7 +39,7 @@ class Pending:
 
 @dataclass(frozen=True)
 class Head:
-    kind: str  # "statement", "duration" or "duration_with_text"
+    kind: str  # "statement", "duration", "duration_with_text" or "disconnect"
     session: str
     record: Execution | None = None
     plans: tuple[Execution, ...] = ()
@@ -177,12 +180,31 @@ class ChunkState:
             for rec in settle(record, pending.statement, pending.plans, self.aggregate):
                 self.count(rec)
 
-    def plan(self, session: str, record: Execution) -> None:
-        self.aggregate.plans += 1
+    def _pending(self, session: str) -> Pending:
         pending = self.pending.get(session)
         if pending is None:
+            if len(self.pending) >= MAX_PENDING_SESSIONS:
+                self._drop(next(iter(self.pending)))
             pending = self.pending[session] = Pending()
-        pending.plans.append(record)
+        return pending
+
+    def _drop(self, session: str) -> None:
+        """Forget what `session` left pending; its plans had no duration line: executions."""
+        pending = self.pending.pop(session, None)
+        if pending is not None:
+            for plan in pending.plans:
+                self.count(plan)
+
+    def plan(self, session: str, record: Execution) -> None:
+        self.aggregate.plans += 1
+        self._pending(session).plans.append(record)
+
+    def disconnect(self, session: str) -> None:
+        """`disconnection:`: nothing the session logged before can be completed any more."""
+        if session not in self.seen:
+            self.seen.add(session)
+            self.heads.append(Head("disconnect", session))
+        self._drop(session)
 
     def logged_statement(self, session: str, record: Execution) -> None:
         """`statement:` or `execute …:` without a duration (log_statement)."""
@@ -190,9 +212,7 @@ class ChunkState:
         if session not in self.seen:
             self.seen.add(session)
             self.heads.append(Head("statement", session))
-        pending = self.pending.get(session)
-        if pending is None:
-            pending = self.pending[session] = Pending()
+        pending = self._pending(session)
         # Plans still waiting belong to the previous statement, which logged no duration.
         for plan in pending.plans:
             self.count(plan)
@@ -314,6 +334,10 @@ class Merger:
             else:
                 carried = self.carry.setdefault(session, Pending())
                 carried.plans.extend(tail.plans)
+        while len(self.carry) > MAX_PENDING_SESSIONS:
+            oldest = self.carry.pop(next(iter(self.carry)))
+            for plan in oldest.plans:
+                state.count(plan)
         self.total.merge(result.aggregate)
 
     def finish(self) -> Aggregate:
