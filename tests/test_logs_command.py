@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,20 @@ def test_unreadable_file(app: typer.Typer, tmp_path: Path) -> None:
     directory.mkdir()
     result = runner.invoke(app, ["logs", str(directory)])
     assert result.exit_code == 2 and "not a file" in result.stderr
+
+
+def test_a_named_pipe_is_read(app: typer.Typer, tmp_path: Path) -> None:
+    """`opscope logs <(zcat pg.log.gz)` hands over a FIFO, not a regular file."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(LOG))
+    writer.start()
+    result = CliRunner().invoke(app, ["logs", str(fifo), "--format", "json"])
+    if writer.is_alive():  # refused without reading: unblock the writer
+        with fifo.open("rb") as drain:
+            drain.read()
+    writer.join()
+    assert result.exit_code in (0, 1), result.output
+    assert json.loads(result.output)["summary"]["queries"] == 2
+    result = CliRunner().invoke(app, ["logs", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 2 and "not a file" in result.output

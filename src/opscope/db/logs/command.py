@@ -105,7 +105,9 @@ def logs_command(
     if files.count("-") > 1:
         fail("stdin ('-') can be read only once")
     for path in files:
-        if path != "-" and not os.path.isfile(path):
+        # Pipes and character devices are logs too (<(zcat …), /dev/stdin): only a
+        # directory or a missing path is refused here.
+        if path != "-" and (not os.path.exists(path) or os.path.isdir(path)):
             fail(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a file")
     if prefix is not None:
         try:
