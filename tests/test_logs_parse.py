@@ -490,3 +490,17 @@ def test_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert len(log["slowest"][0]["query"]) < 70_000
     assert len(log["errors"]["top_messages"][0]["example"]) <= 2000
     assert huge not in normalize_cache
+
+
+def test_filters_on_fields_the_prefix_lacks_are_warned(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    path = tmp_path / "pg.log"
+    path.write_text("[7] LOG:  duration: 1.000 ms  statement: select 1\n")
+    options = LogOptions(prefix="[%p] ", user="alice", since=datetime(2024, 5, 1))
+    report = analyze_logs([str(path)], options)
+    messages = [e.message for e in report.errors if "has no field" in e.message]
+    assert len(messages) == 1
+    assert "--since/--until needs %t or %m" in messages[0] and "--user needs %u" in messages[0]
+    report = analyze_logs([str(path)], LogOptions(prefix="[%p] "))
+    assert not report.errors

@@ -205,6 +205,32 @@ def build_report(
                 target=name,
             )
         )
+    for plan in plans:
+        if plan.log_format not in ("stderr", "syslog"):
+            continue
+        generic = plan.prefix == GENERIC
+        lacking = [
+            f"{flag} needs {escape}"
+            for flag, used, escape in (
+                ("--since/--until", options.since or options.until, "%t or %m"),
+                ("--db", options.database is not None, "%d"),
+                ("--user", options.user is not None, "%u"),
+            )
+            if used
+            and (
+                (escape == "%t or %m" and not generic and not compile_prefix(plan.prefix).ts_kind)
+                or (escape in ("%d", "%u") and (generic or escape not in plan.prefix))
+            )
+        ]
+        if lacking:
+            report.errors.append(
+                CheckError(
+                    check="log_filter",
+                    message=f"{plan.path}: log_line_prefix {plan.prefix!r} has no field for "
+                    f"the filter ({'; '.join(lacking)} in the prefix)",
+                    target=name,
+                )
+            )
     for message in aggregate.warnings:
         report.errors.append(CheckError(check="log_filter", message=message, target=name))
     for stats in inputs:
