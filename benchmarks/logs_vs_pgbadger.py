@@ -33,6 +33,14 @@ A later run after the final parser fix (a 129 MB pgbench log grown to 258 MB):
     pgbadger -j 1: 73.2 s, 3.5 MB/s, peak 30 MB, 835,580 queries
     log parsing: opscope 68.3 MB/s, pgbadger 3.5 MB/s, ratio 19.4x (one core: 10.6x)
 
+After the review fixes (strict format and duration parsing, redaction, bounded caches), on a
+166 MB pgbench log grown to 333 MB:
+
+    opscope --jobs 1: 8.4 s, 39.7 MB/s, peak 92 MB (half the file: 92 MB), 978,898 queries
+    opscope --jobs 2: 4.9 s, 67.7 MB/s, peak 127 MB in the main process, 978,898 queries
+    pgbadger -j 1: 87.2 s, 3.8 MB/s, peak 30 MB, 978,898 queries
+    log parsing: opscope 67.7 MB/s, pgbadger 3.8 MB/s, ratio 17.7x (one core: 10.4x)
+
 Peak memory is that of the main process (VmHWM); with --jobs 2 each worker holds one chunk
 and its partial aggregate on top. On logs of longer, literal-heavy statements (every text
 new to the normalization cache) opscope's single-core speed is lower, about 25 MB/s, and
