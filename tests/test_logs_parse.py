@@ -342,6 +342,17 @@ def test_generic_prefix_is_linear_on_bracket_runs(tmp_path: Path) -> None:
     assert log["slowest"][0]["pid"] == "55"
 
 
+def test_free_text_fields_are_linear_on_long_lines(tmp_path: Path) -> None:
+    """Three 100 kB lines full of '@' that are no entry: the lazy, unbounded %u@%d fields
+    tried every '@' against every later space (1 min 44 s for this input); bounded to the
+    63-byte names PostgreSQL allows, it takes well under a second. The test completing is the
+    check; no timing is asserted."""
+    entry = "2024-05-01 10:00:00.000 UTC [123] u@d LOG:  duration: 1.000 ms  statement: select 1\n"
+    noise = "2024-05-01 10:00:00.000 UTC [123] " + "a@" * 50_000 + "\n"
+    log = run(tmp_path, entry * 5 + noise * 3, prefix="%m [%p] %q%u@%d ")
+    assert log["queries"] == 5 and log["bad_entries"]["count"] == 3
+
+
 def test_control_characters_never_reach_terminal_or_markdown(tmp_path: Path) -> None:
     head = "2024-05-01 10:00:00.123 UTC [123] u\x1b[2J@db "
     lines = [

@@ -20,15 +20,20 @@ _TS_SECONDS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d" + _TZ
 _TS_MILLIS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}" + _TZ
 
 # Free-text fields are lazy and stop at a newline: the literal text that follows them in the
-# prefix decides where they end, the way PostgreSQL wrote them.
+# prefix decides where they end, the way PostgreSQL wrote them. They are also bounded: names
+# are at most 63 bytes (NAMEDATALEN), hosts a few hundred; an unbounded lazy field tried every
+# '@' of a long non-entry line against every later delimiter, which is quadratic (minutes for
+# a few 100 kB lines full of '@').
+_NAME = r"[^\n]{0,64}?"
+_HOST = r"[^\n]{0,300}?"
 _ESCAPES: dict[str, tuple[str | None, str]] = {
-    "a": ("app", r".*?"),
-    "u": ("user", r".*?"),
-    "d": ("db", r".*?"),
-    "r": (None, r".*?"),
-    "h": (None, r".*?"),
-    "b": (None, r".*?"),
-    "i": ("tag", r".*?"),
+    "a": ("app", _NAME),
+    "u": ("user", _NAME),
+    "d": ("db", _NAME),
+    "r": (None, _HOST),
+    "h": (None, _HOST),
+    "b": (None, _NAME),
+    "i": ("tag", _NAME),
     "p": ("pid", r"\d+"),
     "P": (None, r"\d*"),
     "t": ("ts", _TS_SECONDS),
