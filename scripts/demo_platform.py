@@ -112,7 +112,11 @@ def main() -> int:
     box.start()
     try:
         box.psql("CREATE DATABASE shop")
-        box.psql("CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg", dbname="shop")
+        box.psql(
+            "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg;"
+            " CREATE EXTENSION pg_qualstats",
+            dbname="shop",
+        )
         dsn = box.dsn("shop")
         with psycopg.connect(dsn, autocommit=True) as conn:
             print("demo: loading the sample platform", file=sys.stderr)

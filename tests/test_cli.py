@@ -300,3 +300,16 @@ def test_one_database_down_does_not_hide_the_others(db: SandboxDb, tmp_path: Pat
     assert any(f["check"] == "duplicate_index" for f in data["findings"])
     assert [(e["check"], e["target"]) for e in data["errors"]] == [("connection", "gone")]
     assert "cannot connect" in proc.stderr
+
+
+def test_report_file_gets_ordinary_permissions(db: SandboxDb, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    assert (
+        opscope(
+            "analyze", "db", db.dsn, "-o", str(out), env={"OPSCOPE_STATE_DIR": str(tmp_path)}
+        ).returncode
+        == 0
+    )
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
