@@ -7,7 +7,9 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
+import os
 import random
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from opscope.db.logs.analyze import analyze_logs, parse_chunk
 from opscope.db.logs.normalize import normalize, normalize_cache, redact, regex_normalize
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.parse_stderr import parse_stderr
+from opscope.db.logs.parse_syslog import year_for
 from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
 from opscope.db.logs.reader import chunks, csv_splitter, detect_format, stderr_splitter
 from opscope.db.logs.sessions import ChunkState, Merger
@@ -98,7 +101,6 @@ def test_unknown_prefix_falls_back_to_generic(tmp_path: Path) -> None:
 def test_min_duration_and_filters(tmp_path: Path) -> None:
     assert run(tmp_path, STDERR, prefix=PREFIX, min_duration_ms=100)["queries"] == 2
     assert run(tmp_path, STDERR, prefix=PREFIX, database="nope")["queries"] == 0
-    from datetime import datetime
 
     since = datetime.fromisoformat("2024-05-01 10:00:02")
     assert run(tmp_path, STDERR, prefix=PREFIX, since=since)["queries"] == 2
@@ -434,7 +436,6 @@ def test_syslog_with_pgbadger_or_unknown_inner_prefix(tmp_path: Path) -> None:
 
 
 def test_since_until_with_a_zone_compare_instants(tmp_path: Path) -> None:
-    from datetime import datetime
 
     def lines(zone: str) -> str:
         return "".join(
@@ -504,7 +505,6 @@ def test_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_filters_on_fields_the_prefix_lacks_are_warned(tmp_path: Path) -> None:
-    from datetime import datetime
 
     path = tmp_path / "pg.log"
     path.write_text("[7] LOG:  duration: 1.000 ms  statement: select 1\n")
@@ -515,3 +515,21 @@ def test_filters_on_fields_the_prefix_lacks_are_warned(tmp_path: Path) -> None:
     assert "--since/--until needs %t or %m" in messages[0] and "--user needs %u" in messages[0]
     report = analyze_logs([str(path)], LogOptions(prefix="[%p] "))
     assert not report.errors
+
+
+def test_syslog_years_come_from_when_the_file_was_written(tmp_path: Path) -> None:
+    assert year_for(12, datetime(2027, 1, 2)) == 2026
+    assert year_for(1, datetime(2027, 1, 2)) == 2027
+    assert year_for(6, datetime(2027, 6, 30)) == 2027
+    head = "dbhost postgres[7]: [{n}-1] user=u,db=d,app=a,client=h LOG:  duration: 1.000 ms"
+    lines = [
+        f"Dec 31 23:59:59 {head.format(n=1)}  statement: select 1",
+        f"Jan  1 00:00:01 {head.format(n=2)}  statement: select 2",
+    ]
+    path = tmp_path / "syslog"
+    path.write_text("\n".join(lines) + "\n")
+    written = datetime(2027, 1, 2, 12, 0).timestamp()
+    os.utime(path, (written, written))
+    log = analyze_logs([str(path)], LogOptions()).summary["log"]
+    assert log["queries"] == 2
+    assert log["first"].startswith("2026-12-31") and log["last"].startswith("2027-01-01")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,9 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
     if log_format == "syslog":
         inner = options.prefix if options.prefix is not None else inner_prefix(sample)
         prefix = stderr_prefix(inner)
-        source = syslog_to_stderr(source, inner, stats)
+        # the year of BSD syslog lines is inferred from when the file was last written
+        written = datetime.fromtimestamp(os.path.getmtime(path)) if path != "-" else None
+        source = syslog_to_stderr(source, inner, stats, written)
         split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, log_format, prefix)
     elif log_format in ("csvlog", "jsonlog"):

@@ -51,7 +51,14 @@ def stderr_prefix(inner: str) -> str:
     return head + inner
 
 
-def _timestamp(m: re.Match[str], year: int) -> str:
+def year_for(month: int, reference: datetime) -> int:
+    """BSD syslog leaves the year out. A file is written up to about its modification time
+    (`reference`), so a month later in the year than the reference's belongs to the year
+    before: a December line in a file last written in January is from the previous year."""
+    return reference.year - 1 if month > reference.month else reference.year
+
+
+def _timestamp(m: re.Match[str], reference: datetime) -> str:
     iso = m.group("iso")
     if iso:
         moment = iso[:10] + " " + (iso[11:23] if len(iso) > 19 and iso[19] == "." else iso[11:19])
@@ -60,15 +67,18 @@ def _timestamp(m: re.Match[str], year: int) -> str:
             moment += " UTC" if zone.group(0) == "Z" else " " + zone.group(0)
         return moment
     month = _MONTHS.get(m.group("mon"), 1)
+    year = year_for(month, reference)
     return f"{year:04d}-{month:02d}-{int(m.group('day')):02d} {m.group('time')}.000"
 
 
-def syslog_to_stderr(blocks: Iterator[bytes], inner: str, stats: InputStats) -> Iterator[bytes]:
+def syslog_to_stderr(
+    blocks: Iterator[bytes], inner: str, stats: InputStats, reference: datetime | None = None
+) -> Iterator[bytes]:
     entry = resolve_prefix(inner).entry
     generic = inner == GENERIC
     add_ts = generic or not compile_prefix(inner).ts_kind
     add_pid = generic or "%p" not in inner
-    year = datetime.now().year
+    reference = reference or datetime.now()
     carry = b""
     other = 0
     for block in blocks:
@@ -95,12 +105,12 @@ def syslog_to_stderr(blocks: Iterator[bytes], inner: str, stats: InputStats) -> 
                     continue
             head = ""
             if add_ts:
-                head = _timestamp(m, year) + " "
+                head = _timestamp(m, reference) + " "
             if add_pid:
                 head += f"[{m.group('pid')}] "
             out.append("\n" + head + rest)
         text = "".join(out)
         yield text.encode()
     if carry.strip():
-        yield from syslog_to_stderr(iter([carry + b"\n"]), inner, stats)
+        yield from syslog_to_stderr(iter([carry + b"\n"]), inner, stats, reference)
     stats.extra["syslog_other_lines"] = stats.extra.get("syslog_other_lines", 0) + other
