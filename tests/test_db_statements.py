@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 from conftest import SandboxDb, found
 from opscope.config import Config
@@ -124,8 +125,51 @@ def test_diff_recovers_window_mean_and_stddev() -> None:
 def test_diff_after_reset_takes_the_second_snapshot() -> None:
     before = StatementSnapshot(0.0, None, (_stmt(1, 100, 100.0, 1.0, 0.0),))
     after = StatementSnapshot(5.0, None, (_stmt(1, 3, 3.0, 1.0, 0.0),))
-    assert diff_snapshots(before, after).statements == ()  # counters went back: nothing new
+    # the counters went back with no server-wide reset: see the next test
     from datetime import UTC, datetime
 
     reset = StatementSnapshot(5.0, datetime(2026, 1, 1, tzinfo=UTC), after.statements)
     assert diff_snapshots(before, reset).statements == after.statements
+
+
+def test_diff_counts_an_entry_reset_on_its_own_or_evicted_in_full() -> None:
+    # pg_stat_statements_reset(userid, dbid, queryid) or an eviction and re-add leaves
+    # stats_reset alone; the entry's counters go down and all of them are from the window
+    before = StatementSnapshot(
+        0.0,
+        None,
+        (_stmt(1, 100, 100.0, 1.0, 0.0), _stmt(2, 10, 500.0, 50.0, 0.0)),
+        dealloc=3,
+    )
+    after = StatementSnapshot(
+        5.0,
+        None,
+        # 1: fewer calls; 2: more calls but less total time (evicted, re-added, ran 12 times)
+        (_stmt(1, 3, 3.0, 1.0, 0.0), _stmt(2, 12, 120.0, 10.0, 0.0)),
+        dealloc=3,
+    )
+    diff = diff_snapshots(before, after)
+    assert diff.statements == after.statements
+    assert not diff.window_incomplete
+    evicted = diff_snapshots(before, replace(after, dealloc=4))
+    assert evicted.window_incomplete and evicted.dealloc == 4
+
+
+def test_nested_statements_get_no_share_so_shares_stay_under_100_percent(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE FUNCTION nap() RETURNS void LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.02); END $$",
+        "SELECT pg_stat_statements_reset()",
+    )
+    with db.connect() as conn:
+        conn.execute("SET pg_stat_statements.track = 'all'")
+        for _ in range(5):
+            conn.execute("SELECT nap()")
+    report = db.analyze(top_statements_min_share=0.0, slow_query_ms=10)
+    evidence = [f.evidence for f in found(report, "slow_query")]
+    nested = [e for e in evidence if e["nested"]]
+    assert nested and all(e["share_of_total_time"] is None for e in nested)
+    shares = [e["share_of_total_time"] for e in evidence if not e["nested"]]
+    assert shares and sum(shares) <= 1.0
+    titles = [f.title for f in found(report, "slow_query") if f.evidence["nested"]]
+    assert all("nested" in t for t in titles)

@@ -60,6 +60,10 @@ class StatementSnapshot:
     statements: tuple[Statement, ...]
     #: seconds the snapshot covers, when it is the difference of two
     window_s: float | None = None
+    #: pg_stat_statements_info.dealloc: how many times entries were evicted to make room
+    dealloc: int | None = None
+    #: entries were evicted during the window, so statements may be missing or undercounted
+    window_incomplete: bool = False
 
 
 def read_statements(
@@ -83,6 +87,7 @@ def read_statements(
         taken_at=clock(),
         stats_reset=info[0]["stats_reset"] if info else None,
         statements=statements,
+        dealloc=info[0]["dealloc"] if info else None,
     )
 
 
@@ -90,19 +95,27 @@ def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> State
     """What ran between two snapshots.
 
     Statements first seen in `after`, or all of them if the statistics were reset in between,
-    count in full. Mean and standard deviation are recomputed for the window from the sums
+    count in full; so does an entry whose counters went down (reset on its own with
+    pg_stat_statements_reset(userid, dbid, queryid), or evicted and added again). When entries
+    were evicted in between (dealloc grew), the window may miss some: `window_incomplete`.
+
+    Mean and standard deviation are recomputed for the window from the sums
     (pg_stat_statements keeps a running variance; we recover sum of squares from it). Max and
     min cannot be windowed, so they stay cumulative.
     """
     window = after.taken_at - before.taken_at
     if before.stats_reset != after.stats_reset:
         return replace(after, window_s=window)
+    incomplete = before.dealloc != after.dealloc
     previous = {s.key: s for s in before.statements}
     out: list[Statement] = []
     for cur in after.statements:
         old = previous.get(cur.key)
         if old is None:
             out.append(cur)
+            continue
+        if cur.calls < old.calls or cur.total_exec_time < old.total_exec_time:
+            out.append(cur)  # this entry alone started over during the window
             continue
         calls = cur.calls - old.calls
         if calls <= 0:
@@ -131,6 +144,8 @@ def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> State
         stats_reset=after.stats_reset,
         statements=tuple(out),
         window_s=window,
+        dealloc=after.dealloc,
+        window_incomplete=incomplete,
     )
 
 
@@ -150,8 +165,14 @@ def windowed(
     return diff_snapshots(before, read_statements(runner, clock))
 
 
-def share_of_total(statements: Sequence[Statement]) -> dict[tuple[int, int, bool], float]:
+def share_of_total(statements: Sequence[Statement]) -> dict[tuple[int, int, bool], float | None]:
+    """Each top-level statement's share of the top-level execution time.
+
+    Nested statements (pg_stat_statements.track = all) run inside a top-level one whose time
+    already includes theirs, so they get no share (None): counting them in either the total or
+    the shares would add up to more than 100%."""
     total = sum(s.total_exec_time for s in statements if s.toplevel)
-    if total <= 0:
-        return {s.key: 0.0 for s in statements}
-    return {s.key: s.total_exec_time / total for s in statements}
+    return {
+        s.key: (s.total_exec_time / total if total > 0 else 0.0) if s.toplevel else None
+        for s in statements
+    }

@@ -25,7 +25,7 @@ def is_maintenance(query: str) -> bool:
     return _MAINTENANCE.match(query) is not None
 
 
-def statement_evidence(s: Statement, share: float) -> dict[str, object]:
+def statement_evidence(s: Statement, share: float | None) -> dict[str, object]:
     return {
         "queryid": s.queryid,
         "query": s.query,
@@ -42,8 +42,14 @@ def statement_evidence(s: Statement, share: float) -> dict[str, object]:
         "cache_hit_ratio": None if s.cache_hit_ratio is None else round(s.cache_hit_ratio, 4),
         "temp_blks_read": s.temp_blks_read,
         "temp_blks_written": s.temp_blks_written,
-        "share_of_total_time": round(share, 4),
+        # None for nested statements: their time is inside a top-level statement's
+        "share_of_total_time": None if share is None else round(share, 4),
+        "nested": not s.toplevel,
     }
+
+
+def _share_text(share: float | None) -> str:
+    return "nested in another statement" if share is None else f"{share:.1%} of database time"
 
 
 class SlowQuery(DbCheck):
@@ -74,26 +80,37 @@ class SlowQuery(DbCheck):
             severity = (
                 Severity.critical if s.mean_exec_time >= 10 * t.slow_query_ms else Severity.warning
             )
+            share = shares[s.key]
             yield self._finding(
                 context,
                 s,
-                shares[s.key],
+                share,
                 severity,
-                f"Slow statement: {s.mean_exec_time / 1000:.2f} s on average over {s.calls} "
+                f"Slow {'nested ' if share is None else ''}statement: "
+                f"{s.mean_exec_time / 1000:.2f} s on average over {s.calls} "
                 f"call{'' if s.calls == 1 else 's'}: {short_query(s.query, 60)}",
-                f"Its mean execution time{window} is over the {t.slow_query_ms:.0f} ms threshold "
-                f"and it takes {shares[s.key]:.1%} of the database's execution time.",
+                f"Its mean execution time{window} is over the {t.slow_query_ms:.0f} ms threshold"
+                + (
+                    "; it runs nested in another statement (a function or procedure), whose "
+                    "time includes its own."
+                    if share is None
+                    else f" and it takes {share:.1%} of the database's execution time."
+                ),
             )
-        top = sorted(statements, key=lambda s: -s.total_exec_time)[: t.top_statements]
+        # ranked among top-level statements only: a nested one's time is inside its caller's
+        top = sorted((s for s in statements if s.toplevel), key=lambda s: -s.total_exec_time)[
+            : t.top_statements
+        ]
         for rank, s in enumerate(top, start=1):
-            if s.key in reported or shares[s.key] < t.top_statements_min_share:
+            share = shares[s.key]
+            if s.key in reported or share is None or share < t.top_statements_min_share:
                 continue
             yield self._finding(
                 context,
                 s,
-                shares[s.key],
+                share,
                 Severity.info,
-                f"Top statement #{rank} by total time ({shares[s.key]:.1%} of database time): "
+                f"Top statement #{rank} by total time ({_share_text(share)}): "
                 f"{short_query(s.query, 60)}",
                 f"It ran {s.calls} time{'' if s.calls == 1 else 's'}{window}, "
                 f"{s.mean_exec_time:.2f} ms on average; small gains on it pay off across the "
@@ -105,7 +122,7 @@ class SlowQuery(DbCheck):
         self,
         context: DbContext,
         s: Statement,
-        share: float,
+        share: float | None,
         severity: Severity,
         title: str,
         detail: str,
@@ -116,6 +133,9 @@ class SlowQuery(DbCheck):
             evidence["rank_by_total_time"] = rank
         if context.statements.window_s:
             evidence["window_s"] = round(context.statements.window_s, 1)
+        if context.statements.window_incomplete:
+            # entries were evicted during the window: some statements may be missing
+            evidence["window_incomplete"] = True
         temp = (
             " It spills to temporary files: raise work_mem for it." if s.temp_blks_written else ""
         )
