@@ -171,3 +171,31 @@ def test_a_table_locked_by_another_session_does_not_stall_the_report(db: Sandbox
     sizes = db.analyze(large_table_bytes=1)
     busy = found(report, "large_table", "public.busy") or found(sizes, "large_table", "public.busy")
     assert busy and busy[0].evidence["total_bytes"] > 0
+
+
+def test_autovacuum_disabled_with_off_is_recognised(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE quiet (id int, state text) WITH (autovacuum_enabled = off)",
+        "INSERT INTO quiet SELECT g, 'new' FROM generate_series(1, 20000) g",
+        "ANALYZE quiet",
+        "UPDATE quiet SET state = 'old'",
+    )
+    report = db.analyze()
+    overdue = found(report, "vacuum_overdue", "public.quiet")
+    assert overdue and overdue[0].evidence["autovacuum_enabled"] is False
+    assert "RESET (autovacuum_enabled)" in (overdue[0].fix_sql or "")
+    assert "disabled for it" in overdue[0].detail
+    stale = found(report, "stale_statistics", "public.quiet")
+    assert stale and stale[0].evidence["autovacuum_enabled"] is False
+
+
+def test_xid_age_counts_the_toast_table(db: SandboxDb) -> None:
+    db.execute("CREATE TABLE docs (id int, body text)", "INSERT INTO docs VALUES (1, 'x')")
+    with db.connect() as conn:
+        for _ in range(1200):
+            conn.execute("SELECT txid_current()")
+    # the heap is frozen, its TOAST table is not
+    db.execute("VACUUM (FREEZE, PROCESS_TOAST false) docs")
+    report = db.analyze(xid_age_warning=1000, xid_age_critical=10**9)
+    risky = found(report, "xid_wraparound_risk", "public.docs")
+    assert risky and risky[0].evidence["xid_age"] >= 1200

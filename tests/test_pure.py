@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opscope.db.bloat import ColumnWidth, btree_expected_bytes, heap_expected_bytes
+from opscope.db.catalog import parse_bool
 from opscope.db.checks.base import quote_ident
 from opscope.db.checks.statements import is_maintenance
 from opscope.db.connection import redact
@@ -88,3 +89,12 @@ def test_typed_literal_parameters_become_casts() -> None:
         "WHERE at < $3::timestamp with time zone"
     )
     assert plannable("SELECT created_date, $1 FROM t") == "SELECT created_date, $1 FROM t"
+
+
+def test_parse_bool_reads_reloptions_as_postgresql_does() -> None:
+    for text in ("off", "OFF", "no", "0", "FALSE", "f", "of", " false "):
+        assert parse_bool(text) is False, text
+    for text in ("on", "True", "yes", "1", "t", "y"):
+        assert parse_bool(text) is True, text
+    for text in ("o", "", "maybe", "2", "offf"):
+        assert parse_bool(text) is None, text

@@ -123,6 +123,29 @@ class Table:
                 return value
         return None
 
+    @property
+    def autovacuum_disabled(self) -> bool:
+        """autovacuum_enabled is set to false, spelled any way PostgreSQL accepts (off, no, 0,
+        FALSE, f...): reloptions keep the text as written."""
+        value = self.option("autovacuum_enabled")
+        return value is not None and parse_bool(value) is False
+
+
+_BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def parse_bool(text: str) -> bool | None:
+    """A boolean the way PostgreSQL's parse_bool reads it: true/false/yes/no/on/off/1/0, any
+    case, surrounding blanks ignored, and unique prefixes ("t", "n", "of"); None otherwise."""
+    value = text.strip().lower()
+    if value in ("1", "0"):
+        return value == "1"
+    # "o" alone is ambiguous (on/off); every other non-empty prefix names one word
+    matches = {v for word, v in _BOOL_WORDS.items() if value and word.startswith(value)}
+    if len(matches) != 1:
+        return None
+    return matches.pop()
+
 
 @dataclass(frozen=True)
 class Index:

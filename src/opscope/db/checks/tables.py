@@ -55,9 +55,7 @@ class StaleStatistics(DbCheck):
                     f"{modified:,} modified rows against ~{rows:,.0f} rows since "
                     f"{analyzed:%Y-%m-%d %H:%M} UTC; estimates drift and plans with them."
                 )
-            autovac_off = (
-                table.option("autovacuum_enabled") == "false" or not context.summary.autovacuum
-            )
+            autovac_off = table.autovacuum_disabled or not context.summary.autovacuum
             if autovac_off:
                 detail += " Autovacuum is disabled for it, so nothing will analyze it."
             yield self.finding(
@@ -379,7 +377,7 @@ class VacuumOverdue(DbCheck):
                 table.n_dead_tup < context.thresholds.vacuum_overdue_min_dead_tuples
             ):
                 continue
-            disabled = table.option("autovacuum_enabled") == "false" or not s.autovacuum
+            disabled = table.autovacuum_disabled or not s.autovacuum
             last = table.last_vacuumed
             if not disabled:
                 if last is not None and last > horizon:
@@ -389,7 +387,7 @@ class VacuumOverdue(DbCheck):
                     continue
             why = (
                 "autovacuum is disabled for it"
-                if table.option("autovacuum_enabled") == "false"
+                if table.autovacuum_disabled
                 else "autovacuum is off for the server"
                 if not s.autovacuum
                 else "autovacuum has not kept up (blocked by locks, long transactions, "
@@ -424,7 +422,7 @@ class VacuumOverdue(DbCheck):
                     + (
                         f"\nALTER TABLE {qualified(table.schema, table.name)} "
                         "RESET (autovacuum_enabled);"
-                        if table.option("autovacuum_enabled") == "false"
+                        if table.autovacuum_disabled
                         else ""
                     )
                 ),

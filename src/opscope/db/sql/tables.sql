@@ -43,7 +43,8 @@ SELECT c.oid::bigint AS oid,
        s.last_autovacuum,
        s.last_analyze,
        s.last_autoanalyze,
-       age(c.relfrozenxid)::bigint AS xid_age,
+       -- the TOAST table has its own relfrozenxid and is frozen by the same VACUUM
+       GREATEST(age(c.relfrozenxid), age(t.relfrozenxid))::bigint AS xid_age,
        COALESCE(c.reloptions, '{}') AS reloptions
 FROM pg_class c
 CROSS JOIN bs
