@@ -141,3 +141,18 @@ def test_index_bloat_after_mass_updates(db: SandboxDb) -> None:
     # after a rebuild the estimate is close to the size: no finding
     db.execute("VACUUM readings", "REINDEX TABLE readings", "ANALYZE readings")
     assert not found(db.analyze(), "index_bloat")
+
+
+def test_index_bloat_on_mixed_case_and_keyword_columns(db: SandboxDb) -> None:
+    db.execute(
+        'CREATE TABLE meters ("Value" int, "left" int) WITH (autovacuum_enabled = false)',
+        "INSERT INTO meters SELECT g, g FROM generate_series(1, 100000) g",
+        'CREATE INDEX meters_value ON meters ("Value", "left")',
+        'CREATE INDEX meters_expr ON meters (("Value" + 1))',
+        "ANALYZE meters",
+        'UPDATE meters SET "Value" = "Value" + 1',
+        'UPDATE meters SET "Value" = "Value" + 1',
+    )
+    bloated = {f.object: f for f in found(db.analyze(), "index_bloat")}
+    assert "public.meters_value" in bloated
+    assert "public.meters_expr" in bloated

@@ -58,6 +58,14 @@ def test_quote_ident() -> None:
     assert quote_ident("user") == '"user"'
     assert quote_ident('a"b') == '"a""b"'
     assert quote_ident("1abc") == '"1abc"'
+    # type and function-name keywords too, as PostgreSQL's quote_ident does
+    for word in ("left", "right", "join", "full", "inner", "verbose", "freeze", "is", "like"):
+        assert quote_ident(word) == f'"{word}"', word
+    assert quote_ident("collation") == '"collation"'
+    assert quote_ident("values") == '"values"'
+    # unreserved keywords stay bare
+    assert quote_ident("name") == "name"
+    assert quote_ident("data") == "data"
 
 
 def test_redact_passwords() -> None:

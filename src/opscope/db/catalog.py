@@ -182,6 +182,10 @@ class Index:
     idx_tup_read: int
     idx_tup_fetch: int
     fillfactor: int
+    #: per index column, the table column's name, None for an expression
+    attnames: tuple[str | None, ...] = ()
+    #: per index column, the index's own column name (pg_stats keys expressions by it)
+    index_attnames: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from pglast import keywords
+
 from opscope.db.context import KIND, DbContext
 from opscope.findings import Finding, Severity
 
@@ -58,88 +60,14 @@ def qualified(schema: str, name: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(name)}"
 
 
-# Words that must be quoted as identifiers; the common ones a table or index might be named.
+# Keywords that must be quoted as identifiers: every category but the unreserved one, as
+# PostgreSQL's quote_ident does (reserved, type or function names such as LEFT or VERBOSE, and
+# column-name keywords such as VALUES), from the keyword list of the parser pglast embeds.
 _RESERVED = frozenset(
-    [
-        "ALL",
-        "ANALYSE",
-        "ANALYZE",
-        "AND",
-        "ANY",
-        "ARRAY",
-        "AS",
-        "ASC",
-        "ASYMMETRIC",
-        "BOTH",
-        "CASE",
-        "CAST",
-        "CHECK",
-        "COLLATE",
-        "COLUMN",
-        "CONSTRAINT",
-        "CREATE",
-        "CURRENT_DATE",
-        "CURRENT_ROLE",
-        "CURRENT_TIME",
-        "CURRENT_TIMESTAMP",
-        "CURRENT_USER",
-        "DEFAULT",
-        "DEFERRABLE",
-        "DESC",
-        "DISTINCT",
-        "DO",
-        "ELSE",
-        "END",
-        "EXCEPT",
-        "FALSE",
-        "FETCH",
-        "FOR",
-        "FOREIGN",
-        "FROM",
-        "GRANT",
-        "GROUP",
-        "HAVING",
-        "IN",
-        "INITIALLY",
-        "INTERSECT",
-        "INTO",
-        "LATERAL",
-        "LEADING",
-        "LIMIT",
-        "LOCALTIME",
-        "LOCALTIMESTAMP",
-        "NOT",
-        "NULL",
-        "OFFSET",
-        "ON",
-        "ONLY",
-        "OR",
-        "ORDER",
-        "PLACING",
-        "PRIMARY",
-        "REFERENCES",
-        "RETURNING",
-        "SELECT",
-        "SESSION_USER",
-        "SOME",
-        "SYMMETRIC",
-        "TABLE",
-        "THEN",
-        "TO",
-        "TRAILING",
-        "TRUE",
-        "UNION",
-        "UNIQUE",
-        "USER",
-        "USING",
-        "VARIADIC",
-        "WHEN",
-        "WHERE",
-        "WINDOW",
-        "WITH",
-        "USER",
-        "ORDER",
-    ]
+    word.upper()
+    for word in (
+        keywords.RESERVED_KEYWORDS | keywords.TYPE_FUNC_NAME_KEYWORDS | keywords.COL_NAME_KEYWORDS
+    )
 )
 
 

@@ -296,13 +296,15 @@ class IndexBloat(DbCheck):
         index_stats = stats.get((idx.schema, idx.name), {})
         widths: list[ColumnWidth] = []
         for pos, attnum in enumerate(idx.attnums):
-            col = idx.column_defs[pos]
-            # plain columns have table statistics; expression columns have statistics under
-            # the index's own name, keyed by the index's column name (what pg_get_indexdef
-            # does not give us, so fall back to any row for that index)
-            stat = table_stats.get(col) if attnum else index_stats.get(col)
-            if stat is None and not attnum and index_stats:
-                stat = list(index_stats.values())[min(pos, len(index_stats) - 1)]
+            # plain columns have table statistics under the column's name (not the quoted
+            # text pg_get_indexdef gives); expression columns have statistics under the
+            # index's own name, keyed by the index's column name
+            if attnum:
+                name = idx.attnames[pos] if pos < len(idx.attnames) else None
+                stat = table_stats.get(name) if name is not None else None
+            else:
+                own = idx.index_attnames[pos] if pos < len(idx.index_attnames) else None
+                stat = index_stats.get(own) if own is not None else None
             if stat is None:
                 return None
             widths.append(ColumnWidth(stat.avg_width, stat.null_frac))

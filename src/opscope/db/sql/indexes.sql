@@ -26,6 +26,17 @@ SELECT i.indexrelid::bigint AS oid,
        i.indnkeyatts::int AS key_count,
        i.indnatts::int AS column_count,
        i.indkey::int2[] AS attnums,
+       -- per index column, the table column's name (NULL for an expression), and the index's
+       -- own column name: pg_stats keys expression statistics by the latter
+       ARRAY(SELECT a.attname::text
+             FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS u(attnum, ord)
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum
+                                     AND u.attnum <> 0
+             ORDER BY u.ord) AS attnames,
+       ARRAY(SELECT a.attname::text
+             FROM pg_attribute a
+             WHERE a.attrelid = i.indexrelid AND a.attnum > 0
+             ORDER BY a.attnum) AS index_attnames,
        i.indclass::oid[]::bigint[] AS opclasses,
        i.indcollation::oid[]::bigint[] AS collations,
        i.indoption::int2[] AS options,
