@@ -156,3 +156,32 @@ def test_index_bloat_on_mixed_case_and_keyword_columns(db: SandboxDb) -> None:
     bloated = {f.object: f for f in found(db.analyze(), "index_bloat")}
     assert "public.meters_value" in bloated
     assert "public.meters_expr" in bloated
+
+
+def test_same_key_unique_and_plain_is_one_duplicate_finding(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE u (a int NOT NULL, b int)",
+        "CREATE UNIQUE INDEX u_a_uniq ON u (a)",
+        "CREATE INDEX u_a ON u (a)",
+        # unique indexes that treat NULLs differently enforce different things
+        "CREATE UNIQUE INDEX u_b_nnd ON u (b) NULLS NOT DISTINCT",
+        "CREATE UNIQUE INDEX u_b ON u (b)",
+    )
+    report = db.analyze()
+    assert objects(report, "duplicate_index") == {"public.u_a"}
+    [dup] = found(report, "duplicate_index")
+    assert dup.evidence["duplicate_of"] == "public.u_a_uniq"
+    assert dup.fix_sql == "DROP INDEX CONCURRENTLY public.u_a;"
+    assert not found(report, "redundant_index")
+
+
+def test_duplicate_replica_identity_index_is_never_dropped(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE r (id int PRIMARY KEY, v text)",
+        "CREATE UNIQUE INDEX r_id_copy ON r (id)",
+        "ALTER TABLE r REPLICA IDENTITY USING INDEX r_id_copy",
+    )
+    [dup] = found(db.analyze(), "duplicate_index")
+    assert dup.object == "public.r_id_copy"
+    assert dup.fix_sql is None
+    assert "ALTER TABLE public.r REPLICA IDENTITY DEFAULT;" in dup.recommendation

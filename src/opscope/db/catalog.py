@@ -186,6 +186,8 @@ class Index:
     attnames: tuple[str | None, ...] = ()
     #: per index column, the index's own column name (pg_stats keys expressions by it)
     index_attnames: tuple[str, ...] = ()
+    #: a unique index declared NULLS NOT DISTINCT (PostgreSQL 15+)
+    nulls_not_distinct: bool = False
 
     @property
     def qualified(self) -> str:

@@ -78,6 +78,9 @@ class UnusedIndex(DbCheck):
 
 
 def _identity(idx: Index) -> tuple[object, ...]:
+    # uniqueness is not part of it: a plain index with a unique one's key is a copy of it
+    # (redundant_index leaves equal keys to this check); two unique indexes that treat NULLs
+    # differently are told apart in DuplicateIndex.run
     return (
         idx.table_oid,
         idx.method,
@@ -111,7 +114,21 @@ class DuplicateIndex(DbCheck):
             for idx in group:
                 if idx is keep:
                     continue
-                if idx.backs_constraint:
+                if idx.is_unique and (
+                    not keep.is_unique or idx.nulls_not_distinct != keep.nulls_not_distinct
+                ):
+                    continue  # it enforces something the kept one does not
+                if idx.is_replica_identity:
+                    fix = None
+                    target = (
+                        "DEFAULT" if keep.is_primary else f"USING INDEX {quote_ident(keep.name)}"
+                    )
+                    rec = (
+                        f"{idx.qualified} is the replica identity of {idx.table}: move it first "
+                        f"(ALTER TABLE {qualified(idx.schema, idx.table_name)} REPLICA IDENTITY "
+                        f"{target};), then drop {idx.qualified}."
+                    )
+                elif idx.backs_constraint:
                     # both enforce constraints: dropping needs the constraint moved first
                     fix = None
                     rec = (
@@ -197,8 +214,8 @@ class RedundantIndex(DbCheck):
             return False
         if narrow.key_signature() != wide.key_signature(n):
             return False
-        # same key: a duplicate, unless uniqueness differs (then the unique one serves both)
-        if n == wide.key_count and (not wide.is_unique or narrow.include_defs != wide.include_defs):
+        # the same key is duplicate_index's business, whatever the uniqueness
+        if n == wide.key_count:
             return False
         # INCLUDE columns of the narrow one must be available from the wide one for
         # index-only scans to keep working
