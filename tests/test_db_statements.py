@@ -173,3 +173,16 @@ def test_nested_statements_get_no_share_so_shares_stay_under_100_percent(db: San
     assert shares and sum(shares) <= 1.0
     titles = [f.title for f in found(report, "slow_query") if f.evidence["nested"]]
     assert all("nested" in t for t in titles)
+
+
+def test_pg_stat_statements_in_another_schema(cluster: Sandbox, db: SandboxDb) -> None:
+    cluster.psql(
+        'DROP EXTENSION pg_stat_statements; CREATE SCHEMA "Mon";'
+        ' CREATE EXTENSION pg_stat_statements SCHEMA "Mon"',
+        dbname=db.name,
+    )
+    with db.connect() as conn:
+        conn.execute("SELECT pg_sleep(0.3)")
+    report = db.analyze(slow_query_ms=200)
+    assert report.errors == []
+    assert [f.evidence["query"] for f in found(report, "slow_query")] == ["SELECT pg_sleep($1)"]

@@ -45,6 +45,8 @@ class Summary:
     has_hypopg: bool
     has_pg_qualstats: bool
     shared_preload_libraries: str
+    #: the schema pg_stat_statements was created in, None when it is not installed
+    pg_stat_statements_schema: str | None = None
 
     @property
     def cache_hit_ratio(self) -> float | None:

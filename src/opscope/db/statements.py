@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 from opscope.checks import CheckFailed
-from opscope.db.connection import SqlRunner
+from opscope.db.connection import SqlRunner, load_sql
 
 ENABLE_HINT = (
     "pg_stat_statements is not available: add it to shared_preload_libraries, restart the "
@@ -70,8 +71,11 @@ def read_statements(
     runner: SqlRunner, clock: Callable[[], float] = time.monotonic
 ) -> StatementSnapshot:
     try:
-        rows = runner.fetch("statements")
-        info = runner.fetch("statements_info")
+        schema = extension_schema(runner)
+        if schema is None:
+            raise CheckFailed(ENABLE_HINT)
+        rows = runner.fetch_query(_in_schema("statements", runner, schema))
+        info = runner.fetch_query(_in_schema("statements_info", runner, schema))
     except psycopg.errors.UndefinedTable:
         raise CheckFailed(ENABLE_HINT) from None
     except psycopg.errors.ObjectNotInPrerequisiteState:
@@ -89,6 +93,24 @@ def read_statements(
         statements=statements,
         dealloc=info[0]["dealloc"] if info else None,
     )
+
+
+_SCHEMA_QUERY = sql.SQL(
+    "/* opscope */ SELECT n.nspname FROM pg_extension e "
+    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"
+)
+
+
+def extension_schema(runner: SqlRunner) -> str | None:
+    """The schema pg_stat_statements was created in (not always public, nor on the
+    search_path), or None when it is not installed in this database."""
+    rows = runner.fetch_query(_SCHEMA_QUERY)
+    return str(rows[0]["nspname"]) if rows else None
+
+
+def _in_schema(name: str, runner: SqlRunner, schema: str) -> sql.Composed:
+    # the files are trusted text; the schema name goes in as a quoted identifier
+    return sql.SQL(load_sql(name, runner.server_version_num)).format(pgss=sql.Identifier(schema))
 
 
 def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> StatementSnapshot:

@@ -1,6 +1,7 @@
 /* opscope */
 -- pg_stat_statements for the current database. Only columns present under the same name in
 -- PostgreSQL 15 and later are read, so this one file serves every supported server.
+-- {pgss} is the extension's schema, filled in as an identifier (statements.py).
 SELECT s.queryid,
        s.userid::bigint AS userid,
        r.rolname AS username,
@@ -17,7 +18,7 @@ SELECT s.queryid,
        s.shared_blks_read,
        s.temp_blks_read,
        s.temp_blks_written
-FROM pg_stat_statements AS s
+FROM {pgss}.pg_stat_statements AS s
 LEFT JOIN pg_roles r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND s.queryid IS NOT NULL

@@ -1,2 +1,2 @@
 /* opscope */
-SELECT stats_reset, dealloc FROM pg_stat_statements_info
+SELECT stats_reset, dealloc FROM {pgss}.pg_stat_statements_info

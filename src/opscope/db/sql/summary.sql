@@ -22,6 +22,8 @@ SELECT current_database() AS database,
        current_setting('autovacuum_vacuum_scale_factor')::float8 AS autovacuum_vacuum_scale_factor,
        current_setting('block_size')::int AS block_size,
        EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS has_pg_stat_statements,
+       (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_stat_statements') AS pg_stat_statements_schema,
        EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg') AS has_hypopg,
        EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_qualstats') AS has_pg_qualstats,
        current_setting('shared_preload_libraries') AS shared_preload_libraries
