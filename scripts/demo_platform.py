@@ -109,8 +109,8 @@ def main() -> int:
     started = time.monotonic()
     print("demo: starting a sandbox PostgreSQL cluster", file=sys.stderr)
     box = Sandbox.create()
-    box.start()
     try:
+        box.start()
         box.psql("CREATE DATABASE shop")
         box.psql(
             "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg;"

@@ -313,3 +313,68 @@ def test_report_file_gets_ordinary_permissions(db: SandboxDb, tmp_path: Path) ->
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_output_through_a_symlink_or_a_device(db: SandboxDb, tmp_path: Path) -> None:
+    env = {"OPSCOPE_STATE_DIR": str(tmp_path)}
+    target = tmp_path / "real.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert opscope("analyze", "db", db.dsn, "-o", str(link), env=env).returncode == 0
+    assert link.is_symlink() and json.loads(target.read_text())["targets"]
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    proc = opscope("analyze", "db", db.dsn, "-f", "json", "-o", str(fifo), env=env)
+    out, _ = reader.communicate(timeout=60)
+    assert proc.returncode == 0 and json.loads(out)["targets"]
+    assert fifo.is_fifo()
+
+
+def test_a_failing_check_prints_no_traceback(db: SandboxDb, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = opscope(
+        "analyze",
+        "db",
+        db.dsn,
+        "--check",
+        "large_table",
+        "-f",
+        "json",
+        env={"OPSCOPE_STATE_DIR": str(blocker / "sub")},
+    )
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr and proc.stderr == ""
+    assert json.loads(proc.stdout)["errors"][0]["check"] == "large_table"
+
+
+def test_mistyped_dsns_never_echo_their_password() -> None:
+    for dsn in (
+        "postgresql://u:p%zzsecret1@127.0.0.1:5/x",
+        "postgresql://u:sec ret5@127.0.0.1:5/x",
+        "postgresql:/u:secret2@127.0.0.1/x",
+        f"postgresql://u:secret3@127.0.0.1:{free_port()}/x",
+    ):
+        proc = opscope("analyze", "db", dsn)
+        assert proc.returncode == 2
+        assert "secret" not in proc.stderr and "ret5" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_escape_sequences_from_the_database_never_reach_the_terminal(
+    db: SandboxDb, tmp_path: Path
+) -> None:
+    with db.connect() as conn:
+        conn.execute(b"SELECT /* \x1b]0;pwned\x07 \x1b[2J */ pg_sleep(1.01)")
+    db.execute(
+        'CREATE TABLE "t\x1b[31m" (a int)',
+        'CREATE INDEX i1 ON "t\x1b[31m" (a)',
+        'CREATE INDEX i2 ON "t\x1b[31m" (a)',
+    )
+    env = {"OPSCOPE_STATE_DIR": str(tmp_path)}
+    for fmt in ("terminal", "markdown"):
+        out = opscope("analyze", "db", db.dsn, "-f", fmt, env=env).stdout
+        assert "\x1b" not in out and "\x07" not in out
+        if fmt == "terminal":
+            assert "^[[2J" in out and "^[[31m" in out

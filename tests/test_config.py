@@ -96,3 +96,23 @@ def test_arbitrary_yaml_gives_a_config_or_a_one_line_error(text: str) -> None:
     except ConfigError as exc:
         assert str(exc).startswith("f.yaml")
         assert "\n" not in str(exc)
+
+
+def test_duplicate_keys_and_recursive_aliases_are_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("thresholds:\n  slow_query_ms: 5\n  slow_query_ms: 9\n", "f.yaml", env={})
+    assert str(info.value) == "f.yaml:3: key 'slow_query_ms' is given twice"
+    with pytest.raises(ConfigError) as info:
+        parse_config("a: &a [*a]\n", "f.yaml", env={})
+    assert "\n" not in str(info.value) and str(info.value).startswith("f.yaml")
+
+
+def test_database_thresholds_override_only_the_keys_they_set() -> None:
+    text = (
+        "thresholds:\n  large_table_bytes: 1000\n  slow_query_ms: 900\n"
+        "databases:\n  w:\n    dsn: postgresql://h/w\n    thresholds:\n      slow_query_ms: 250\n"
+    )
+    config = parse_config(text, "f.yaml", env={})
+    own = config.thresholds_for("w")
+    assert own.slow_query_ms == 250 and own.large_table_bytes == 1000
+    assert config.thresholds_for("other").slow_query_ms == 900

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from conftest import SandboxDb
-from opscope.config import Config, SessionSettings
+from opscope.config import Config, DbThresholds, SessionSettings
 from opscope.db.analyze import analyze_database
 from opscope.db.connection import TargetConnectionError, connect, describe_dsn
 
@@ -74,3 +76,48 @@ def test_a_pg_monitor_role_is_enough(db: SandboxDb) -> None:
         )
     finally:
         db.execute(f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+
+
+def test_apply_keeps_the_report_when_one_analyze_fails_or_is_skipped(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE busy (id int) WITH (autovacuum_enabled = off)",
+        "INSERT INTO busy SELECT generate_series(1, 5000)",
+        "CREATE TABLE free (id int) WITH (autovacuum_enabled = off)",
+        "INSERT INTO free SELECT generate_series(1, 5000)",
+    )
+    config = Config(state_dir=db.state_dir, session=SessionSettings(lock_timeout_ms=200))
+    with db.connect() as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE busy IN SHARE UPDATE EXCLUSIVE MODE")  # as a VACUUM would
+        report = analyze_database(db.dsn, config, only=["stale_statistics"], apply=True)
+        holder.execute("ROLLBACK")
+    assert report.summary[db.name]["applied"] == ['ANALYZE "public"."free";']
+    [error] = report.errors
+    assert error.check == "stale_statistics" and "busy" in error.message
+    assert "lock timeout" in error.message
+    assert {f.object for f in report.findings} == {"public.busy", "public.free"}
+
+    # a role that does not own the tables: PostgreSQL skips the ANALYZE with a warning only
+    role = f"mon_{db.name}"
+    db.execute(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
+    try:
+        report = analyze_database(
+            db.cluster.dsn(db.name, user=role), config, only=["stale_statistics"], apply=True
+        )
+        assert report.summary[db.name]["applied"] == []
+        # "free" was analyzed above; "busy" is still stale, and the monitor cannot analyze it
+        assert [e.message.split(";")[0] for e in report.errors] == ['ANALYZE "public"."busy"']
+        assert "skipping" in report.errors[0].message
+    finally:
+        db.execute(f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+
+
+def test_an_unwritable_state_dir_keeps_the_findings(db: SandboxDb, tmp_path: Path) -> None:
+    db.execute("CREATE TABLE big (id int)", "INSERT INTO big SELECT generate_series(1, 20000)")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    config = Config(state_dir=blocker / "sub", thresholds=DbThresholds(large_table_bytes=1))
+    report = analyze_database(db.dsn, config, only=["large_table"])
+    assert any(f.object == "public.big" for f in report.findings)
+    [error] = report.errors
+    assert error.check == "large_table" and "cannot keep table sizes" in error.message

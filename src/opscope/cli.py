@@ -90,7 +90,9 @@ def analyze_db(
             pairs.append((None, item))
         else:
             where = f" in {cfg.source}" if cfg.source else ""
-            fail(f"{item!r} is neither a DSN nor a database named{where}")
+            # something with '@' or ':' may be a mistyped DSN holding a password: not echoed
+            shown = "the argument" if "@" in item or ":" in item else repr(item)
+            fail(f"{shown} is neither a DSN nor a database named{where}")
     if not pairs:
         fail("no database given: pass a DSN, or name databases in opscope.yaml")
     report = Report()

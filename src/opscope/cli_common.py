@@ -44,7 +44,18 @@ def write_output(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    directory = output.parent if str(output.parent) else Path(".")
+    if output.exists() and not output.is_file():
+        # /dev/stdout, a FIFO, a terminal: write through it; renaming over it would replace
+        # the device node itself
+        try:
+            with output.open("w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror}")
+        return
+    # a symlink is followed, so the file it points to is replaced and the link stays
+    output = Path(os.path.realpath(output))
+    directory = output.parent
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.")
     except OSError as exc:

@@ -129,8 +129,14 @@ class Config(_Frozen):
     source: Path | None = Field(default=None, exclude=True)
 
     def thresholds_for(self, database: str | None) -> DbThresholds:
+        """The global thresholds, with the keys a database's own block sets replacing them."""
         db = self.databases.get(database) if database else None
-        return db.thresholds if db and db.thresholds else self.thresholds
+        if db is None or db.thresholds is None:
+            return self.thresholds
+        own = db.thresholds
+        return self.thresholds.model_copy(
+            update={key: getattr(own, key) for key in own.model_fields_set}
+        )
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:
@@ -186,6 +192,29 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
+    """The first key given twice in one mapping, with its line: YAML keeps the last one
+    silently, which hides a typo'd override."""
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in keys:
+                    return key, key_node.start_mark.line + 1
+                keys.add(key)
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None
+
+
 def _interpolate_tree(value: Any, env: Mapping[str, str], where: str, path: str) -> Any:
     if isinstance(value, str):
         return interpolate(value, env, f"{where} key {path}")
@@ -213,7 +242,14 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
-    raw = _interpolate_tree(raw, env, source, "")
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        key, key_line = duplicate
+        raise ConfigError(f"{source}:{key_line}: key {key!r} is given twice")
+    try:
+        raw = _interpolate_tree(raw, env, source, "")
+    except RecursionError:
+        raise ConfigError(f"{source}: a YAML alias refers to itself") from None
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from opscope.checks import Check, CheckFailed, Registry, default_registry, run_checks
+from opscope.checks import Check, Registry, default_registry, run_checks
 from opscope.config import Config
 from opscope.db.catalog import Summary
 from opscope.db.connection import SqlRunner, connect, describe_dsn
@@ -103,38 +103,66 @@ def analyze_database(
         findings, errors = run_checks(checks, context, target=name)
         report.findings.extend(findings)
         report.errors.extend(errors)
+        if history.save_error:
+            report.errors.append(
+                CheckError(check="large_table", target=name, message=history.save_error)
+            )
         report.summary[name] = summary_dict(summary, runner.queries_sent)
     finally:
         conn.close()
     if apply:
-        applied = apply_fixes(report.findings, dsn, config, echo)
+        applied, failed = apply_fixes(report.findings, dsn, config, echo)
         report.summary[name]["applied"] = applied
+        report.errors.extend(failed)
     return report
 
 
 def apply_fixes(
     findings: Sequence[Finding], dsn: str, config: Config, echo: Callable[[str], None]
-) -> list[str]:
+) -> tuple[list[str], list[CheckError]]:
     """Run the fixes of applicable findings in a writable session, printing each first.
 
-    The statements are composed from identifiers with psycopg.sql, never from the fix text."""
+    Statements are composed from identifiers with psycopg.sql, never from the fix text. One
+    that fails or that the server skips (ANALYZE by a role that does not own the table only
+    warns) becomes an error entry; the others still run, and the report is kept."""
     todo = [f for f in findings if f.check in APPLICABLE]
     if not todo:
-        return []
+        return [], []
     done: list[str] = []
+    errors: list[CheckError] = []
     conn = connect(dsn, config.session, writable=True)
+    notices: list[str] = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
     try:
+        # ANALYZE of a big table outlasts a short statement_timeout; it takes only a
+        # SHARE UPDATE EXCLUSIVE lock, which blocks no reads or writes
+        conn.execute("SELECT set_config('statement_timeout', '0', false)")
         for f in todo:
             stmt = sql.SQL("ANALYZE {}.{}").format(
                 sql.Identifier(str(f.evidence["schema"])), sql.Identifier(str(f.evidence["table"]))
             )
-            text = stmt.as_string(conn)
-            echo(f"applying: {text};")
+            text = stmt.as_string(conn) + ";"
+            echo(f"applying: {text}")
+            notices.clear()
             try:
                 conn.execute(stmt)
             except psycopg.Error as exc:
-                raise CheckFailed(f"{text} failed: {str(exc).strip()}") from None
-            done.append(text + ";")
+                first = str(exc).strip().splitlines()
+                errors.append(
+                    CheckError(
+                        check=f.check,
+                        target=f.target,
+                        message=f"{text} failed: {first[0] if first else exc!r}",
+                    )
+                )
+                continue
+            skipped = [n for n in notices if n.startswith("skipping")]
+            if skipped:
+                errors.append(
+                    CheckError(check=f.check, target=f.target, message=f"{text} {skipped[0]}")
+                )
+                continue
+            done.append(text)
     finally:
         conn.close()
-    return done
+    return done, errors

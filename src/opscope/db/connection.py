@@ -37,8 +37,8 @@ def describe_dsn(dsn: str) -> str:
     """host:port/dbname, for messages (never the password)."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return redact(dsn)
+    except psycopg.Error:
+        return "an invalid connection string"
     host = info.get("host") or "localhost"
     port = info.get("port") or "5432"
     return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
@@ -51,10 +51,30 @@ def _one_line(exc: BaseException) -> str:
     last = lines[-1] if lines else type(exc).__name__
     last = re.sub(r"^.*failed:\s*", "", last) if "failed:" in last else last
     last = re.sub(r"^(FATAL|ERROR):\s*", "", last)
-    # a bare "connection failed" hides the cause in an earlier line
-    if last.lower() in {"connection failed", ""} and len(lines) > 1:
-        last = lines[-2]
+    # a bare "connection failed" or libpq's hint hides the cause in an earlier line
+    if (last.lower() in {"connection failed", ""} or last.startswith("Is the server")) and len(
+        lines
+    ) > 1:
+        cause = re.sub(r"^.*failed:\s*", "", lines[-2])
+        last = f"{cause} ({last})" if last.startswith("Is the server") else cause
     return redact(last)
+
+
+def _password(dsn: str) -> str | None:
+    try:
+        value = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:
+        return None
+    return str(value) if value else None
+
+
+def redact_secret(text: str, dsn: str) -> str:
+    """`text` without the password of `dsn`, wherever libpq or the server echoed it."""
+    text = redact(text)
+    password = _password(dsn)
+    if password and len(password) >= 3:
+        text = text.replace(password, "***")
+    return text
 
 
 def connect(
@@ -67,6 +87,14 @@ def connect(
     implicit transaction. `writable` is only for explicit `--apply` actions.
     """
     try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error:
+        # libpq quotes the offending token, which may be the password: never echo it
+        raise TargetConnectionError(
+            "invalid connection string (expected postgresql://user@host:port/dbname or "
+            "key=value pairs)"
+        ) from None
+    try:
         conn = psycopg.connect(
             dsn,
             autocommit=True,
@@ -75,10 +103,10 @@ def connect(
         )
     except psycopg.Error as exc:
         raise TargetConnectionError(
-            f"cannot connect to {describe_dsn(dsn)}: {_one_line(exc)}"
+            redact_secret(f"cannot connect to {describe_dsn(dsn)}: {_one_line(exc)}", dsn)
         ) from None
-    except Exception as exc:  # bad DSN syntax surfaces as ProgrammingError or ValueError
-        raise TargetConnectionError(f"invalid connection string: {_one_line(exc)}") from None
+    except Exception:  # odd DSNs surface as ProgrammingError or ValueError; never echo them
+        raise TargetConnectionError("invalid connection string") from None
     settings = {
         "default_transaction_read_only": "off" if writable else "on",
         "statement_timeout": f"{session.statement_timeout_ms}ms",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,8 @@ class SizePoint:
 class SizeHistory:
     path: Path
     previous: dict[str, SizePoint]
+    #: why the sizes of this run could not be kept (the findings stand without it)
+    save_error: str | None = None
 
     @classmethod
     def open(cls, state_dir: Path, target_identity: str) -> SizeHistory:
@@ -50,6 +53,15 @@ class SizeHistory:
             "taken_at": taken_at.isoformat(),
             "tables": {k: {"total_bytes": b, "rows": r} for k, (b, r) in tables.items()},
         }
+        try:
+            self._write(data)
+        except OSError as exc:
+            self.save_error = (
+                f"cannot keep table sizes for growth in {self.path.parent}: "
+                f"{exc.strerror or exc}; set state_dir or OPSCOPE_STATE_DIR"
+            )
+
+    def _write(self, data: Mapping[str, object]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sizes-")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opscope.display import visible
 from opscope.findings import Report, Severity, count_by_severity
 from opscope.report.grouping import by_category, category_title, summary_lines
 
@@ -10,13 +11,14 @@ _ICON = {Severity.critical: "🔴", Severity.warning: "🟠", Severity.info: "�
 
 def _inline(text: str) -> str:
     """Text from watched systems, made inert: no Markdown or HTML is interpreted."""
-    escaped = text.replace("\\", "\\\\")
+    escaped = visible(text).replace("\\", "\\\\")
     for ch in "`*_[]<>#|":
         escaped = escaped.replace(ch, "\\" + ch)
     return " ".join(escaped.split())
 
 
 def _fence(text: str) -> str:
+    text = visible(text)
     fence = "```"
     while fence in text:
         fence += "`"

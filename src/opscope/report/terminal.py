@@ -14,6 +14,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from opscope.display import visible
 from opscope.findings import Finding, Report, Severity, count_by_severity
 from opscope.report.grouping import by_category, category_title, summary_lines
 
@@ -33,20 +34,23 @@ def _finding_block(f: Finding) -> Group:
     head = Text()
     head.append(f" {f.severity.value.upper()} ", style=STYLE[f.severity])
     head.append(" ")
-    head.append(f.title, style="bold")
-    parts: list[Text | Padding] = [head, _indent(Text(f"{f.check} · {f.object}", style="dim"))]
+    head.append(visible(f.title), style="bold")
+    parts: list[Text | Padding] = [
+        head,
+        _indent(Text(visible(f"{f.check} · {f.object}"), style="dim")),
+    ]
     query = f.evidence.get("query")
     if isinstance(query, str):
-        text = " ".join(query.split())
+        text = visible(" ".join(query.split()))
         parts.append(_indent(Text(text if len(text) <= 300 else text[:299] + "…", style="dim")))
     if f.detail:
-        parts.append(_indent(Text(f.detail)))
+        parts.append(_indent(Text(visible(f.detail))))
     if f.recommendation:
         rec = Text("→ ", style="green")
-        rec.append(f.recommendation)
+        rec.append(visible(f.recommendation))
         parts.append(_indent(rec))
     if f.fix_sql:
-        parts.append(_indent(Text(f.fix_sql, style="cyan"), 4))
+        parts.append(_indent(Text(visible(f.fix_sql), style="cyan"), 4))
     parts.append(Text(""))
     return Group(*parts)
 
@@ -72,11 +76,11 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
         grid.add_column(style="dim")
         grid.add_column()
         for label, value in summary_lines(summary):
-            grid.add_row(label, Text(value))
+            grid.add_row(label, Text(visible(value)))
         console.print(
             Panel(
                 grid,
-                title=Text(f"{target.kind} · {target.name}", style="bold"),
+                title=Text(visible(f"{target.kind} · {target.name}"), style="bold"),
                 title_align="left",
                 expand=False,
             )
@@ -106,7 +110,7 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
         for err in report.errors:
             t = Text("  ")
             t.append(err.check, style="bold")
-            t.append(": " + err.message)
+            t.append(": " + visible(err.message))
             console.print(t)
     text = buf.getvalue()
     if not color:

@@ -17,6 +17,8 @@ import re
 
 import pglast.parser
 
+from opscope.display import visible
+
 #: grouping key and display text for one statement text
 Normalized = tuple[str, str]
 
@@ -122,19 +124,9 @@ def redact_parameters(query: str, parameters: str | None) -> str | None:
     return _QUOTED_VALUE.sub(f"'{_MASK}'", parameters)
 
 
-# C0 controls but newline and tab, DEL, and C1 controls (0x9b is a one-byte CSI): log text
-# holding them would drive the terminal (an ESC sequence in a statement or message).
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _visible(m: re.Match[str]) -> str:
-    code = ord(m.group(0))
-    return "^" + chr(code ^ 0x40) if code < 0x20 or code == 0x7F else "\ufffd"
-
-
 def safe(text: object) -> str:
     """Log text as it can be shown: control characters in caret notation (ESC is `^[`)."""
-    return _CONTROLS.sub(_visible, str(text))
+    return visible(text)
 
 
 def regex_normalize(text: str) -> str:
