@@ -185,3 +185,51 @@ def test_duplicate_replica_identity_index_is_never_dropped(db: SandboxDb) -> Non
     assert dup.object == "public.r_id_copy"
     assert dup.fix_sql is None
     assert "ALTER TABLE public.r REPLICA IDENTITY DEFAULT;" in dup.recommendation
+
+
+def test_unused_index_that_alone_serves_a_foreign_key_is_kept(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE parents (id int PRIMARY KEY)",
+        "CREATE TABLE kids (id int PRIMARY KEY, parent_id int REFERENCES parents, tag int)",
+        "CREATE INDEX kids_parent ON kids (parent_id)",
+        "CREATE INDEX kids_tag ON kids (tag)",
+    )
+    unused = {f.object: f for f in found(db.analyze(), "unused_index")}
+    assert unused["public.kids_tag"].fix_sql == "DROP INDEX CONCURRENTLY public.kids_tag;"
+    kept = unused["public.kids_parent"]
+    assert kept.fix_sql is None and kept.severity.value == "info"
+    assert kept.evidence["serves_fk"] == "kids_parent_id_fkey"
+    # with a second index serving the key, the unused one may go
+    db.execute("CREATE INDEX kids_parent_tag ON kids (parent_id, tag)")
+    unused = {f.object: f for f in found(db.analyze(), "unused_index")}
+    assert unused["public.kids_parent"].fix_sql == "DROP INDEX CONCURRENTLY public.kids_parent;"
+
+
+def test_partitioned_tables_in_the_index_review(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE accts (id int PRIMARY KEY) PARTITION BY RANGE (id)",
+        "CREATE TABLE accts_1 PARTITION OF accts FOR VALUES FROM (0) TO (1000)",
+        "CREATE TABLE accts_2 PARTITION OF accts FOR VALUES FROM (1000) TO (2000)",
+        # referencing a partitioned table: PostgreSQL clones the constraint per partition
+        "CREATE TABLE refs (id int PRIMARY KEY, acct int REFERENCES accts)",
+        # a foreign key on a partitioned table, served by an index on the parent
+        "CREATE TABLE lines (id int, acct int REFERENCES accts, note int) PARTITION BY RANGE (id)",
+        "CREATE TABLE lines_1 PARTITION OF lines FOR VALUES FROM (0) TO (1000)",
+        "CREATE INDEX lines_acct ON lines (acct)",
+        # and one that is not
+        "CREATE TABLE moves (id int, acct int REFERENCES accts) PARTITION BY RANGE (id)",
+        "CREATE TABLE moves_1 PARTITION OF moves FOR VALUES FROM (0) TO (1000)",
+        "CREATE INDEX lines_note ON lines (note)",
+    )
+    report = db.analyze()
+    fks = {f.object: f for f in found(report, "fk_without_index")}
+    assert set(fks) == {"public.refs", "public.moves"}
+    assert fks["public.moves"].fix_sql == ("CREATE INDEX moves_acct_idx ON public.moves (acct);")
+    assert "concurrently" in fks["public.moves"].recommendation
+    unused = {f.object: f for f in found(report, "unused_index")}
+    # the partitions' indexes attached to lines_note cannot be dropped on their own
+    assert "public.lines_1_note_idx" not in unused
+    assert unused["public.lines_note"].fix_sql == "DROP INDEX public.lines_note;"
+    assert "public.lines_1_acct_idx" not in unused
+    for f in found(report, "duplicate_index") + found(report, "redundant_index"):
+        assert "lines_1" not in f.object

@@ -199,3 +199,30 @@ def test_xid_age_counts_the_toast_table(db: SandboxDb) -> None:
     report = db.analyze(xid_age_warning=1000, xid_age_critical=10**9)
     risky = found(report, "xid_wraparound_risk", "public.docs")
     assert risky and risky[0].evidence["xid_age"] >= 1200
+
+
+def test_partitioned_parent_analyzed_and_sized_leaves_checked_for_heap(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE meas (id int, body text) PARTITION BY RANGE (id)",
+        "CREATE TABLE meas_1 PARTITION OF meas FOR VALUES FROM (0) TO (20000)",
+        "CREATE TABLE meas_2 PARTITION OF meas FOR VALUES FROM (20000) TO (40000)",
+        "INSERT INTO meas SELECT g, repeat('x', 100) FROM generate_series(1, 39999) g",
+        "ANALYZE meas_1",
+        "ANALYZE meas_2",
+    )
+    report = db.analyze(large_table_bytes=3 << 20)
+    stale = found(report, "stale_statistics", "public.meas")
+    assert stale and stale[0].fix_sql == "ANALYZE public.meas;"
+    assert stale[0].evidence["rows"] >= 39999
+    large = found(report, "large_table", "public.meas")
+    parts = [
+        found(db.analyze(large_table_bytes=1), "large_table", f"public.meas_{n}")[0] for n in (1, 2)
+    ]
+    assert large and large[0].evidence["partitions"] == 2
+    assert large[0].evidence["total_bytes"] == sum(p.evidence["total_bytes"] for p in parts)
+    # heap checks never name the parent, which has no heap
+    xid = db.analyze(xid_age_warning=1, xid_age_critical=10**9)
+    assert not found(xid, "xid_wraparound_risk", "public.meas")
+    assert found(xid, "xid_wraparound_risk", "public.meas_1")
+    db.execute("ANALYZE meas")
+    assert not found(db.analyze(), "stale_statistics", "public.meas")

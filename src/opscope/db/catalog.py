@@ -97,6 +97,13 @@ class Table:
     last_autoanalyze: datetime | None
     xid_age: int
     reloptions: tuple[str, ...]
+    #: the partitioned table this one is a partition of
+    parent_oid: int | None = None
+
+    @property
+    def partitioned(self) -> bool:
+        """A partitioned table: no storage of its own, its partitions hold the rows."""
+        return self.kind == "p"
 
     @property
     def qualified(self) -> str:
@@ -190,6 +197,14 @@ class Index:
     index_attnames: tuple[str, ...] = ()
     #: a unique index declared NULLS NOT DISTINCT (PostgreSQL 15+)
     nulls_not_distinct: bool = False
+    #: relkind of the table: 'p' for a partitioned table (then this is a partitioned index)
+    table_kind: str = "r"
+    #: the partitioned index this partition's index is attached to
+    parent_index_oid: int | None = None
+
+    @property
+    def on_partitioned(self) -> bool:
+        return self.table_kind == "p"
 
     @property
     def qualified(self) -> str:
@@ -287,6 +302,22 @@ class Catalog:
         return {t.oid: t for t in self.tables}
 
     @cached_property
+    def partitions(self) -> dict[int, list[Table]]:
+        """The direct partitions of each partitioned table."""
+        out: dict[int, list[Table]] = {}
+        for t in self.tables:
+            if t.parent_oid is not None:
+                out.setdefault(t.parent_oid, []).append(t)
+        return out
+
+    def leaf_partitions(self, oid: int) -> list[Table]:
+        """The partitions holding the rows of a partitioned table, at any depth."""
+        out: list[Table] = []
+        for part in self.partitions.get(oid, []):
+            out.extend(self.leaf_partitions(part.oid) if part.partitioned else [part])
+        return out
+
+    @cached_property
     def indexes(self) -> list[Index]:
         return [_record(Index, r) for r in self.runner.fetch("indexes")]
 
@@ -296,6 +327,22 @@ class Catalog:
         for idx in self.indexes:
             out.setdefault(idx.table_oid, []).append(idx)
         return out
+
+    @cached_property
+    def index_partitions(self) -> dict[int, list[Index]]:
+        """The partitions' indexes attached to each partitioned index."""
+        out: dict[int, list[Index]] = {}
+        for idx in self.indexes:
+            if idx.parent_index_oid is not None:
+                out.setdefault(idx.parent_index_oid, []).append(idx)
+        return out
+
+    def index_scans(self, idx: Index) -> int:
+        """Scans of an index; for a partitioned index, of its partitions' indexes (scans are
+        counted only there)."""
+        if not idx.on_partitioned:
+            return idx.idx_scan
+        return sum(self.index_scans(i) for i in self.index_partitions.get(idx.oid, []))
 
     @cached_property
     def foreign_keys(self) -> list[ForeignKey]:

@@ -14,7 +14,22 @@ from opscope.units import human_bytes
 
 
 def _drop_sql(idx: Index) -> str:
+    if idx.on_partitioned:
+        # a partitioned index cannot be dropped concurrently; this drops its partitions' too
+        return f"DROP INDEX {qualified(idx.schema, idx.name)};"
     return f"DROP INDEX CONCURRENTLY {qualified(idx.schema, idx.name)};"
+
+
+_PARTITIONED_DROP = (
+    " It is a partitioned index: PostgreSQL cannot drop it concurrently, so the DROP locks "
+    "the partitions while it runs; do it in a quiet moment."
+)
+
+
+def _own(indexes: list[Index]) -> list[Index]:
+    """Leave out partitions' indexes attached to a partitioned index: they cannot be dropped
+    on their own, and the partitioned index stands for them."""
+    return [i for i in indexes if i.parent_index_oid is None]
 
 
 def _live(context: DbContext) -> list[Index]:
@@ -49,8 +64,27 @@ class UnusedIndex(DbCheck):
         age_days = summary.stats_age_days
         young = age_days < context.thresholds.unused_index_min_stats_age_days
         since = "last reset" if summary.stats_reset else "server start (never reset)"
-        for idx in _live(context):
-            if idx.idx_scan > 0 or idx.protected:
+        catalog = context.catalog
+        for idx in _own(_live(context)):
+            scans = catalog.index_scans(idx)
+            if scans > 0 or idx.protected:
+                continue
+            fk = _only_index_for_fk(idx, context)
+            if fk is not None:
+                yield self.finding(
+                    context,
+                    severity=Severity.info,
+                    object=idx.qualified,
+                    columns=list(idx.key_defs),
+                    title=(f"Unused index {idx.qualified} on {idx.table} serves foreign key {fk}"),
+                    detail=(
+                        f"It has not been scanned since the statistics {since}, but it is the "
+                        f"only index serving foreign key {fk}: without it every delete or key "
+                        "update on the referenced table would scan this table."
+                    ),
+                    evidence={**_index_evidence(idx), "table": idx.table, "serves_fk": fk},
+                    recommendation="Keep it.",
+                )
                 continue
             detail = (
                 f"It has not been scanned since the statistics {since}, {age_days:.1f} days ago, "
@@ -72,7 +106,8 @@ class UnusedIndex(DbCheck):
                     "stats_since": summary.stats_since.isoformat(),
                     "stats_age_days": round(age_days, 2),
                 },
-                recommendation="Drop it if no standby or periodic job needs it.",
+                recommendation="Drop it if no standby or periodic job needs it."
+                + (_PARTITIONED_DROP if idx.on_partitioned else ""),
                 fix_sql=_drop_sql(idx),
             )
 
@@ -105,7 +140,7 @@ class DuplicateIndex(DbCheck):
 
     def run(self, context: DbContext) -> Iterable[Finding]:
         groups: dict[tuple[object, ...], list[Index]] = {}
-        for idx in _comparable(context):
+        for idx in _own(_comparable(context)):
             groups.setdefault(_identity(idx), []).append(idx)
         for group in groups.values():
             if len(group) < 2:
@@ -173,7 +208,7 @@ class RedundantIndex(DbCheck):
 
     def run(self, context: DbContext) -> Iterable[Finding]:
         by_table: dict[int, list[Index]] = {}
-        for idx in _comparable(context):
+        for idx in _own(_comparable(context)):
             if idx.method == "btree":
                 by_table.setdefault(idx.table_oid, []).append(idx)
         for indexes in by_table.values():
@@ -328,6 +363,26 @@ class IndexBloat(DbCheck):
         return widths
 
 
+_PARTITIONED_CREATE = (
+    " It is a partitioned table, and PostgreSQL cannot build an index on one concurrently: "
+    "the CREATE INDEX below blocks writes to every partition while it builds. To avoid that, "
+    "CREATE INDEX ... ON ONLY the table, build the same index on each partition with CREATE "
+    "INDEX CONCURRENTLY, then ALTER INDEX ... ATTACH PARTITION each one."
+)
+
+
+def _only_index_for_fk(idx: Index, context: DbContext) -> str | None:
+    """The foreign key this index alone serves, if any: dropping it would make
+    fk_without_index fire."""
+    indexes = context.catalog.indexes_by_table.get(idx.table_oid, [])
+    for fk in context.catalog.foreign_keys:
+        if fk.table_oid != idx.table_oid:
+            continue
+        if ForeignKeyWithoutIndex.serving(fk.attnums, indexes) == [idx]:
+            return fk.name
+    return None
+
+
 class ForeignKeyWithoutIndex(DbCheck):
     id = "fk_without_index"
     category = "indexes"
@@ -344,7 +399,15 @@ class ForeignKeyWithoutIndex(DbCheck):
             table = tables.get(fk.table_oid)
             parent = tables.get(fk.referenced_oid)
             parent_writes = (parent.n_tup_upd + parent.n_tup_del) if parent else 0
-            big = table is not None and table.heap_bytes >= 1 << 20
+            partitioned = table is not None and table.partitioned
+            size = (
+                sum(p.heap_bytes for p in context.catalog.leaf_partitions(table.oid))
+                if table is not None and partitioned
+                else table.heap_bytes
+                if table is not None
+                else 0
+            )
+            big = size >= 1 << 20
             severity = Severity.warning if big or parent_writes else Severity.info
             cols = ", ".join(quote_ident(c) for c in fk.columns)
             name = f"{fk.table_name}_{'_'.join(fk.columns)}_idx"[:63]
@@ -368,12 +431,18 @@ class ForeignKeyWithoutIndex(DbCheck):
                     "referenced_updates_deletes": parent_writes,
                     "on_delete": fk.on_delete,
                 },
-                recommendation=f"Index {fk.table}({', '.join(fk.columns)}).",
+                recommendation=f"Index {fk.table}({', '.join(fk.columns)})."
+                + (_PARTITIONED_CREATE if partitioned else ""),
                 fix_sql=(
-                    f"CREATE INDEX CONCURRENTLY {quote_ident(name)} ON "
-                    f"{qualified(fk.schema, fk.table_name)} ({cols});"
+                    f"CREATE INDEX {'' if partitioned else 'CONCURRENTLY '}{quote_ident(name)} "
+                    f"ON {qualified(fk.schema, fk.table_name)} ({cols});"
                 ),
             )
+
+    @staticmethod
+    def serving(attnums: tuple[int, ...], indexes: list[Index]) -> list[Index]:
+        """The indexes that serve a foreign key on these columns."""
+        return [i for i in indexes if ForeignKeyWithoutIndex._served(attnums, [i])]
 
     @staticmethod
     def _served(attnums: tuple[int, ...], indexes: list[Index]) -> bool:

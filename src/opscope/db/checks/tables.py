@@ -4,6 +4,7 @@ tables, transaction-id wraparound risk and overdue vacuums."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from opscope.db.bloat import ColumnWidth, heap_estimate
@@ -35,6 +36,19 @@ class StaleStatistics(DbCheck):
         for table in context.catalog.tables:
             rows = max(table.rows, float(table.n_live_tup))
             analyzed = table.last_analyzed
+            if table.partitioned:
+                # autovacuum never analyzes a partitioned table: only its partitions, so
+                # statistics across partitions exist only if someone runs ANALYZE on it
+                if analyzed is not None:
+                    continue
+                rows = sum(
+                    max(p.rows, float(p.n_live_tup))
+                    for p in context.catalog.leaf_partitions(table.oid)
+                )
+                if rows < t.stale_statistics_min_rows:
+                    continue
+                yield self._partitioned(context, table, rows)
+                continue
             if analyzed is None:
                 if rows < t.stale_statistics_min_rows:
                     continue
@@ -82,6 +96,32 @@ class StaleStatistics(DbCheck):
                 fix_sql=f"ANALYZE {qualified(table.schema, table.name)};",
             )
 
+    def _partitioned(self, context: DbContext, table: Table, rows: float) -> Finding:
+        return self.finding(
+            context,
+            severity=Severity.warning,
+            object=table.qualified,
+            title=f"Partitioned table {table.qualified} has never been analyzed",
+            detail=(
+                f"Autovacuum analyzes its partitions but never the partitioned table itself, so "
+                f"the planner has no statistics across its ~{rows:,.0f} rows for queries that "
+                "span partitions or join it."
+            ),
+            evidence={
+                "schema": table.schema,
+                "table": table.name,
+                "rows": rows,
+                "partitioned": True,
+                "last_analyze": _iso(table.last_analyze),
+                "last_autoanalyze": _iso(table.last_autoanalyze),
+            },
+            recommendation=(
+                "Analyze it now, and schedule ANALYZE of it (say after bulk loads): autovacuum "
+                "never will."
+            ),
+            fix_sql=f"ANALYZE {qualified(table.schema, table.name)};",
+        )
+
 
 def _widths(context: DbContext, table: Table) -> list[ColumnWidth] | None:
     stats = context.catalog.column_stats.get((table.schema, table.name))
@@ -102,7 +142,7 @@ class TableBloat(DbCheck):
         t = context.thresholds
         block = context.summary.block_size
         for table in context.catalog.tables:
-            if table.heap_bytes < t.table_bloat_min_bytes:
+            if table.partitioned or table.heap_bytes < t.table_bloat_min_bytes:
                 continue
             tuples = table.n_live_tup + table.n_dead_tup
             dead_ratio = table.n_dead_tup / tuples if tuples else 0.0
@@ -173,6 +213,17 @@ class LargeTable(DbCheck):
         sizes: dict[str, tuple[int, float]] = {}
         findings: list[Finding] = []
         for table in context.catalog.tables:
+            if table.partitioned:
+                # no storage of its own: it is as large as its partitions together
+                parts = context.catalog.leaf_partitions(table.oid)
+                table = replace(
+                    table,
+                    total_bytes=sum(p.total_bytes for p in parts),
+                    heap_bytes=sum(p.heap_bytes for p in parts),
+                    index_bytes=sum(p.index_bytes for p in parts),
+                    toast_bytes=sum(p.toast_bytes for p in parts),
+                    reltuples=sum(max(p.rows, 0.0) for p in parts),
+                )
             sizes[table.qualified] = (table.total_bytes, table.rows)
             if table.total_bytes < t.large_table_bytes:
                 continue
@@ -183,6 +234,8 @@ class LargeTable(DbCheck):
                 "toast_bytes": table.toast_bytes,
                 "rows": table.rows,
             }
+            if table.partitioned:
+                evidence["partitions"] = len(context.catalog.leaf_partitions(table.oid))
             growth = ""
             prev = history.previous.get(table.qualified) if history else None
             if prev is not None:
@@ -236,7 +289,8 @@ class SeqScanHeavy(DbCheck):
         candidates = [
             table
             for table in context.catalog.tables
-            if table.heap_bytes >= t.seq_scan_min_bytes
+            if not table.partitioned
+            and table.heap_bytes >= t.seq_scan_min_bytes
             and table.seq_scan >= t.seq_scan_min_scans
             and table.seq_tup_read / max(table.seq_tup_read + table.idx_tup_fetch, 1)
             >= t.seq_scan_ratio
@@ -309,7 +363,7 @@ class XidWraparoundRisk(DbCheck):
         if s.xid_age >= t.xid_age_warning:
             yield self._finding(context, s.database, s.xid_age, "database", s.database)
         for table in context.catalog.tables:
-            if table.xid_age >= t.xid_age_warning:
+            if not table.partitioned and table.xid_age >= t.xid_age_warning:
                 yield self._finding(
                     context,
                     table.qualified,
@@ -366,6 +420,8 @@ class VacuumOverdue(DbCheck):
         s = context.summary
         horizon = context.now - timedelta(hours=context.thresholds.vacuum_overdue_hours)
         for table in context.catalog.tables:
+            if table.partitioned:
+                continue  # nothing to vacuum: its partitions are checked one by one
             base = float(
                 table.option("autovacuum_vacuum_threshold") or s.autovacuum_vacuum_threshold
             )

@@ -20,5 +20,8 @@ JOIN pg_namespace n ON n.oid = t.relnamespace
 JOIN pg_class rt ON rt.oid = con.confrelid
 JOIN pg_namespace rn ON rn.oid = rt.relnamespace
 WHERE con.contype = 'f'
+  -- clones PostgreSQL keeps per partition of a partitioned table (either side) are left out:
+  -- the constraint on the parent stands for them
+  AND con.conparentid = 0
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY n.nspname, t.relname, con.conname

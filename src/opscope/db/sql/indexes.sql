@@ -67,7 +67,11 @@ SELECT i.indexrelid::bigint AS oid,
        COALESCE(s.idx_tup_read, 0) AS idx_tup_read,
        COALESCE(s.idx_tup_fetch, 0) AS idx_tup_fetch,
        COALESCE((SELECT option_value::int FROM pg_options_to_table(c.reloptions)
-                 WHERE option_name = 'fillfactor'), 0) AS fillfactor
+                 WHERE option_name = 'fillfactor'), 0) AS fillfactor,
+       t.relkind::text AS table_kind,
+       -- the partitioned index this partition's index is attached to
+       (SELECT inh.inhparent::bigint FROM pg_inherits inh
+        WHERE c.relispartition AND inh.inhrelid = i.indexrelid) AS parent_index_oid
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
@@ -79,7 +83,7 @@ CROSS JOIN LATERAL (
     SELECT i.indexrelid IN (SELECT relation FROM locked)
         OR i.indrelid IN (SELECT relation FROM locked) AS is_locked
 ) k
-WHERE t.relkind IN ('r', 'm')
+WHERE t.relkind IN ('r', 'm', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_(toast|temp_)'
 ORDER BY n.nspname, t.relname, c.relname

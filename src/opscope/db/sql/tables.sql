@@ -1,5 +1,7 @@
 /* opscope */
--- One row per ordinary table and materialized view outside the system schemas.
+-- One row per ordinary table, partitioned table and materialized view outside the system
+-- schemas. Partitioned tables have no storage of their own (sizes 0, no heap counters); the
+-- checks sum their partitions, found through parent_oid.
 -- Sizes of relations that another session holds (or waits for) in ACCESS EXCLUSIVE mode come
 -- from pg_class.relpages instead of pg_relation_size(): the size functions take a lock and
 -- would queue behind a VACUUM FULL or ALTER TABLE until lock_timeout cancels the whole query.
@@ -44,8 +46,12 @@ SELECT c.oid::bigint AS oid,
        s.last_analyze,
        s.last_autoanalyze,
        -- the TOAST table has its own relfrozenxid and is frozen by the same VACUUM
-       GREATEST(age(c.relfrozenxid), age(t.relfrozenxid))::bigint AS xid_age,
-       COALESCE(c.reloptions, '{}') AS reloptions
+       -- (a partitioned table has no relfrozenxid: age() of it would be 2^31 - 1)
+       CASE WHEN c.relkind = 'p' THEN 0
+            ELSE GREATEST(age(c.relfrozenxid), age(t.relfrozenxid)) END::bigint AS xid_age,
+       COALESCE(c.reloptions, '{}') AS reloptions,
+       (SELECT inh.inhparent::bigint FROM pg_inherits inh
+        WHERE c.relispartition AND inh.inhrelid = c.oid) AS parent_oid
 FROM pg_class c
 CROSS JOIN bs
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -62,7 +68,7 @@ CROSS JOIN LATERAL (
         OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
                    AND i.indexrelid IN (SELECT relation FROM locked)) AS is_locked
 ) k
-WHERE c.relkind IN ('r', 'm')
+WHERE c.relkind IN ('r', 'm', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_(toast|temp_)'
 ORDER BY n.nspname, c.relname
