@@ -233,3 +233,16 @@ def test_partitioned_tables_in_the_index_review(db: SandboxDb) -> None:
     assert "public.lines_1_acct_idx" not in unused
     for f in found(report, "duplicate_index") + found(report, "redundant_index"):
         assert "lines_1" not in f.object
+
+
+def test_invalid_partitioned_index_is_not_rebuilt_concurrently(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE m (id int, at date) PARTITION BY RANGE (at)",
+        "CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+        # ON ONLY leaves the parent's index invalid until every partition's is attached
+        "CREATE INDEX m_id ON ONLY m (id)",
+    )
+    [f] = found(db.analyze(), "invalid_index", "public.m_id")
+    assert "ATTACH PARTITION" in f.recommendation
+    assert "CREATE INDEX CONCURRENTLY" not in f.recommendation
+    assert f.fix_sql == "DROP INDEX public.m_id;"

@@ -269,11 +269,20 @@ class InvalidIndex(DbCheck):
         for idx in context.catalog.indexes:
             if idx.is_valid:
                 continue
-            definition = (
-                idx.definition.replace(" INDEX ", " INDEX CONCURRENTLY ", 1)
-                if idx.definition
-                else "CREATE INDEX CONCURRENTLY ... with its original definition"
-            )
+            if idx.on_partitioned:
+                # a partitioned index cannot be built concurrently; an invalid one usually
+                # lacks a partition's index: build those concurrently, then attach them
+                definition = (
+                    "create the missing partition indexes CONCURRENTLY and ALTER INDEX ... "
+                    "ATTACH PARTITION them, or rebuild it: "
+                    + (idx.definition or "CREATE INDEX ... with its original definition")
+                )
+            else:
+                definition = (
+                    idx.definition.replace(" INDEX ", " INDEX CONCURRENTLY ", 1)
+                    if idx.definition
+                    else "CREATE INDEX CONCURRENTLY ... with its original definition"
+                )
             yield self.finding(
                 context,
                 severity=Severity.warning,
