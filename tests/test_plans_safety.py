@@ -101,3 +101,14 @@ def test_a_timeout_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: Path) ->
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_mistyped_dsn_is_never_echoed(db: SandboxDb) -> None:
+    for command in (
+        ["explain", "postgresql:/u:secret9@h/x", "SELECT 1"],
+        ["indexes", "advise", "postgresql:/u:secret9@h/x"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "opscope", *command], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2 and "secret9" not in proc.stderr, proc.stderr

@@ -24,6 +24,7 @@ from opscope.cli_common import (
     fail,
     load_or_fail,
     parse_duration,
+    resolve_target,
 )
 from opscope.db.connection import TargetConnectionError, redact
 from opscope.findings import CheckError, Report
@@ -84,15 +85,7 @@ def analyze_db(
     window_s = parse_duration(window, "--window") if window else None
     pairs: list[tuple[str | None, str]] = []
     for item in targets or list(cfg.databases):
-        if item in cfg.databases:
-            pairs.append((item, cfg.databases[item].dsn))
-        elif "://" in item or "=" in item:
-            pairs.append((None, item))
-        else:
-            where = f" in {cfg.source}" if cfg.source else ""
-            # something with '@' or ':' may be a mistyped DSN holding a password: not echoed
-            shown = "the argument" if "@" in item or ":" in item else repr(item)
-            fail(f"{shown} is neither a DSN nor a database named{where}")
+        pairs.append(resolve_target(item, cfg))
     if not pairs:
         fail("no database given: pass a DSN, or name databases in opscope.yaml")
     report = Report()

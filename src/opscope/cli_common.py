@@ -134,3 +134,16 @@ FailOnOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def resolve_target(item: str, cfg: Config) -> tuple[str | None, str]:
+    """(config name or None, DSN) of a command-line target: a database named in the config,
+    or a DSN."""
+    if item in cfg.databases:
+        return item, cfg.databases[item].dsn
+    if "://" in item or "=" in item:
+        return None, item
+    where = f" in {cfg.source}" if cfg.source else ""
+    # something with '@' or ':' may be a mistyped DSN holding a password: never echoed
+    shown = "the argument" if "@" in item or ":" in item else repr(item)
+    fail(f"{shown} is neither a DSN nor a database named{where}")

@@ -17,13 +17,14 @@ from opscope.cli_common import (
     emit,
     fail,
     load_or_fail,
+    resolve_target,
 )
 from opscope.db.advisor.advise import advise, statements_window
 from opscope.db.advisor.findings import result_findings
+from opscope.db.analyze import target_name
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, TargetConnectionError, connect
 from opscope.db.context import KIND
-from opscope.db.plans.command import resolve_target
 from opscope.db.plans.samples import read_samples
 from opscope.db.statements import read_statements
 from opscope.findings import Report, Target
@@ -89,7 +90,8 @@ def advise_command(
         fail("--verify builds indexes for real: add --apply (and run it on staging)")
     check_output_options(fmt, output, fail_on)
     cfg = load_or_fail(config)
-    name, dsn = resolve_target(target, cfg)
+    config_name, dsn = resolve_target(target, cfg)
+    name = config_name or target_name(dsn)
     # the command line wins over opscope.yaml's advisor section, which wins over defaults
     overrides: dict[str, float | int] = {}
     if max_indexes is not None:

@@ -18,9 +18,9 @@ from opscope.cli_common import (
     emit,
     fail,
     load_or_fail,
+    resolve_target,
     write_output,
 )
-from opscope.config import Config
 from opscope.db.analyze import target_name
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, TargetConnectionError, connect
@@ -31,16 +31,6 @@ from opscope.db.plans.findings import issue_finding
 from opscope.db.plans.render import render_issues, render_plan
 from opscope.db.plans.review import read_setting
 from opscope.findings import Report, Severity, Target, fingerprint
-
-
-def resolve_target(item: str, cfg: Config) -> tuple[str, str]:
-    """(name, dsn) of a DSN or a database named in the config."""
-    if item in cfg.databases:
-        return item, cfg.databases[item].dsn
-    if "://" in item or "=" in item:
-        return target_name(item), item
-    where = f" in {cfg.source}" if cfg.source else ""
-    fail(f"{item!r} is neither a DSN nor a database named{where}")
 
 
 def explain_command(
@@ -80,7 +70,8 @@ def explain_command(
     """Explain a statement: plan tree, problems found in it, and their fixes."""
     check_output_options(fmt, output, fail_on)
     cfg = load_or_fail(config)
-    name, dsn = resolve_target(target, cfg)
+    config_name, dsn = resolve_target(target, cfg)
+    name = config_name or target_name(dsn)
     text = sys.stdin.read() if query == "-" else query
     if not text.strip():
         fail("no statement given")
