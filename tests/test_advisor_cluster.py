@@ -280,3 +280,18 @@ def test_a_bulk_load_before_the_statements_reset_does_not_hide_an_index(db: Sand
     windows = f.evidence["write_windows"]
     assert windows["statements_s"] < windows["table_stats_s"]
     assert 0 < windows["scale"] < 1
+
+
+def test_tables_on_the_applications_own_search_path(db: SandboxDb) -> None:
+    load(
+        db,
+        "CREATE SCHEMA app",
+        "CREATE TABLE app.items (id int PRIMARY KEY, sku text, pad text)",
+        "INSERT INTO app.items SELECT g, 'sku' || g, 'p' FROM generate_series(1, 60000) g",
+    )
+    with db.connect() as conn:
+        # the application's role runs with search_path = app; opscope's session does not
+        conn.execute("SET search_path = app")
+        for n in range(40):
+            conn.execute("SELECT pad FROM items WHERE sku = %s", [f"sku{n}"]).fetchall()
+    assert advice(db) == [("missing_index", "app.items", ("sku",))]

@@ -10,6 +10,7 @@ normalized by pg_stat_statements carry ``$n`` parameters: PostgreSQL 16 plans th
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from psycopg import sql
 from opscope.db.connection import load_sql
 from opscope.db.plans.model import Plan, parse_plan
 from opscope.db.plans.vouch import why_not_run
+from opscope.db.relations import referenced_tables
 
 GENERIC_PLAN_VERSION = 160000
 
@@ -190,27 +192,84 @@ def explain(
         if bad:
             note = f"not run (no ANALYZE): cannot vouch that {', '.join(sorted(bad))} only reads"
             run = False
-    options = [sql.SQL("FORMAT JSON"), sql.SQL("VERBOSE")]
     try:
-        # plan first, without running anything: the plan shows every function and operator
-        # the statement would evaluate (views, operators and rules expanded)
-        document = _document(conn, query, options, values, shape.param_count, False)
-        if run:
-            reason = why_not_run(conn, document)
-            if reason:
-                note = f"not run (no ANALYZE): {reason}"
-                run = False
-        if run:
-            analyzed = [*options, sql.SQL("ANALYZE"), sql.SQL("BUFFERS")]
+        document, note = _plan(conn, query, values, shape.param_count, run, note)
+    except psycopg.errors.UndefinedTable:
+        # The application may run with another search_path than ours (ALTER ROLE ... SET
+        # search_path); when each unqualified name exists in exactly one schema, that is
+        # where the application found it.
+        path = _guess_search_path(conn, query)
+        if path is None:
+            raise ExplainFailed(
+                "EXPLAIN failed: a table it names is not on opscope's search_path, and its "
+                "schema cannot be told for sure"
+            ) from None
+        with _search_path(conn, path):
             try:
-                document = _document(conn, query, analyzed, values, shape.param_count, True)
-            except psycopg.errors.QueryCanceled:
-                # too slow to run under our statement_timeout: the plan alone still helps
-                note = "not run to the end: ANALYZE hit statement_timeout, showing the plan"
+                document, note = _plan(conn, query, values, shape.param_count, run, note)
+            except psycopg.Error as exc:
+                raise ExplainFailed(f"EXPLAIN failed: {_one_line(exc)}") from None
+        note = (note + "; " if note else "") + f"planned with search_path {', '.join(path)}"
     except psycopg.Error as exc:
         raise ExplainFailed(f"EXPLAIN failed: {_one_line(exc)}") from None
     plan = parse_plan(document, generic=unknown_params)
     return ExplainResult(plan=plan, shape=shape, note=note if analyze is not False else "")
+
+
+def _plan(
+    conn: psycopg.Connection[Any],
+    query: str,
+    values: list[Any] | None,
+    count: int,
+    run: bool,
+    note: str,
+) -> tuple[Any, str]:
+    options = [sql.SQL("FORMAT JSON"), sql.SQL("VERBOSE")]
+    # plan first, without running anything: the plan shows every function and operator the
+    # statement would evaluate (views, operators and rules expanded)
+    document = _document(conn, query, options, values, count, False)
+    if run:
+        reason = why_not_run(conn, document)
+        if reason:
+            note = f"not run (no ANALYZE): {reason}"
+            run = False
+    if run:
+        analyzed = [*options, sql.SQL("ANALYZE"), sql.SQL("BUFFERS")]
+        try:
+            document = _document(conn, query, analyzed, values, count, True)
+        except psycopg.errors.QueryCanceled:
+            # too slow to run under our statement_timeout: the plan alone still helps
+            note = "not run to the end: ANALYZE hit statement_timeout, showing the plan"
+    return document, note
+
+
+def _guess_search_path(conn: psycopg.Connection[Any], query: str) -> list[str] | None:
+    names = sorted({name for schema, name in referenced_tables(query) if schema is None})
+    if not names:
+        return None
+    text = load_sql("relation_schemas", conn.info.server_version)
+    rows = conn.execute(sql.SQL(text), {"names": names}).fetchall()
+    found = {row[0]: list(row[1]) for row in rows}
+    path: list[str] = []
+    for name in names:
+        schemas = found.get(name, [])
+        if len(schemas) != 1:
+            return None
+        if schemas[0] not in path:
+            path.append(schemas[0])
+    return [*path, "public"] if "public" not in path else path
+
+
+@contextlib.contextmanager
+def _search_path(conn: psycopg.Connection[Any], path: Sequence[str]) -> Iterator[None]:
+    row = conn.execute("SELECT current_setting('search_path')").fetchone()
+    previous = str(row[0]) if row else "public"
+    value = sql.SQL(", ").join(sql.Identifier(p) for p in path).as_string(conn)
+    conn.execute("SELECT set_config('search_path', %s, false)", [value])
+    try:
+        yield
+    finally:
+        conn.execute("SELECT set_config('search_path', %s, false)", [previous])
 
 
 def _document(
