@@ -170,7 +170,7 @@ def test_nested_statements_get_no_share_so_shares_stay_under_100_percent(db: San
     nested = [e for e in evidence if e["nested"]]
     assert nested and all(e["share_of_total_time"] is None for e in nested)
     shares = [e["share_of_total_time"] for e in evidence if not e["nested"]]
-    assert shares and sum(shares) <= 1.0
+    assert shares and sum(shares) <= 1.0 + 0.0005 * len(shares)  # each share is rounded
     titles = [f.title for f in found(report, "slow_query") if f.evidence["nested"]]
     assert all("nested" in t for t in titles)
 
