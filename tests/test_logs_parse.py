@@ -19,13 +19,14 @@ from opscope.db.logs import aggregate as aggregate_module
 from opscope.db.logs import sessions
 from opscope.db.logs.aggregate import EXACT_LIMIT, Quantiles
 from opscope.db.logs.analyze import analyze_logs, parse_chunk
-from opscope.db.logs.normalize import normalize, normalize_cache, redact, regex_normalize
+from opscope.db.logs.normalize import normalize, normalize_cache, regex_normalize
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.parse_stderr import parse_stderr
 from opscope.db.logs.parse_syslog import year_for
 from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
 from opscope.db.logs.reader import chunks, csv_splitter, detect_format, stderr_splitter
 from opscope.db.logs.sessions import ChunkState, Merger
+from opscope.redact import redact
 from opscope.report import render
 
 PREFIX = "%m [%p] %q%u@%d "

@@ -7,12 +7,12 @@ from hypothesis import strategies as st
 
 from opscope.db.bloat import ColumnWidth, btree_expected_bytes, heap_expected_bytes
 from opscope.db.catalog import parse_bool
-from opscope.db.checks.base import quote_ident
 from opscope.db.checks.statements import is_maintenance
-from opscope.db.connection import redact
 from opscope.db.logs.findings import error_advice
 from opscope.db.plans.explain import plannable
 from opscope.db.relations import mentions, referenced_tables
+from opscope.redact import redact
+from opscope.sqltext import quote_ident
 
 
 def test_heap_estimate_matches_a_known_layout() -> None:
@@ -69,9 +69,9 @@ def test_quote_ident() -> None:
 
 
 def test_redact_passwords() -> None:
-    assert redact("postgresql://bob:s3cret@db/x") == "postgresql://bob:***@db/x"
-    assert redact("host=db password=s3cret user=bob") == "host=db password=*** user=bob"
-    assert redact("password='a b' host=x") == "password=*** host=x"
+    assert redact("postgresql://bob:s3cret@db/x") == "postgresql://bob:********@db/x"
+    assert redact("host=db password=s3cret user=bob") == "host=db password=******** user=bob"
+    assert redact("password='a b' host=x") == "password=******** host=x"
 
 
 def test_maintenance_statements() -> None:

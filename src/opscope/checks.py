@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
+from opscope.errors import flat_message
 from opscope.findings import CheckError, Finding
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,5 @@ def run_checks(
             errors.append(CheckError(check=check.id, message=str(exc), target=target))
         except Exception as exc:  # a broken check must not take the report down with it
             log.warning("check %s failed", check.id, exc_info=True)
-            message = " ".join(f"{type(exc).__name__}: {exc}".split())
-            errors.append(CheckError(check=check.id, message=message, target=target))
+            errors.append(CheckError(check=check.id, message=flat_message(exc), target=target))
     return findings, errors

@@ -26,8 +26,9 @@ from opscope.cli_common import (
     parse_duration,
     resolve_target,
 )
-from opscope.db.connection import TargetConnectionError, redact
+from opscope.db.connection import TargetConnectionError
 from opscope.findings import CheckError, Report
+from opscope.redact import redact
 
 app = typer.Typer(
     name="opscope",

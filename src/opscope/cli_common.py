@@ -4,18 +4,17 @@ they never import the app module itself."""
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
+from opscope.atomic import write_atomic
 from opscope.config import Config, ConfigError, load_config
-from opscope.db.connection import redact
 from opscope.findings import Report, Severity
+from opscope.redact import redact
 from opscope.report import format_for, render
 
 USAGE_ERROR = 2
@@ -53,24 +52,10 @@ def write_output(text: str, output: Path | None) -> None:
         except OSError as exc:
             fail(f"cannot write {output}: {exc.strerror}")
         return
-    # a symlink is followed, so the file it points to is replaced and the link stays
-    output = Path(os.path.realpath(output))
-    directory = output.parent
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.")
+        write_atomic(output, text)
     except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp makes the file private; a report gets the permissions any new file would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, output)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        fail(f"cannot write {output}: {exc.strerror}")
+        fail(f"cannot write {output}: {exc.strerror or exc}")
 
 
 def check_output_options(fmt: str | None, output: Path | None, fail_on: str | None) -> None:

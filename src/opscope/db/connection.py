@@ -17,20 +17,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from opscope.config import SessionSettings
+from opscope.redact import MASK, redact
 
 
 class TargetConnectionError(Exception):
     """Connecting failed; the message is one line, with any password removed."""
-
-
-_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Remove passwords from DSNs and messages before they are shown anywhere."""
-    text = _URL_PASSWORD.sub(r"\1***\3", text)
-    return _KV_PASSWORD.sub(r"\1***", text)
 
 
 def describe_dsn(dsn: str) -> str:
@@ -44,7 +35,8 @@ def describe_dsn(dsn: str) -> str:
     return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
 
 
-def _one_line(exc: BaseException) -> str:
+def _connect_reason(exc: BaseException) -> str:
+    """The cause in libpq's multi-line connection error, which it puts last."""
     text = str(exc).strip()
     # libpq prefixes "connection failed: connection to server at ... failed:"; keep the cause.
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -73,7 +65,7 @@ def redact_secret(text: str, dsn: str) -> str:
     text = redact(text)
     password = _password(dsn)
     if password and len(password) >= 3:
-        text = text.replace(password, "***")
+        text = text.replace(password, MASK)
     return text
 
 
@@ -103,7 +95,7 @@ def connect(
         )
     except psycopg.Error as exc:
         raise TargetConnectionError(
-            redact_secret(f"cannot connect to {describe_dsn(dsn)}: {_one_line(exc)}", dsn)
+            redact_secret(f"cannot connect to {describe_dsn(dsn)}: {_connect_reason(exc)}", dsn)
         ) from None
     except Exception:  # odd DSNs surface as ProgrammingError or ValueError; never echo them
         raise TargetConnectionError("invalid connection string") from None

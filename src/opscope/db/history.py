@@ -7,13 +7,12 @@ temporary file renamed over the old one) so an interrupted run never leaves half
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from opscope.atomic import write_atomic
 from opscope.findings import fingerprint
 
 
@@ -63,11 +62,4 @@ class SizeHistory:
 
     def _write(self, data: Mapping[str, object]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sizes-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, json.dumps(data), private=True)

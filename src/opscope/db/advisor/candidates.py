@@ -17,7 +17,7 @@ from psycopg import sql
 
 from opscope.db.advisor.predicates import Key, TableUse
 from opscope.db.catalog import Index
-from opscope.db.checks.base import qualified, quote_ident
+from opscope.sqltext import qualified, quote_ident
 
 PATTERN_OPS = "text_pattern_ops"
 

@@ -27,13 +27,8 @@ from opscope.db.connection import SqlRunner, TargetConnectionError, connect
 from opscope.db.context import KIND
 from opscope.db.plans.samples import read_samples
 from opscope.db.statements import read_statements
+from opscope.errors import first_line
 from opscope.findings import Report, Target
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an error's message (psycopg adds DETAIL and HINT lines)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def advise_command(
@@ -124,7 +119,7 @@ def advise_command(
     except psycopg.Error as exc:
         # a catalog query over the statement timeout, a lost connection, hypopg refusing:
         # one line, like every other error of the command line
-        fail(f"indexes advise failed: {one_line(exc)}")
+        fail(f"indexes advise failed: {first_line(exc)}")
     finally:
         conn.close()
     report = Report(targets=[Target(kind=KIND, name=name, server_version=summary.server_version)])
@@ -151,7 +146,7 @@ def advise_command(
         except VerifyFailed as exc:
             fail(f"--verify failed: {exc}")
         except (psycopg.Error, TargetConnectionError) as exc:
-            fail(f"--verify failed: {one_line(exc)}")
+            fail(f"--verify failed: {first_line(exc)}")
         info["applied"] = checked.applied
         info["timings"] = [
             {

@@ -12,8 +12,8 @@ from opscope.db.advisor.advise import (
     Recommendation,
 )
 from opscope.db.catalog import Index
-from opscope.db.checks.base import qualified
 from opscope.findings import Finding, Severity
+from opscope.sqltext import qualified
 from opscope.units import human_bytes
 
 CATEGORY = "indexes"

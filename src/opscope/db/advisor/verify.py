@@ -24,6 +24,7 @@ from opscope.config import SessionSettings
 from opscope.db.advisor.advise import Recommendation, WorkloadStatement
 from opscope.db.connection import TargetConnectionError, connect
 from opscope.db.plans.explain import ExplainFailed, explain, inspect_statement
+from opscope.errors import first_line
 
 
 class VerifyFailed(Exception):
@@ -73,11 +74,6 @@ def time_statement(
             return None
         times.append(plan.execution_ms)
     return statistics.median(times[1:])
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def drop_invalid(conn: psycopg.Connection[Any], schema: str, name: str) -> None:
@@ -141,13 +137,13 @@ def build(
             try:
                 writer.execute(stmt)
             except psycopg.Error as exc:
-                reason = _first_line(exc)
+                reason = first_line(exc)
                 try:
                     _cleanup(dsn, build_session, writer, cand.schema, name)
                 except (psycopg.Error, TargetConnectionError) as cleanup:
                     raise VerifyFailed(
                         f"building {cand.schema}.{name} failed: {reason}; dropping the "
-                        f"INVALID index it left failed too ({_first_line(cleanup)}): "
+                        f"INVALID index it left failed too ({first_line(cleanup)}): "
                         f"run DROP INDEX CONCURRENTLY {cand.schema}.{name}"
                     ) from None
                 raise VerifyFailed(

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 
 from opscope.db.bloat import ColumnWidth, btree_estimate
 from opscope.db.catalog import ColumnStat, Index
-from opscope.db.checks.base import DbCheck, qualified, quote_ident
+from opscope.db.checks.base import DbCheck
 from opscope.db.context import DbContext
 from opscope.findings import Finding, Severity
+from opscope.sqltext import qualified, quote_ident
 from opscope.units import human_bytes
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from opscope.db.checks.base import DbCheck, short_query
+from opscope.db.checks.base import DbCheck
 from opscope.db.context import DbContext
 from opscope.db.statements import Statement, share_of_total
 from opscope.findings import Finding, Severity
+from opscope.sqltext import short_query
 
 # DDL and maintenance are slow by nature and not what a workload review is after; they are
 # left out of slow_query (a DBA sees them in the server log instead).

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 from opscope.db.bloat import ColumnWidth, heap_estimate
 from opscope.db.catalog import Table
-from opscope.db.checks.base import DbCheck, qualified, short_query
+from opscope.db.checks.base import DbCheck
 from opscope.db.context import DbContext
 from opscope.db.relations import mentions
 from opscope.findings import Finding, Severity
+from opscope.sqltext import qualified, short_query
 from opscope.units import human_bytes
 
 XID_LIMIT = 2**31

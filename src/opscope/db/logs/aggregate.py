@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from opscope.db.logs.normalize import redact, redact_message, redact_parameters
+from opscope.redact import redact, redact_message, redact_parameters
 
 EXACT_LIMIT = 1024
 #: relative accuracy of percentiles once a group outgrows EXACT_LIMIT

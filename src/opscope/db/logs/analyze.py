@@ -16,7 +16,6 @@ from typing import Any
 from opscope.checks import default_registry, run_checks
 from opscope.db.logs.aggregate import EXACT_LIMIT, SQLSTATE_CLASSES, Aggregate
 from opscope.db.logs.findings import KIND, LogContext
-from opscope.db.logs.normalize import redact
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.parse_csv import parse_csv
 from opscope.db.logs.parse_json import parse_json
@@ -38,6 +37,7 @@ from opscope.db.logs.reader import (
 )
 from opscope.db.logs.sessions import ChunkResult, ChunkState, Merger
 from opscope.findings import CheckError, Report, Target
+from opscope.redact import redact
 
 #: inputs at least this big use every core unless --jobs says otherwise
 PARALLEL_THRESHOLD = 32 << 20

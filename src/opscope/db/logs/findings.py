@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from opscope.db.logs.aggregate import Aggregate, StatementStats
-from opscope.db.logs.normalize import redact, safe
 from opscope.db.logs.options import LogOptions
+from opscope.display import visible
 from opscope.findings import Finding, Severity
+from opscope.redact import redact
+from opscope.units import human_bytes, human_ms
 
 #: the target kind of a set of server logs
 KIND = "postgresql-log"
@@ -146,10 +148,11 @@ def _slow_queries(aggregate: Aggregate, target: str, options: LogOptions) -> Ite
             severity=severity,
             target=target,
             object=statement_object(stats),
-            title=f"statement takes {how} {_ms(p50 if typical else stats.max)} "
+            title=f"statement takes {how} {human_ms(p50 if typical else stats.max)} "
             f"({stats.calls} executions in the log)",
             detail=f"{stats.query[:500]}\n\nThe server log shows {stats.calls} executions "
-            f"totalling {_ms(stats.total)}; p95 {_ms(q.quantile(0.95))}, max {_ms(stats.max)}.",
+            f"totalling {human_ms(stats.total)}; p95 {human_ms(q.quantile(0.95))}, "
+            f"max {human_ms(stats.max)}.",
             evidence=evidence,
             recommendation="Run EXPLAIN (ANALYZE, BUFFERS) with the parameters of the slowest "
             "execution, and look for a missing index or a poor row estimate.",
@@ -224,7 +227,7 @@ def _temp_files(aggregate: Aggregate, target: str) -> Iterator[Finding]:
             severity=Severity.warning,
             target=target,
             object=f"fingerprint:{key}",
-            title=f"{counter.count} temporary file(s), {_bytes(counter.total)} written",
+            title=f"{counter.count} temporary file(s), {human_bytes(counter.total)} written",
             detail=counter.label[:500],
             evidence={
                 "count": counter.count,
@@ -248,7 +251,7 @@ def _lock_waits(aggregate: Aggregate, target: str) -> Iterator[Finding]:
             severity=Severity.warning,
             target=target,
             object=f"fingerprint:{key}",
-            title=f"waited on a lock {counter.count} time(s), up to {_ms(counter.max)}",
+            title=f"waited on a lock {counter.count} time(s), up to {human_ms(counter.max)}",
             detail=counter.label[:500],
             evidence={
                 "count": counter.count,
@@ -265,7 +268,7 @@ def _shown(value: Any) -> Any:
     """Log text in a finding, with control characters made visible (findings are printed
     by the generic renderers, which pass text through as it is)."""
     if isinstance(value, str):
-        return safe(value)
+        return visible(value)
     if isinstance(value, dict):
         return {k: _shown(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -278,15 +281,3 @@ def _make(**fields: Any) -> Finding:
         if name in fields:
             fields[name] = _shown(fields[name])
     return Finding.make(**fields)
-
-
-def _ms(value: float) -> str:
-    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
-
-
-def _bytes(value: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}"
-        value /= 1024
-    return f"{value:.0f} TB"

@@ -17,8 +17,6 @@ import re
 
 import pglast.parser
 
-from opscope.display import visible
-
 #: grouping key and display text for one statement text
 Normalized = tuple[str, str]
 
@@ -35,23 +33,6 @@ _cache = normalize_cache
 _by_normalized: dict[str, Normalized] = {}
 
 _IN_LIST = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)+\s*([)\]])")
-# PASSWORD followed by a string in any quoting, cut off or not (an unterminated string
-# runs to the end of the text, as the server reads it), or by a parameter.
-_PASSWORD = re.compile(
-    r"""(?is)(\bPASSWORD\s+)(?:
-        [Ee]'(?:[^'\\]|''|\\.)*(?:'|\\?\Z)
-      | '(?:[^']|'')*'?
-      | \$(?P<tag>[A-Za-z_]\w*)?\$.*?(?:\$(?P=tag)\$|\Z)
-      | \$\d+
-    )""",
-    re.VERBOSE,
-)
-#: libpq conninfo (dblink, postgres_fdw, subscriptions): password=secret or password='…'
-_CONNINFO = re.compile(r"""(?i)(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|[^\s'",;)]+)""")
-#: a connection URI's user:password@
-_URI = re.compile(r"""(?i)(\b[a-z][a-z0-9+.\-]*://[^\s:/@'"]*:)[^\s@/'"]+@""")
-_MASK = "********"
-_QUOTED_VALUE = re.compile(r"'(?:[^']|'')*'")
 _PARAM = re.compile(r"\$\d+")
 _LITERAL = re.compile(
     r"""(?xs)
@@ -77,56 +58,6 @@ def collapse_in_lists(normalized: str) -> str:
     collapsed = _IN_LIST.sub(r"\g<1>$0 /*, ... */\g<2>", normalized)
     counter = iter(range(1, 1_000_000))
     return _PARAM.sub(lambda _m: f"${next(counter)}", collapsed)
-
-
-def redact(text: str) -> str:
-    """Text with passwords blanked: CREATE/ALTER ROLE … PASSWORD '…' (in any quoting, even
-    cut off), conninfo `password=…` and URI `user:…@`, which the server logs verbatim and
-    opscope output never shows."""
-    if not text or ("assword" not in text and "ASSWORD" not in text and "://" not in text):
-        return text
-    text = _PASSWORD.sub(rf"\g<1>'{_MASK}'", text)
-    text = _CONNINFO.sub(rf"\g<1>{_MASK}", text)
-    return _URI.sub(rf"\g<1>{_MASK}@", text)
-
-
-def secrets(statement: str) -> list[str]:
-    """The password values written in `statement`, as they would appear in a message
-    quoting part of it (a syntax error's `at or near "…"`)."""
-    if not statement or ("assword" not in statement and "ASSWORD" not in statement):
-        return []
-    found: list[str] = []
-    for m in (*_PASSWORD.finditer(statement), *_CONNINFO.finditer(statement)):
-        value = m.group(0)[len(m.group(1)) :].strip("'$")
-        if m.re is _PASSWORD and m.group("tag"):
-            value = value.removeprefix(m.group("tag") + "$").removesuffix("$" + m.group("tag"))
-        if value.startswith(("E'", "e'")):
-            value = value[2:]
-        if len(value) >= 3 and not value.isdigit():
-            found.append(value)
-    return found
-
-
-def redact_message(message: str, statement: str) -> str:
-    """An error message, with what its statement says is a password blanked wherever the
-    message quotes it."""
-    for secret in secrets(statement):
-        message = message.replace(secret, _MASK)
-        # a message quotes a cut-off statement up to a point: mask that part too
-        message = message.replace(secret[: max(3, len(secret) // 2)], _MASK)
-    return redact(message)
-
-
-def redact_parameters(query: str, parameters: str | None) -> str | None:
-    """Bind values of a statement that sets a password: every value is blanked."""
-    if not parameters or (redact(query) == query and not _PASSWORD.search(query)):
-        return parameters
-    return _QUOTED_VALUE.sub(f"'{_MASK}'", parameters)
-
-
-def safe(text: object) -> str:
-    """Log text as it can be shown: control characters in caret notation (ESC is `^[`)."""
-    return visible(text)
 
 
 def regex_normalize(text: str) -> str:

@@ -9,19 +9,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from opscope.db.logs.normalize import safe
+from opscope.display import visible
 from opscope.findings import Report
+from opscope.sqltext import short_query
+from opscope.units import human_ms
 
 _SPARK = " ▁▂▃▄▅▆▇█"
 
 
 def _one_line(text: str, width: int = 90) -> str:
-    flat = " ".join(safe(text).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _ms(value: float) -> str:
-    return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:,.1f} ms"
+    return short_query(visible(text), width)
 
 
 def _statement_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -32,11 +29,11 @@ def _statement_table(title: str, rows: list[dict[str, Any]]) -> Table:
     for row in rows:
         table.add_row(
             f"{row['calls']:,}",
-            _ms(row["total_ms"]),
-            _ms(row["p50_ms"]),
-            _ms(row["p95_ms"]),
-            _ms(row["p99_ms"]),
-            _ms(row["max_ms"]),
+            human_ms(row["total_ms"]),
+            human_ms(row["p50_ms"]),
+            human_ms(row["p95_ms"]),
+            human_ms(row["p99_ms"]),
+            human_ms(row["max_ms"]),
             Text(_one_line(row["query"])),
         )
     return table
@@ -57,14 +54,14 @@ def print_log_summary(console: Console, report: Report) -> None:
     """The log's own section of the terminal report: what was read, the top statements,
     the slowest executions, the per-minute histogram, errors, temp files and lock waits."""
     log = report.summary.get("log", {})
-    files = safe(", ".join(f"{f['path']} ({f['format']})" for f in log.get("files", [])))
+    files = visible(", ".join(f"{f['path']} ({f['format']})" for f in log.get("files", [])))
     console.print(Text(f"PostgreSQL log: {files}", style="bold"))
     console.print(
         Text(
             f"{log.get('queries', 0):,} executions with a duration, "
-            f"{_ms(log.get('total_ms', 0.0))} in total, "
+            f"{human_ms(log.get('total_ms', 0.0))} in total, "
             f"{log.get('distinct_statements', 0):,} distinct statements; "
-            + safe(f"{log.get('first') or '?'} → {log.get('last') or '?'}")
+            + visible(f"{log.get('first') or '?'} → {log.get('last') or '?'}")
         )
     )
     console.print(
@@ -91,15 +88,17 @@ def print_log_summary(console: Console, report: Report) -> None:
                 text += f"\n  parameters: {_one_line(row['parameters'], 200)}"
             if row.get("plan"):
                 text += "\n  (auto_explain plan attached)"
-            who = safe(f"{row.get('database') or '-'}/{row.get('user') or '-'}")
-            table.add_row(_ms(row["duration_ms"]), Text(safe(row["ts"])), Text(who), Text(text))
+            who = visible(f"{row.get('database') or '-'}/{row.get('user') or '-'}")
+            table.add_row(
+                human_ms(row["duration_ms"]), Text(visible(row["ts"])), Text(who), Text(text)
+            )
         console.print(table)
     per_minute = log.get("per_minute", [])
     if per_minute:
         console.print(
             Text(
-                safe(f"\nqueries per minute, {per_minute[0]['minute']} → ")
-                + safe(f"{per_minute[-1]['minute']} ")
+                visible(f"\nqueries per minute, {per_minute[0]['minute']} → ")
+                + visible(f"{per_minute[-1]['minute']} ")
                 + f"(peak {max(int(m['queries']) for m in per_minute):,}/min):"
             )
         )
@@ -114,9 +113,9 @@ def print_log_summary(console: Console, report: Report) -> None:
         for row in errors.get("top_messages", []):
             table.add_row(
                 f"{row['count']:,}",
-                Text(safe(row["level"])),
-                Text(safe(row["sqlstate"] or "")),
-                Text(safe(row["message"])),
+                Text(visible(row["level"])),
+                Text(visible(row["sqlstate"] or "")),
+                Text(visible(row["message"])),
             )
         console.print(table)
         classes = ", ".join(
@@ -135,7 +134,7 @@ def print_log_summary(console: Console, report: Report) -> None:
     locks = log.get("lock_waits", {})
     if locks.get("count"):
         console.print(
-            f"\nlock waits: {locks['count']:,} (longest {_ms(locks['max_wait_ms'])}, "
+            f"\nlock waits: {locks['count']:,} (longest {human_ms(locks['max_wait_ms'])}, "
             f"{locks['acquired']:,} acquired after waiting)"
         )
         for row in locks.get("top_statements", [])[:5]:
@@ -150,7 +149,7 @@ def render_log_markdown(report: Report) -> str:
     out.append(
         f"{log.get('queries', 0):,} executions with a duration, "
         f"{log.get('distinct_statements', 0):,} distinct statements, "
-        + safe(f"{log.get('first') or '?'} → {log.get('last') or '?'}.")
+        + visible(f"{log.get('first') or '?'} → {log.get('last') or '?'}.")
     )
     out.append("")
     for title, key in (
@@ -165,8 +164,9 @@ def render_log_markdown(report: Report) -> str:
         for r in rows:
             query = _one_line(r["query"], 120).replace("|", "\\|").replace("`", "'")
             out.append(
-                f"| {r['calls']:,} | {_ms(r['total_ms'])} | {_ms(r['p50_ms'])} | "
-                f"{_ms(r['p95_ms'])} | {_ms(r['p99_ms'])} | {_ms(r['max_ms'])} | `{query}` |"
+                f"| {r['calls']:,} | {human_ms(r['total_ms'])} | {human_ms(r['p50_ms'])} | "
+                f"{human_ms(r['p95_ms'])} | {human_ms(r['p99_ms'])} | "
+                f"{human_ms(r['max_ms'])} | `{query}` |"
             )
         out.append("")
     slowest = log.get("slowest", [])
@@ -174,6 +174,6 @@ def render_log_markdown(report: Report) -> str:
         out += ["#### Slowest executions", "", "| duration | when | statement |", "|---:|---|---|"]
         for r in slowest:
             query = _one_line(r["query"], 160).replace("|", "\\|").replace("`", "'")
-            out.append(f"| {_ms(r['duration_ms'])} | {safe(r['ts'])} | `{query}` |")
+            out.append(f"| {human_ms(r['duration_ms'])} | {visible(r['ts'])} | `{query}` |")
         out.append("")
     return "\n".join(out) + "\n"

@@ -17,10 +17,10 @@ from pglast import ast, parse_sql
 
 from opscope.config import PlanSettings
 from opscope.db.catalog import Table
-from opscope.db.checks.base import qualified, quote_ident
 from opscope.db.plans.explain import walk
 from opscope.db.plans.model import Plan, PlanNode
 from opscope.findings import Severity
+from opscope.sqltext import qualified, quote_ident
 from opscope.units import human_bytes
 
 

@@ -25,6 +25,7 @@ from opscope.db.connection import load_sql
 from opscope.db.plans.model import Plan, parse_plan
 from opscope.db.plans.vouch import why_not_run
 from opscope.db.relations import referenced_tables
+from opscope.errors import first_line
 
 GENERIC_PLAN_VERSION = 160000
 
@@ -82,7 +83,7 @@ def parse_single(query: str) -> ast.Node:
     try:
         stmts = parse_sql(query)
     except Exception as exc:  # pglast's ParseError, and odd input that trips its lexer
-        raise ExplainFailed(f"cannot parse the statement: {_one_line(exc)}") from None
+        raise ExplainFailed(f"cannot parse the statement: {first_line(exc)}") from None
     if len(stmts) != 1:
         raise ExplainFailed(f"expected one statement, got {len(stmts)}")
     stmt = stmts[0].stmt
@@ -208,10 +209,10 @@ def explain(
             try:
                 document, note = _plan(conn, query, values, shape.param_count, run, note)
             except psycopg.Error as exc:
-                raise ExplainFailed(f"EXPLAIN failed: {_one_line(exc)}") from None
+                raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}") from None
         note = (note + "; " if note else "") + f"planned with search_path {', '.join(path)}"
     except psycopg.Error as exc:
-        raise ExplainFailed(f"EXPLAIN failed: {_one_line(exc)}") from None
+        raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}") from None
     plan = parse_plan(document, generic=unknown_params)
     return ExplainResult(plan=plan, shape=shape, note=note if analyze is not False else "")
 
@@ -332,8 +333,3 @@ def _explain_prepared(
         # prepared statements outlive transactions: remove it whatever happened
         conn.execute(sql.SQL("/* opscope */ DEALLOCATE {}").format(name))
     return row[0] if row else None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

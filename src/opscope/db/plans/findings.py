@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from opscope.db.checks.base import short_query
 from opscope.db.plans.diagnose import PlanIssue
 from opscope.findings import Finding
+from opscope.sqltext import short_query
 
 CATEGORY = "plans"
 
