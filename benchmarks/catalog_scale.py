@@ -28,9 +28,9 @@ from tempfile import TemporaryDirectory
 import psycopg
 from psycopg import sql
 
-from opscope.config import Config
 from opscope.db.analyze import analyze_database
 from opscope.db.sandbox import running_sandbox
+from opscope.db.settings import postgres_config
 
 TABLES = 1000
 INDEXES_PER_TABLE = 3  # the primary key plus two secondary indexes
@@ -55,7 +55,7 @@ def build(dsn: str) -> None:
 
 def opscope_run(dsn: str, state: Path) -> tuple[float, int, int]:
     started = time.perf_counter()
-    report = analyze_database(dsn, Config(state_dir=state))
+    report = analyze_database(postgres_config(state_dir=state), dsn)
     elapsed = time.perf_counter() - started
     queries = int(report.summary[report.targets[0].name]["catalog_queries"])
     return elapsed, queries, len(report.findings)

@@ -36,11 +36,11 @@ from typing import Any
 
 import psycopg
 
-from opscope.config import AdvisorSettings, SessionSettings
 from opscope.db.advisor.advise import Recommendation, advise, statements_window
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, connect
 from opscope.db.sandbox import running_sandbox
+from opscope.db.settings import AdvisorSettings, SessionSettings
 from opscope.db.statements import read_statements
 
 ROWS = 200_000  # rows per table; the SQL below spells the same number out

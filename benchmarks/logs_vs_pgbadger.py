@@ -68,9 +68,11 @@ _DATE = re.compile(rb"^(\d{4}-\d\d-\d\d)", re.M)
 
 OPSCOPE_RUN = """
 import json, sys
+from opscope.config import Config
 from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.options import LogOptions
-report = analyze_logs([sys.argv[1]], LogOptions(prefix=sys.argv[2], jobs=int(sys.argv[3])))
+options = LogOptions(prefix=sys.argv[2], jobs=int(sys.argv[3]))
+report = analyze_logs(Config(), [sys.argv[1]], options)
 print(json.dumps({"queries": report.summary["log"]["queries"]}))
 """
 

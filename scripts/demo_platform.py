@@ -136,8 +136,9 @@ def main() -> int:
             "databases:\n"
             "  shop:\n"
             f"    dsn: postgresql://postgres@127.0.0.1:${{DEMO_PGPORT}}/shop\n"
-            "thresholds:\n"
-            "  large_table_bytes: 20000000   # the demo's tables are small\n"
+            "postgresql:\n"
+            "  thresholds:\n"
+            "    large_table_bytes: 20000000   # the demo's tables are small\n"
             f"state_dir: {workdir / 'state'}\n"
         )
         env = {**os.environ, "DEMO_PGPORT": str(box.port)}

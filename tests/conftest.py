@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from opscope.config import Config, DbThresholds
 from opscope.db.analyze import analyze_database
 from opscope.db.sandbox import Sandbox
+from opscope.db.settings import DbThresholds, PostgresSettings, postgres_config
 from opscope.findings import Finding, Report
 
 # Timing is the benchmarks' business: on a loaded 2-core CI machine a first example can take
@@ -56,8 +56,8 @@ class SandboxDb:
 
     def analyze(self, **thresholds: Any) -> Report:
         """Run `opscope analyze db` the way the CLI does, with thresholds overridden."""
-        config = Config(thresholds=DbThresholds(**thresholds), state_dir=self.state_dir)
-        return analyze_database(self.dsn, config)
+        settings = PostgresSettings(thresholds=DbThresholds(**thresholds))
+        return analyze_database(postgres_config(settings, state_dir=self.state_dir), self.dsn)
 
 
 def flush_stats(conn: psycopg.Connection[Any]) -> None:

@@ -14,11 +14,11 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import SandboxDb
-from opscope.config import SessionSettings
 from opscope.db.advisor.advise import Recommendation
 from opscope.db.advisor.candidates import Candidate, KeyPart
 from opscope.db.advisor.command import advise_command
 from opscope.db.advisor.verify import VerifyFailed, verify
+from opscope.db.settings import SessionSettings
 
 
 def advise(*args: str) -> tuple[int, str, str]:
@@ -109,7 +109,7 @@ def test_verify_apply_builds_the_index_and_times_the_statement(db: SandboxDb) ->
 def test_a_database_error_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: Path) -> None:
     orders_workload(db)
     config = tmp_path / "opscope.yaml"
-    config.write_text("session:\n  statement_timeout_ms: 1\n")
+    config.write_text("postgresql:\n  session:\n    statement_timeout_ms: 1\n")
     done = subprocess.run(
         [sys.executable, "-m", "opscope", "indexes", "advise", db.dsn, "-c", str(config)],
         capture_output=True,

@@ -73,7 +73,14 @@ def test_json_follows_the_findings_contract(db: SandboxDb, tmp_path: Path) -> No
         "evidence",
         "recommendation",
         "fix_sql",
+        "fix",
     }
+    # the finding points to the one fix that drops the copy, which lists it back
+    [fix] = [x for x in data["fixes"] if x["id"] == f["fix"]]
+    assert f["id"] in fix["findings"] and fix["fix_sql"] == f["fix_sql"]
+    assert set(fix) == {
+        "id", "target", "title", "fix_sql", "findings", "checks", "severity", "benefit"
+    }  # fmt: skip
     assert (f["category"], f["severity"], f["target"], f["object"], f["columns"]) == (
         "indexes",
         "warning",
@@ -218,8 +225,9 @@ def test_config_names_databases_and_interpolates_secrets(cluster: Sandbox, tmp_p
         "databases:\n"
         "  main:\n"
         f"    dsn: postgresql://{PASSWORD_ROLE}:${{PGPW}}@127.0.0.1:{cluster.port}/postgres\n"
-        "thresholds:\n"
-        "  slow_query_ms: 500\n"
+        "postgresql:\n"
+        "  thresholds:\n"
+        "    slow_query_ms: 500\n"
     )
     proc = opscope(
         "analyze",

@@ -8,15 +8,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opscope.config import ConfigError, interpolate, load_config, parse_config
+from opscope.config import Config, ConfigError, interpolate
+from opscope.config import load_config as _load_config
+from opscope.config import parse_config as _parse_config
+from opscope.db.settings import POSTGRESQL, databases, settings_for
+from opscope.plugins import default_plugins
+
+
+def parse_config(text: str, source: str, env: dict[str, str]) -> Config:
+    return _parse_config(text, source, default_plugins().config, env)
+
+
+def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> Config:
+    return _load_config(path, default_plugins().config, env)
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     config = load_config(env={})
-    assert config.databases == {}
-    assert config.thresholds.slow_query_ms == 1000
-    assert config.session.application_name == "opscope"
+    assert databases(config) == {}
+    assert POSTGRESQL.of(config).thresholds.slow_query_ms == 1000
+    assert POSTGRESQL.of(config).session.application_name == "opscope"
 
 
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
@@ -33,17 +45,19 @@ def test_full_config() -> None:
         "      slow_query_ms: 250\n"
         "  events:\n"
         "    dsn: ${EVENTS_DSN:-postgresql://localhost/events}\n"
-        "session:\n"
-        "  statement_timeout_ms: 5000\n"
-        "thresholds:\n"
-        "  top_statements: 5\n"
+        "postgresql:\n"
+        "  session:\n"
+        "    statement_timeout_ms: 5000\n"
+        "  thresholds:\n"
+        "    top_statements: 5\n"
     )
     config = parse_config(text, "opscope.yaml", env={"PW": "s3cret"})
-    assert config.databases["warehouse"].dsn == "postgresql://opscope:s3cret@db:5432/warehouse"
-    assert config.databases["events"].dsn == "postgresql://localhost/events"
-    assert config.thresholds_for("warehouse").slow_query_ms == 250
-    assert config.thresholds_for("events").top_statements == 5
-    assert config.session.statement_timeout_ms == 5000
+    named = databases(config)
+    assert named["warehouse"].dsn == "postgresql://opscope:s3cret@db:5432/warehouse"
+    assert named["events"].dsn == "postgresql://localhost/events"
+    assert settings_for(config, "warehouse").thresholds.slow_query_ms == 250
+    assert settings_for(config, "events").thresholds.top_statements == 5
+    assert settings_for(config, "events").session.statement_timeout_ms == 5000
 
 
 @pytest.mark.parametrize(
@@ -54,13 +68,18 @@ def test_full_config() -> None:
             "f.yaml:4: key databases.a.color: unknown key",
         ),
         (
-            "thresholds:\n  slow_query_ms: fast\n",
-            "f.yaml:2: key thresholds.slow_query_ms: Input should be a valid number, unable to "
-            "parse string as a number",
+            "postgresql:\n  thresholds:\n    slow_query_ms: fast\n",
+            "f.yaml:3: key postgresql.thresholds.slow_query_ms: Input should be a valid number, "
+            "unable to parse string as a number",
         ),
         (
-            "thresholds:\n  slow_query_ms: -5\n",
-            "f.yaml:2: key thresholds.slow_query_ms: Input should be greater than 0",
+            "thresholds:\n  slow_query_ms: 5\n",
+            "f.yaml:1: key thresholds: moved to postgresql.thresholds (see docs/config.md)",
+        ),
+        ("colour: red\n", "f.yaml:1: key colour: unknown key"),
+        (
+            "postgresql:\n  thresholds:\n    slow_query_ms: -5\n",
+            "f.yaml:3: key postgresql.thresholds.slow_query_ms: Input should be greater than 0",
         ),
         (
             "databases:\n  a:\n    dsn: mysql://h/d\n",
@@ -100,19 +119,27 @@ def test_arbitrary_yaml_gives_a_config_or_a_one_line_error(text: str) -> None:
 
 def test_duplicate_keys_and_recursive_aliases_are_errors() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config("thresholds:\n  slow_query_ms: 5\n  slow_query_ms: 9\n", "f.yaml", env={})
-    assert str(info.value) == "f.yaml:3: key 'slow_query_ms' is given twice"
+        parse_config("postgresql:\n  a: 5\n  a: 9\n", "f.yaml", env={})
+    assert str(info.value) == "f.yaml:3: key 'a' is given twice"
     with pytest.raises(ConfigError) as info:
         parse_config("a: &a [*a]\n", "f.yaml", env={})
     assert "\n" not in str(info.value) and str(info.value).startswith("f.yaml")
 
 
-def test_database_thresholds_override_only_the_keys_they_set() -> None:
+def test_database_blocks_override_only_the_keys_they_set() -> None:
     text = (
-        "thresholds:\n  large_table_bytes: 1000\n  slow_query_ms: 900\n"
-        "databases:\n  w:\n    dsn: postgresql://h/w\n    thresholds:\n      slow_query_ms: 250\n"
+        "postgresql:\n"
+        "  thresholds:\n    large_table_bytes: 1000\n    slow_query_ms: 900\n"
+        "  advisor:\n    max_indexes: 3\n    statements: 7\n"
+        "databases:\n  w:\n    dsn: postgresql://h/w\n"
+        "    thresholds:\n      slow_query_ms: 250\n"
+        "    advisor:\n      max_indexes: 1\n"
+        "    session:\n      lock_timeout_ms: 50\n"
     )
     config = parse_config(text, "f.yaml", env={})
-    own = config.thresholds_for("w")
-    assert own.slow_query_ms == 250 and own.large_table_bytes == 1000
-    assert config.thresholds_for("other").slow_query_ms == 900
+    own = settings_for(config, "w")
+    assert own.thresholds.slow_query_ms == 250 and own.thresholds.large_table_bytes == 1000
+    assert own.advisor.max_indexes == 1 and own.advisor.statements == 7
+    assert own.session.lock_timeout_ms == 50 and own.session.statement_timeout_ms == 30_000
+    other = settings_for(config, "other")
+    assert other.thresholds.slow_query_ms == 900 and other.advisor.max_indexes == 3

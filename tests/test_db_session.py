@@ -8,9 +8,9 @@ import psycopg
 import pytest
 
 from conftest import SandboxDb
-from opscope.config import Config, DbThresholds, SessionSettings
 from opscope.db.analyze import analyze_database
 from opscope.db.connection import TargetConnectionError, connect, describe_dsn
+from opscope.db.settings import DbThresholds, PostgresSettings, SessionSettings, postgres_config
 
 
 def test_sessions_are_read_only_with_timeouts_and_a_name(db: SandboxDb) -> None:
@@ -66,7 +66,7 @@ def test_a_pg_monitor_role_is_enough(db: SandboxDb) -> None:
         conn.execute("SELECT pg_sleep(1.01)")
     try:
         dsn = db.cluster.dsn(db.name, user=role)
-        report = analyze_database(dsn, Config(state_dir=db.state_dir))
+        report = analyze_database(postgres_config(state_dir=db.state_dir), dsn)
         assert report.errors == []
         checks = {(f.check, f.object) for f in report.findings}
         assert ("duplicate_index", "public.t_a2") in checks
@@ -85,11 +85,13 @@ def test_apply_keeps_the_report_when_one_analyze_fails_or_is_skipped(db: Sandbox
         "CREATE TABLE free (id int) WITH (autovacuum_enabled = off)",
         "INSERT INTO free SELECT generate_series(1, 5000)",
     )
-    config = Config(state_dir=db.state_dir, session=SessionSettings(lock_timeout_ms=200))
+    config = postgres_config(
+        PostgresSettings(session=SessionSettings(lock_timeout_ms=200)), state_dir=db.state_dir
+    )
     with db.connect() as holder:
         holder.execute("BEGIN")
         holder.execute("LOCK TABLE busy IN SHARE UPDATE EXCLUSIVE MODE")  # as a VACUUM would
-        report = analyze_database(db.dsn, config, only=["stale_statistics"], apply=True)
+        report = analyze_database(config, db.dsn, only=["stale_statistics"], apply=True)
         holder.execute("ROLLBACK")
     assert report.summary[db.name]["applied"] == ['ANALYZE "public"."free";']
     [error] = report.errors
@@ -102,7 +104,7 @@ def test_apply_keeps_the_report_when_one_analyze_fails_or_is_skipped(db: Sandbox
     db.execute(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
     try:
         report = analyze_database(
-            db.cluster.dsn(db.name, user=role), config, only=["stale_statistics"], apply=True
+            config, db.cluster.dsn(db.name, user=role), only=["stale_statistics"], apply=True
         )
         assert report.summary[db.name]["applied"] == []
         # "free" was analyzed above; "busy" is still stale, and the monitor cannot analyze it
@@ -116,8 +118,10 @@ def test_an_unwritable_state_dir_keeps_the_findings(db: SandboxDb, tmp_path: Pat
     db.execute("CREATE TABLE big (id int)", "INSERT INTO big SELECT generate_series(1, 20000)")
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    config = Config(state_dir=blocker / "sub", thresholds=DbThresholds(large_table_bytes=1))
-    report = analyze_database(db.dsn, config, only=["large_table"])
+    config = postgres_config(
+        PostgresSettings(thresholds=DbThresholds(large_table_bytes=1)), state_dir=blocker / "sub"
+    )
+    report = analyze_database(config, db.dsn, only=["large_table"])
     assert any(f.object == "public.big" for f in report.findings)
     [error] = report.errors
     assert error.check == "large_table" and "cannot keep table sizes" in error.message

@@ -7,9 +7,9 @@ import time
 from dataclasses import replace
 
 from conftest import SandboxDb, found
-from opscope.config import Config
 from opscope.db.analyze import analyze_database
 from opscope.db.sandbox import Sandbox
+from opscope.db.settings import postgres_config
 from opscope.db.statements import Statement, StatementSnapshot, diff_snapshots
 
 
@@ -61,7 +61,7 @@ def test_window_reports_only_what_ran_during_it(db: SandboxDb) -> None:
     worker = threading.Thread(target=during)
     worker.start()
     report = analyze_database(
-        db.dsn, Config(state_dir=db.state_dir), window_s=2.0, only=["slow_query"]
+        postgres_config(state_dir=db.state_dir), db.dsn, window_s=2.0, only=["slow_query"]
     )
     worker.join()
     by_query = {f.evidence["query"]: f.evidence for f in found(report, "slow_query")}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from conftest import SandboxDb, flush_stats, found, objects
-from opscope.config import Config
 from opscope.db.analyze import analyze_database
+from opscope.db.settings import postgres_config
 
 TABLE_CHECKS = (
     "stale_statistics",
@@ -30,10 +30,10 @@ def test_never_analyzed_table_is_stale_and_apply_analyzes_it(db: SandboxDb) -> N
     assert stale[0].fix_sql == "ANALYZE public.facts;"
     assert stale[0].evidence["last_analyze"] is None
 
-    config = Config(state_dir=db.state_dir)
+    config = postgres_config(state_dir=db.state_dir)
     applied: list[str] = []
     report = analyze_database(
-        db.dsn, config, only=["stale_statistics"], apply=True, echo=applied.append
+        config, db.dsn, only=["stale_statistics"], apply=True, echo=applied.append
     )
     assert applied == ['applying: ANALYZE "public"."facts";']
     with db.connect() as conn:

@@ -30,6 +30,7 @@ from logs_fixtures import (
     logged_verbose,
     summary,
 )
+from opscope.config import Config
 from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.options import LogOptions
 from opscope.report import render
@@ -45,7 +46,7 @@ FORMATS = {"stderr": "log", "csvlog": "csv", "jsonlog": "json"}
 
 
 def analyze(path: Path | str, **options: Any) -> dict[str, Any]:
-    report = analyze_logs([str(path)], LogOptions(database="work", **options))
+    report = analyze_logs(Config(), [str(path)], LogOptions(database="work", **options))
     return summary(report)
 
 
@@ -146,7 +147,7 @@ def test_truncated_gzip_is_reported_not_raised(logged: LoggedWorkload, tmp_path:
     packed = gzip.compress(logged.file("log").read_bytes())
     path = tmp_path / "cut.log.gz"
     path.write_bytes(packed[: len(packed) // 2])
-    report = analyze_logs([str(path)], LogOptions(prefix=CUSTOM_PREFIX))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=CUSTOM_PREFIX))
     assert report.errors and "ends early" in report.errors[0].message
     assert summary(report)["queries"] > 0
 
@@ -229,7 +230,7 @@ def test_no_password_reaches_any_output(logged_secrets: LoggedWorkload, log_form
     path = logged_secrets.file(FORMATS[log_format])
     raw = path.read_text()
     assert all(secret in raw for secret in SECRETS)
-    report = analyze_logs([str(path)], LogOptions(prefix=CUSTOM_PREFIX, slow_ms=0.0))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=CUSTOM_PREFIX, slow_ms=0.0))
     log = summary(report)
     assert log["queries"] >= 5 and log["errors"]["total"] == logged_secrets.errors == 1
     for fmt in ("json", "terminal", "markdown", "html"):

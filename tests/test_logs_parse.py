@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from opscope.config import Config
 from opscope.db.logs import aggregate as aggregate_module
 from opscope.db.logs import sessions
 from opscope.db.logs.aggregate import EXACT_LIMIT, Quantiles
@@ -50,7 +51,7 @@ STDERR = """\
 def run(tmp_path: Path, text: str, name: str = "pg.log", **options: Any) -> dict[str, Any]:
     path = tmp_path / name
     path.write_text(text)
-    report = analyze_logs([str(path)], LogOptions(**options))
+    report = analyze_logs(Config(), [str(path)], LogOptions(**options))
     log: dict[str, Any] = report.summary["log"]
     return log
 
@@ -325,11 +326,11 @@ def test_filters_that_keep_nothing_warn_about_the_prefix(tmp_path: Path) -> None
     path = tmp_path / "pg.log"
     path.write_text(text * 2)
     # A wrong --prefix: %d reads "work app=psql", which is no database named work.
-    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX, database="work"))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=PREFIX, database="work"))
     assert report.summary["queries"] == 0
     assert [e.check for e in report.errors] == ["log_filter"]
     assert "may be wrong" in report.errors[0].message
-    report = analyze_logs([str(path)], LogOptions(database="work"))
+    report = analyze_logs(Config(), [str(path)], LogOptions(database="work"))
     assert report.summary["queries"] == 2 and not report.errors
 
 
@@ -368,7 +369,7 @@ def test_control_characters_never_reach_terminal_or_markdown(tmp_path: Path) -> 
     text = "".join(head + line + "\n" for line in lines)
     path = tmp_path / "pg.log"
     path.write_text(text)
-    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX, slow_ms=1000))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=PREFIX, slow_ms=1000))
     assert report.summary["queries"] == 1 and report.findings
     for fmt in ("terminal", "markdown"):
         out = render(report, fmt)
@@ -393,7 +394,7 @@ def test_damaged_gzip_keeps_what_comes_before_the_damage(tmp_path: Path) -> None
     packed[middle : middle + 200] = b"\xff" * 200
     path = tmp_path / "pg.log.gz"
     path.write_bytes(bytes(packed))
-    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=PREFIX))
     assert "ends early" in report.errors[0].message
     # 64 kB of compressed input at most is lost with the damage
     assert report.summary["queries"] >= n * 0.4
@@ -406,11 +407,11 @@ def test_trailing_garbage_after_a_complete_stream_is_a_warning(
     data = _numbered_log(100)
     path = tmp_path / "pg.log.x"
     path.write_bytes(compress(data) + compress(data) + b"not a compressed member\n" * 3)
-    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=PREFIX))
     assert report.summary["queries"] == 200
     assert len(report.errors) == 1 and "ignored" in report.errors[0].message
     path.write_bytes(compress(data) + b"\0" * 1000)  # padding: nothing to say
-    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=PREFIX))
     assert report.summary["queries"] == 100 and not report.errors
 
 
@@ -454,7 +455,7 @@ def test_since_until_with_a_zone_compare_instants(tmp_path: Path) -> None:
     assert run(tmp_path, lines("MSK"), prefix=PREFIX, until=until)["queries"] == 2
     path = tmp_path / "pg.log"
     path.write_text(lines("XYZT"))
-    report = analyze_logs([str(path)], LogOptions(prefix=PREFIX, since=since))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix=PREFIX, since=since))
     assert report.summary["queries"] == 3  # compared as UTC: 09:30 is before 10:00
     assert [e.message for e in report.errors] == [
         "log time zone 'XYZT' unknown: --since/--until compared as UTC"
@@ -510,11 +511,11 @@ def test_filters_on_fields_the_prefix_lacks_are_warned(tmp_path: Path) -> None:
     path = tmp_path / "pg.log"
     path.write_text("[7] LOG:  duration: 1.000 ms  statement: select 1\n")
     options = LogOptions(prefix="[%p] ", user="alice", since=datetime(2024, 5, 1))
-    report = analyze_logs([str(path)], options)
+    report = analyze_logs(Config(), [str(path)], options)
     messages = [e.message for e in report.errors if "has no field" in e.message]
     assert len(messages) == 1
     assert "--since/--until needs %t or %m" in messages[0] and "--user needs %u" in messages[0]
-    report = analyze_logs([str(path)], LogOptions(prefix="[%p] "))
+    report = analyze_logs(Config(), [str(path)], LogOptions(prefix="[%p] "))
     assert not report.errors
 
 
@@ -531,6 +532,6 @@ def test_syslog_years_come_from_when_the_file_was_written(tmp_path: Path) -> Non
     path.write_text("\n".join(lines) + "\n")
     written = datetime(2027, 1, 2, 12, 0).timestamp()
     os.utime(path, (written, written))
-    log = analyze_logs([str(path)], LogOptions()).summary["log"]
+    log = analyze_logs(Config(), [str(path)], LogOptions()).summary["log"]
     assert log["queries"] == 2
     assert log["first"].startswith("2026-12-31") and log["last"].startswith("2027-01-01")

@@ -10,13 +10,13 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import SandboxDb, found
-from opscope.config import SessionSettings
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, connect
 from opscope.db.plans.command import explain_command
 from opscope.db.plans.diagnose import diagnose
 from opscope.db.plans.explain import ExplainFailed, explain
 from opscope.db.plans.review import read_setting
+from opscope.db.settings import SessionSettings
 
 
 def _cli() -> typer.Typer:

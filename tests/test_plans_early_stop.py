@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import SandboxDb
-from opscope.config import SessionSettings
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, connect
 from opscope.db.plans.diagnose import PlanIssue, diagnose
 from opscope.db.plans.explain import explain
+from opscope.db.settings import SessionSettings
 
 
 def issues(db: SandboxDb, query: str, *settings: str) -> list[PlanIssue]:

@@ -96,7 +96,7 @@ def test_a_second_statement_cannot_be_smuggled_in(db: SandboxDb) -> None:
 
 def test_a_timeout_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: Path) -> None:
     cfg = tmp_path / "opscope.yaml"
-    cfg.write_text("session:\n  statement_timeout_ms: 1\n")
+    cfg.write_text("postgresql:\n  session:\n    statement_timeout_ms: 1\n")
     proc = explain(db, "SELECT count(*) FROM generate_series(1, 3000000)", "-c", str(cfg))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

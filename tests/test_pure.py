@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 
 from opscope.db.bloat import ColumnWidth, btree_expected_bytes, heap_expected_bytes
 from opscope.db.catalog import parse_bool
-from opscope.db.checks.statements import is_maintenance
 from opscope.db.logs.findings import error_advice
 from opscope.db.plans.explain import plannable
 from opscope.db.relations import mentions, referenced_tables
+from opscope.db.statements import is_maintenance
 from opscope.redact import redact
 from opscope.sqltext import quote_ident
 

@@ -1,21 +1,24 @@
 """The check protocol and registry.
 
-Built-in checks and plugins (entry point group ``opscope.checks``) register the same way; the
-CLI, the service and the tests all run checks through `run_checks`, so one failing check
-becomes an entry in the report's ``errors`` and never stops the others.
+Built-in checks and plugins register the same way (see `opscope.plugins`); the CLI, the
+service and the tests all run checks through `run_checks`, so one failing check becomes an
+entry in the report's ``errors`` and never stops the others.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from opscope.errors import flat_message
 from opscope.findings import CheckError, Finding
 
 log = logging.getLogger(__name__)
+
+#: the scope of a kind's main analysis (`analyze db` for postgresql, `opscope logs` for
+#: postgresql-log); a check without a `scopes` attribute runs there only
+MAIN = "main"
 
 
 class CheckFailed(Exception):
@@ -27,14 +30,30 @@ class CheckFailed(Exception):
 
 @runtime_checkable
 class Check(Protocol):
-    id: str
-    category: str
+    """Read-only members, so a class attribute satisfies them as well as an instance's."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def category(self) -> str: ...
+
     #: which kind of target the check reads ("postgresql", "api", "dags", ...)
-    kind: str
+    @property
+    def kind(self) -> str: ...
+
     #: one sentence for docs and `opscope checks`: what triggers it
-    summary: str
+    @property
+    def summary(self) -> str: ...
 
     def run(self, context: Any) -> Iterable[Finding]: ...
+
+
+def scopes_of(check: Check) -> tuple[str, ...]:
+    """Which analyses of its kind run `check`: its `scopes` attribute (optional, so a plugin
+    check needs only the five members above), else the main one."""
+    scopes = getattr(check, "scopes", None)
+    return tuple(scopes) if scopes else (MAIN,)
 
 
 class DuplicateCheckError(ValueError):
@@ -47,9 +66,6 @@ class Registry:
 
     def __init__(self) -> None:
         self._checks: dict[tuple[str, str], Check] = {}
-        #: entry points already loaded, so loading twice is harmless while two plugins
-        #: claiming one id still fail
-        self.loaded_sources: set[str] = set()
 
     def register(self, check: Check) -> Check:
         key = (check.kind, check.id)
@@ -66,33 +82,24 @@ class Registry:
     def find(self, kind: str, check_id: str) -> Check | None:
         return self._checks.get((kind, check_id))
 
-    def for_kind(self, kind: str) -> list[Check]:
-        return [c for c in self._checks.values() if c.kind == kind]
+    def for_kind(self, kind: str, scope: str = MAIN) -> list[Check]:
+        """The checks one analysis runs: of this kind, in this scope, in registration order."""
+        return [c for c in self._checks.values() if c.kind == kind and scope in scopes_of(c)]
+
+    def select(self, kind: str, scope: str, only: Iterable[str] | None) -> list[Check]:
+        """`for_kind`, narrowed to the ids in `only` (the CLI's --check); an unknown id is a
+        ValueError naming it."""
+        checks = self.for_kind(kind, scope)
+        if not only:
+            return checks
+        wanted = set(only)
+        unknown = sorted(wanted - {c.id for c in checks})
+        if unknown:
+            raise ValueError(f"unknown check {unknown[0]!r} (see `opscope checks` for the list)")
+        return [c for c in checks if c.id in wanted]
 
     def ids(self) -> list[str]:
         return sorted({check_id for _, check_id in self._checks})
-
-
-registry = Registry()
-
-
-def load_plugins(target: Registry = registry, group: str = "opscope.checks") -> None:
-    """Register checks published by installed packages under the entry point group."""
-    for ep in entry_points(group=group):
-        if ep.value in target.loaded_sources:
-            continue
-        obj = ep.load()
-        # an entry point names one check (class or instance) or a list of them
-        for item in obj if isinstance(obj, list | tuple) else [obj]:
-            target.register(item() if isinstance(item, type) else item)
-        target.loaded_sources.add(ep.value)
-
-
-def default_registry() -> Registry:
-    """The process-wide registry with built-ins and installed plugins loaded once."""
-    if not registry.ids():
-        load_plugins(registry)
-    return registry
 
 
 def run_checks(

@@ -1,4 +1,5 @@
-"""The `opscope` command: one Typer app with a sub-command group per area.
+"""The `opscope` command: one Typer app; each area adds its commands through the plugin
+hooks (opscope.plugins), so this module names none of them.
 
 Thin on purpose: parse arguments, call the area's function, render. User mistakes and
 unreachable targets end in one line on stderr and exit code 2, never a traceback.
@@ -6,29 +7,20 @@ unreachable targets end in one line on stderr and exit code 2, never a traceback
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import BaseModel, SecretStr
 
 from opscope import __version__
-from opscope.checks import CheckFailed, default_registry
-from opscope.cli_common import (
-    USAGE_ERROR,
-    ConfigOpt,
-    FailOnOpt,
-    FormatOpt,
-    OutputOpt,
-    check_output_options,
-    emit,
-    fail,
-    load_or_fail,
-    parse_duration,
-    resolve_target,
-)
-from opscope.db.connection import TargetConnectionError
-from opscope.findings import CheckError, Report
-from opscope.redact import redact
+from opscope.cli_common import ConfigOpt, fail, load_or_fail
+from opscope.config import ENV_VAR, Config
+from opscope.plugins import CommandSet, PluginError, default_plugins
+from opscope.redact import MASK, redact
 
 app = typer.Typer(
     name="opscope",
@@ -37,88 +29,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-analyze_app = typer.Typer(
-    help="Analyze a target and report findings with fixes.", no_args_is_help=True
-)
-app.add_typer(analyze_app, name="analyze")
-
-
-@analyze_app.command("db")
-def analyze_db(
-    targets: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="DSNs (postgresql://...) or database names from the config; "
-            "default: every database in the config.",
-            show_default=False,
-        ),
-    ] = None,
-    config: ConfigOpt = None,
-    fmt: FormatOpt = None,
-    output: OutputOpt = None,
-    fail_on: FailOnOpt = None,
-    window: Annotated[
-        str | None,
-        typer.Option(
-            "--window",
-            help="Sample pg_stat_statements twice this far apart (e.g. "
-            "5m) and report only what ran in between.",
-            show_default=False,
-        ),
-    ] = None,
-    check: Annotated[
-        list[str] | None,
-        typer.Option("--check", help="Run only this check (repeatable).", show_default=False),
-    ] = None,
-    apply: Annotated[
-        bool,
-        typer.Option(
-            "--apply",
-            help="Run the safe fixes (ANALYZE of stale tables), printing each statement first.",
-        ),
-    ] = False,
-) -> None:
-    """PostgreSQL health report: slow queries, index review, table statistics."""
-    from opscope.db.analyze import analyze_database, target_name
-
-    check_output_options(fmt, output, fail_on)
-    cfg = load_or_fail(config)
-    window_s = parse_duration(window, "--window") if window else None
-    pairs: list[tuple[str | None, str]] = []
-    for item in targets or list(cfg.databases):
-        pairs.append(resolve_target(item, cfg))
-    if not pairs:
-        fail("no database given: pass a DSN, or name databases in opscope.yaml")
-    report = Report()
-    unreachable = False
-    for name, dsn in pairs:
-        try:
-            report.extend(
-                analyze_database(
-                    dsn,
-                    cfg,
-                    name=name,
-                    window_s=window_s,
-                    only=check,
-                    apply=apply,
-                    echo=lambda line: typer.echo(line, err=True),
-                )
-            )
-        except ValueError as exc:
-            fail(str(exc))
-        except (TargetConnectionError, CheckFailed) as exc:
-            if len(pairs) == 1:
-                fail(str(exc))
-            # one database down must not hide the report on the others
-            unreachable = True
-            typer.echo(f"opscope: error: {redact(str(exc))}", err=True)
-            label = name or target_name(dsn)
-            report.errors.append(
-                CheckError(check="connection", message=redact(str(exc)), target=label)
-            )
-    emit(report, fmt, output, fail_on)
-    if unreachable:
-        raise typer.Exit(USAGE_ERROR)
+cli = CommandSet(app)
+cli.group("analyze", "Analyze a target and report findings with fixes.")
+config_app = cli.group("config", "Check and show opscope.yaml.")
 
 
 @app.command("checks")
@@ -126,10 +39,8 @@ def list_checks(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
 ) -> None:
     """List every registered check with what triggers it."""
-    checks = sorted(default_registry(), key=lambda c: (c.kind, c.category, c.id))
+    checks = sorted(default_plugins().checks, key=lambda c: (c.kind, c.category, c.id))
     if fmt == "json":
-        import json
-
         typer.echo(
             json.dumps(
                 [
@@ -147,28 +58,60 @@ def list_checks(
         typer.echo(f"{c.id:<{width}}  {c.kind}/{c.category}: {c.summary}")
 
 
-def _register_area_commands() -> None:
-    """Commands whose code lives with their area; imported here so `--help` lists them."""
-    from opscope.db.advisor.command import advise_command
-    from opscope.db.logs.command import logs_command
-    from opscope.db.plans.command import explain_command
+def masked(value: Any) -> Any:
+    """A config value as `config check` shows it: secrets (SecretStr, passwords in DSNs and
+    URLs) masked."""
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, BaseModel):
+        return {k: masked(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, dict):
+        return {str(k): masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str):
+        return redact(value)
+    return value
 
-    app.command("logs")(logs_command)
-    app.command("explain")(explain_command)
-    indexes_app = typer.Typer(
-        help="Index advice from the workload in pg_stat_statements.", no_args_is_help=True
-    )
-    app.add_typer(indexes_app, name="indexes")
-    indexes_app.command("advise")(advise_command)
+
+def resolved(config: Config) -> dict[str, Any]:
+    """Every section as it will be used: the file's values over the defaults."""
+    plugins = default_plugins()
+    out: dict[str, Any] = {}
+    for key, section in sorted(plugins.config.items()):
+        value = masked(section.of(config))
+        # a mapping section (databases) is shown as the mapping itself
+        out[key] = value.get("root", value) if isinstance(value, dict) else value
+    out["state_dir"] = str(config.resolved_state_dir())
+    return out
 
 
-_register_area_commands()
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the config file and print it resolved, with secrets masked."""
+    cfg = load_or_fail(config)
+    source = str(cfg.source) if cfg.source else f"no file (${ENV_VAR} and ./opscope.yaml unset)"
+    typer.echo(f"# {source}: valid", err=True)
+    typer.echo(yaml.safe_dump(resolved(cfg), sort_keys=False, allow_unicode=True), nl=False)
 
 
 @app.command("version")
 def version() -> None:
     """Print opscope's version."""
     typer.echo(__version__)
+
+
+def _install_area_commands() -> None:
+    try:
+        default_plugins().install_commands(cli)
+    except PluginError as exc:
+        typer.echo(f"opscope: error: {exc}", err=True)
+        sys.exit(2)
+
+
+_install_area_commands()
 
 
 def main() -> None:

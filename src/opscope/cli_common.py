@@ -1,6 +1,6 @@
-"""What every `opscope` sub-command shares: failing in one line, writing reports atomically,
-rendering and exit codes, and the common options. Area command modules import from here, so
-they never import the app module itself."""
+"""What every `opscope` command shares: failing in one line, writing reports atomically,
+rendering and exit codes, and the common options. Areas' command modules import from here,
+so they never import the app module itself."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import typer
 from opscope.atomic import write_atomic
 from opscope.config import Config, ConfigError, load_config
 from opscope.findings import Report, Severity
+from opscope.plugins import default_plugins
 from opscope.redact import redact
 from opscope.report import format_for, render
 
@@ -83,8 +84,9 @@ def emit(report: Report, fmt: str | None, output: Path | None, fail_on: str | No
 
 
 def load_or_fail(config_path: Path | None) -> Config:
+    """The config every command reads, validated against the installed areas' sections."""
     try:
-        return load_config(config_path)
+        return load_config(config_path, default_plugins().config)
     except ConfigError as exc:
         fail(str(exc))
 
@@ -119,16 +121,3 @@ FailOnOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def resolve_target(item: str, cfg: Config) -> tuple[str | None, str]:
-    """(config name or None, DSN) of a command-line target: a database named in the config,
-    or a DSN."""
-    if item in cfg.databases:
-        return item, cfg.databases[item].dsn
-    if "://" in item or "=" in item:
-        return None, item
-    where = f" in {cfg.source}" if cfg.source else ""
-    # something with '@' or ':' may be a mistyped DSN holding a password: never echoed
-    shown = "the argument" if "@" in item or ":" in item else repr(item)
-    fail(f"{shown} is neither a DSN nor a database named{where}")

@@ -1,142 +1,62 @@
-"""opscope.yaml -> frozen pydantic models.
+"""opscope.yaml -> frozen pydantic models, one section per area.
 
-Unknown keys are rejected, ``${ENV_VAR}`` (and ``${ENV_VAR:-default}``) is interpolated in
-string values, and every error names the file, the line and the dotted key, in one line.
+The core knows no area: each area registers the top-level keys it owns (`databases`,
+`postgresql`, later `apis`, `airflow`, `services`, `serve`) as a `ConfigSection`, and reads its
+own settings back with `section.of(config)`. Unknown keys are rejected, ``${ENV_VAR}`` (and
+``${ENV_VAR:-default}``) is interpolated in string values, and every error names the file, the
+line and the dotted key, in one line.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 ENV_VAR = "OPSCOPE_CONFIG"
 DEFAULT_FILE = "opscope.yaml"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(Exception):
     """A user mistake in the config file; the message is one line and names where."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+@dataclass(frozen=True)
+class ConfigSection(Generic[M]):
+    """A top-level key of opscope.yaml and the model that validates its value."""
+
+    key: str
+    model: type[M]
+    #: one line for `opscope config check` and the docs
+    summary: str
+    #: top-level keys of older layouts whose settings now live in this section: naming one
+    #: is an error that says where it went
+    replaces: tuple[str, ...] = ()
+
+    def of(self, config: Config) -> M:
+        """This section's settings in `config`, or its defaults when the file has none."""
+        value = config.sections.get(self.key)
+        return value if isinstance(value, self.model) else self.model()
 
 
-class SessionSettings(_Frozen):
-    """How opscope behaves on every session it opens on a watched database."""
+@dataclass(frozen=True)
+class Config:
+    """A whole opscope.yaml: each area's validated section by key, plus what every area
+    shares."""
 
-    statement_timeout_ms: int = Field(default=30_000, ge=0)
-    lock_timeout_ms: int = Field(default=1_000, ge=0)
-    connect_timeout_s: int = Field(default=10, ge=1)
-    application_name: str = "opscope"
-
-
-class DbThresholds(_Frozen):
-    """Thresholds of the database checks; docs/config.md lists each with its meaning."""
-
-    slow_query_ms: float = Field(default=1000.0, gt=0)
-    top_statements: int = Field(default=10, ge=0)
-    top_statements_min_share: float = Field(default=0.01, ge=0, le=1)
-    min_calls: int = Field(default=1, ge=1)
-    unused_index_min_stats_age_days: float = Field(default=7.0, ge=0)
-    index_bloat_ratio: float = Field(default=0.3, gt=0, lt=1)
-    index_bloat_min_bytes: int = Field(default=1 << 20, ge=0)
-    table_bloat_ratio: float = Field(default=0.3, gt=0, lt=1)
-    table_bloat_min_bytes: int = Field(default=1 << 20, ge=0)
-    table_bloat_rewrite_ratio: float = Field(default=0.7, gt=0, lt=1)
-    stale_statistics_ratio: float = Field(default=0.2, gt=0)
-    stale_statistics_min_rows: int = Field(default=1000, ge=0)
-    large_table_bytes: int = Field(default=1 << 30, ge=0)
-    seq_scan_min_bytes: int = Field(default=10 << 20, ge=0)
-    seq_scan_ratio: float = Field(default=0.5, gt=0, le=1)
-    seq_scan_min_scans: int = Field(default=10, ge=1)
-    xid_age_warning: int = Field(default=500_000_000, ge=1)
-    xid_age_critical: int = Field(default=1_200_000_000, ge=1)
-    vacuum_overdue_hours: float = Field(default=24.0, ge=0)
-    vacuum_overdue_min_dead_tuples: int = Field(default=1000, ge=0)
-
-
-class PlanSettings(_Frozen):
-    """Thresholds of the plan diagnosis (defaults suit OLTP and mixed workloads)."""
-
-    #: a sequential scan matters from this many rows in the table
-    seq_scan_min_rows: int = Field(default=10_000, ge=0)
-    #: ...when the filter throws away at least this share of the rows it reads
-    seq_scan_discard_ratio: float = Field(default=0.9, gt=0, le=1)
-    #: estimated and actual rows differ by this factor or more
-    misestimate_factor: float = Field(default=10.0, gt=1)
-    #: ...and the larger of the two is at least this many rows (1 vs 9 rows is noise)
-    misestimate_min_rows: float = Field(default=100.0, ge=0)
-    #: a nested loop's inner side runs at least this many times
-    nested_loop_min_loops: int = Field(default=1000, ge=1)
-    #: how many statements (by total time) the automatic review of `analyze db` plans
-    review_statements: int = Field(default=10, ge=0)
-    #: the review runs EXPLAIN ANALYZE only for read-only statements whose mean time is
-    #: below this: a review must not add heavy load
-    review_analyze_max_mean_ms: float = Field(default=500.0, ge=0)
-
-
-class AdvisorSettings(_Frozen):
-    """Bounds and weights of the index advisor."""
-
-    #: recommend at most this many indexes
-    max_indexes: int = Field(default=10, ge=1)
-    #: a statement counts as helped when its planner cost drops by at least this share
-    min_improvement: float = Field(default=0.2, gt=0, le=1)
-    #: the top statements by total time that make up the workload
-    statements: int = Field(default=50, ge=1)
-    #: tables with fewer rows are never indexed: a few pages read in full cost nothing
-    min_table_rows: int = Field(default=1000, ge=0)
-    #: candidates costed at most (each costs one EXPLAIN per statement on its table)
-    max_candidates: int = Field(default=80, ge=1)
-    #: INCLUDE at most this many columns for a covering index
-    max_include: int = Field(default=3, ge=0)
-    #: planner-cost units one index entry adds to a written row (a btree descent, WAL)
-    write_cost_per_row: float = Field(default=2.0, ge=0)
-    #: candidates of equality keys only that match more than this share of the rows are not
-    #: costed: a low-cardinality column (a status with five values) is better read in full
-    max_equality_share: float = Field(default=0.1, gt=0, le=1)
-    #: stop costing after this many seconds and report what was found (partial)
-    time_budget_s: float = Field(default=60.0, gt=0)
-
-
-class DatabaseConfig(_Frozen):
-    dsn: str
-    thresholds: DbThresholds | None = None
-
-    @field_validator("dsn")
-    @classmethod
-    def _dsn_scheme(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgres://")) and "=" not in value:
-            raise ValueError("expected a postgresql:// URL or a key=value connection string")
-        return value
-
-
-class Config(_Frozen):
-    databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
-    session: SessionSettings = SessionSettings()
-    thresholds: DbThresholds = DbThresholds()
-    plans: PlanSettings = PlanSettings()
-    advisor: AdvisorSettings = AdvisorSettings()
+    sections: Mapping[str, BaseModel] = field(default_factory=dict)
     #: where snapshots for growth and diff reports are kept between runs
     state_dir: Path | None = None
-    #: the file this came from, for messages; not a config key
-    source: Path | None = Field(default=None, exclude=True)
-
-    def thresholds_for(self, database: str | None) -> DbThresholds:
-        """The global thresholds, with the keys a database's own block sets replacing them."""
-        db = self.databases.get(database) if database else None
-        if db is None or db.thresholds is None:
-            return self.thresholds
-        own = db.thresholds
-        return self.thresholds.model_copy(
-            update={key: getattr(own, key) for key in own.model_fields_set}
-        )
+    #: the file this came from, for messages
+    source: Path | None = None
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:
@@ -146,6 +66,10 @@ class Config(_Frozen):
             return Path(env)
         base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         return Path(base) / "opscope"
+
+
+#: keys every config has, whatever areas are installed
+CORE_KEYS = ("state_dir",)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -163,7 +87,7 @@ def interpolate(text: str, env: Mapping[str, str], where: str) -> str:
     return _ENV_REF.sub(repl, text)
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def key_path(loc: Iterable[int | str]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -228,7 +152,32 @@ def _interpolate_tree(value: Any, env: Mapping[str, str], where: str, path: str)
     return value
 
 
-def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> Config:
+class _Located:
+    """Builds `file:line: key ...: message` errors against the parsed YAML tree."""
+
+    def __init__(self, source: str, node: yaml.Node | None) -> None:
+        self.source = source
+        self.node = node
+
+    def error(self, loc: tuple[int | str, ...], message: str) -> ConfigError:
+        line = _line_of(self.node, loc)
+        at = f":{line}" if line else ""
+        return ConfigError(f"{self.source}{at}: key {key_path(loc)}: {message}")
+
+    def invalid(self, prefix: tuple[int | str, ...], exc: ValidationError) -> ConfigError:
+        first = exc.errors()[0]
+        loc = prefix + tuple(first["loc"])
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        return self.error(loc, msg)
+
+
+def parse_config(
+    text: str,
+    source: str,
+    sections: Mapping[str, ConfigSection[Any]],
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate `text` against `sections` (the installed areas': `Plugins.config`)."""
     env = os.environ if env is None else env
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -250,21 +199,33 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
         raw = _interpolate_tree(raw, env, source, "")
     except RecursionError:
         raise ConfigError(f"{source}: a YAML alias refers to itself") from None
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        line = _line_of(node, loc)
-        at = f":{line}" if line else ""
-        msg = first["msg"]
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key"
-        raise ConfigError(f"{source}{at}: key {_key_path(loc)}: {msg}") from None
-    return config.model_copy(update={"source": Path(source)})
+    where = _Located(source, node)
+    moved = {old: s.key for s in sections.values() for old in s.replaces}
+    values: dict[str, BaseModel] = {}
+    state_dir: Path | None = None
+    for key, value in raw.items():
+        key = str(key)
+        if key == "state_dir":
+            if value is not None and not isinstance(value, str):
+                raise where.error((key,), "expected a directory path")
+            state_dir = Path(value) if value else None
+        elif key in sections:
+            try:
+                values[key] = sections[key].model.model_validate(value or {})
+            except ValidationError as exc:
+                raise where.invalid((key,), exc) from None
+        elif key in moved:
+            raise where.error((key,), f"moved to {moved[key]}.{key} (see docs/config.md)")
+        else:
+            raise where.error((key,), "unknown key")
+    return Config(sections=values, state_dir=state_dir, source=Path(source))
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None,
+    sections: Mapping[str, ConfigSection[Any]],
+    env: Mapping[str, str] | None = None,
+) -> Config:
     """Load from `path`, else $OPSCOPE_CONFIG, else ./opscope.yaml if present, else defaults."""
     env = os.environ if env is None else env
     explicit = path is not None or bool(env.get(ENV_VAR))
@@ -277,4 +238,4 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         text = chosen.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{chosen}: cannot read config file: {exc}") from None
-    return parse_config(text, str(chosen), env)
+    return parse_config(text, str(chosen), sections, env)

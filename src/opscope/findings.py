@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from opscope import __version__
 
 JsonValue = Any
+#: what a library function reads the time from; tests hand in a fixed one
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Severity(enum.StrEnum):
@@ -101,6 +107,29 @@ class CheckError(BaseModel):
     target: str | None = None
 
 
+class Fix(BaseModel):
+    """One distinct change (DDL, a setting, a config change) and the findings it resolves.
+
+    Several checks often lead to the same change: an index that a foreign key, the advisor and
+    a plan all ask for is one fix. A report's fixes are ranked by benefit, best first."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    target: str
+    #: what the change does, in a few words
+    title: str
+    fix_sql: str | None = None
+    #: ids of the findings this change resolves
+    findings: tuple[str, ...]
+    #: their checks, in the order of `findings`
+    checks: tuple[str, ...]
+    #: the worst severity among them
+    severity: Severity
+    #: what it is expected to bring: `time_saved_ms`, `cost_saving`, `bytes_freed`
+    benefit: Mapping[str, float] = Field(default_factory=dict)
+
+
 class Target(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -113,18 +142,25 @@ class Report(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     opscope_version: str = __version__
-    generated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    generated_at: datetime = Field(default_factory=utc_now)
     targets: list[Target] = Field(default_factory=list)
     #: per target name for databases; areas may add their own keys (the log adds `queries`)
     summary: dict[str, JsonValue] = Field(default_factory=dict)
     findings: list[Finding] = Field(default_factory=list)
+    #: ranked best first; see opscope.fixes
+    fixes: list[Fix] = Field(default_factory=list)
     errors: list[CheckError] = Field(default_factory=list)
 
     def extend(self, other: Report) -> None:
         self.targets.extend(other.targets)
         self.summary.update(other.summary)
         self.findings.extend(other.findings)
+        self.fixes = sorted([*self.fixes, *other.fixes], key=fix_rank)
         self.errors.extend(other.errors)
+
+    def fix_by_finding(self) -> dict[str, Fix]:
+        """The fix each finding points to, by finding id."""
+        return {fid: fix for fix in self.fixes for fid in fix.findings}
 
     def sorted_findings(self) -> list[Finding]:
         """Worst first, then by category and object so output is stable between runs."""
@@ -143,7 +179,10 @@ class Report(BaseModel):
     def to_json_dict(self) -> dict[str, JsonValue]:
         data = self.model_dump(mode="json")
         data["generated_at"] = self.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        data["findings"] = [_finding_json(f) for f in self.sorted_findings()]
+        pointers = {fid: fix.id for fix in self.fixes for fid in fix.findings}
+        data["findings"] = [
+            {**_finding_json(f), "fix": pointers.get(f.id)} for f in self.sorted_findings()
+        ]
         for err in data["errors"]:
             if err.get("target") is None:
                 err.pop("target", None)
@@ -170,6 +209,24 @@ def _finding_json(finding: Finding) -> dict[str, JsonValue]:
     data = finding.model_dump(mode="json")
     data["columns"] = list(finding.columns)
     return data
+
+
+#: evidence keys a finding may set to say what fixing it brings, in ranking order; a fix
+#: takes the largest value of each among the findings it resolves (they describe one effect)
+BENEFIT_KEYS = ("time_saved_ms", "cost_saving", "bytes_freed")
+
+
+def fix_rank(fix: Fix) -> tuple[object, ...]:
+    """Worst resolved finding first, then the most time saved, planner cost saved, bytes
+    freed, the most findings resolved."""
+    return (
+        -fix.severity.rank,
+        *(-fix.benefit.get(key, 0.0) for key in BENEFIT_KEYS),
+        -len(fix.findings),
+        fix.target,
+        fix.title,
+        fix.id,
+    )
 
 
 def count_by_severity(findings: Iterable[Finding]) -> dict[Severity, int]:

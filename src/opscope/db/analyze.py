@@ -1,4 +1,5 @@
-"""`opscope analyze db`: run the PostgreSQL checks against one database into a Report."""
+"""`analyze_database`: the PostgreSQL checks against one database, into a Report
+(`opscope analyze db`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from opscope.checks import Check, Registry, default_registry, run_checks
+from opscope.checks import Registry, run_checks
 from opscope.config import Config
 from opscope.db.catalog import Summary
-from opscope.db.connection import SqlRunner, connect, describe_dsn
-from opscope.db.context import KIND, DbContext
+from opscope.db.connection import ConnectionFactory, SqlRunner, connect, describe_dsn
+from opscope.db.context import DATABASE, KIND, DbContext
+from opscope.db.fixes import sql_changes
 from opscope.db.history import SizeHistory
-from opscope.findings import CheckError, Finding, Report, Target
+from opscope.db.settings import SessionSettings, settings_for
+from opscope.errors import first_line
+from opscope.findings import CheckError, Clock, Finding, Report, Target, utc_now
+from opscope.fixes import group_fixes
+from opscope.plugins import default_plugins
 
 #: checks whose fixes `--apply` may run; each is safe to run on a live server
 APPLICABLE = frozenset({"stale_statistics"})
@@ -26,16 +32,6 @@ def target_name(dsn: str) -> str:
     except psycopg.ProgrammingError:
         return "database"
     return str(info.get("dbname") or info.get("user") or "database")
-
-
-def select_checks(registry: Registry, only: Sequence[str] | None) -> list[Check]:
-    checks = registry.for_kind(KIND)
-    if not only:
-        return checks
-    unknown = [c for c in only if registry.find(KIND, c) is None]
-    if unknown:
-        raise ValueError(f"unknown check {unknown[0]!r} (see `opscope checks` for the list)")
-    return [c for c in checks if c.id in set(only)]
 
 
 def summary_dict(s: Summary, queries_sent: int) -> dict[str, Any]:
@@ -61,41 +57,41 @@ def summary_dict(s: Summary, queries_sent: int) -> dict[str, Any]:
 
 
 def analyze_database(
-    dsn: str,
     config: Config,
+    dsn: str,
     *,
     name: str | None = None,
     window_s: float | None = None,
     only: Sequence[str] | None = None,
     apply: bool = False,
     registry: Registry | None = None,
+    connect: ConnectionFactory = connect,
+    clock: Clock = utc_now,
     echo: Callable[[str], None] = lambda _: None,
 ) -> Report:
-    """Raises TargetConnectionError when the database cannot be reached; everything after
-    that ends up in the report, failures included."""
+    """The health report of one database: every check of the database scope, in `registry`
+    (default: the installed areas' and plugins').
+
+    Raises TargetConnectionError when the database cannot be reached, ValueError for an
+    unknown check in `only`; everything after that ends up in the report, failures included.
+    """
     name = name or target_name(dsn)
-    checks = select_checks(registry or default_registry(), only)
-    conn = connect(dsn, config.session)
+    registry = registry or default_plugins().checks
+    checks = registry.select(KIND, DATABASE, only)
+    settings = settings_for(config, name)
+    report = Report(generated_at=clock())
+    conn = connect(dsn, settings.session)
     try:
         runner = SqlRunner(conn)
         history = SizeHistory.open(config.resolved_state_dir(), describe_dsn(dsn))
         context = DbContext(
-            target=name,
-            runner=runner,
-            thresholds=config.thresholds_for(name),
-            window_s=window_s,
-            history=history,
-            plans=config.plans,
-            advisor=config.advisor,
+            target=name, runner=runner, settings=settings, window_s=window_s, history=history
         )
-        report = Report()
         try:
             summary = context.summary
         except psycopg.Error as exc:
             report.targets.append(Target(kind=KIND, name=name))
-            report.errors.append(
-                CheckError(check="summary", message=str(exc).strip().splitlines()[0], target=name)
-            )
+            report.errors.append(CheckError(check="summary", message=first_line(exc), target=name))
             return report
         report.targets.append(Target(kind=KIND, name=name, server_version=summary.server_version))
         if window_s:
@@ -111,14 +107,19 @@ def analyze_database(
     finally:
         conn.close()
     if apply:
-        applied, failed = apply_fixes(report.findings, dsn, config, echo)
+        applied, failed = apply_fixes(report.findings, dsn, settings.session, connect, echo)
         report.summary[name]["applied"] = applied
         report.errors.extend(failed)
+    report.fixes = group_fixes(report.findings, sql_changes)
     return report
 
 
 def apply_fixes(
-    findings: Sequence[Finding], dsn: str, config: Config, echo: Callable[[str], None]
+    findings: Sequence[Finding],
+    dsn: str,
+    session: SessionSettings,
+    connect: ConnectionFactory,
+    echo: Callable[[str], None],
 ) -> tuple[list[str], list[CheckError]]:
     """Run the fixes of applicable findings in a writable session, printing each first.
 
@@ -130,7 +131,7 @@ def apply_fixes(
         return [], []
     done: list[str] = []
     errors: list[CheckError] = []
-    conn = connect(dsn, config.session, writable=True)
+    conn = connect(dsn, session, writable=True)
     notices: list[str] = []
     conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
     try:
@@ -147,12 +148,9 @@ def apply_fixes(
             try:
                 conn.execute(stmt)
             except psycopg.Error as exc:
-                first = str(exc).strip().splitlines()
                 errors.append(
                     CheckError(
-                        check=f.check,
-                        target=f.target,
-                        message=f"{text} failed: {first[0] if first else exc!r}",
+                        check=f.check, target=f.target, message=f"{text} failed: {first_line(exc)}"
                     )
                 )
                 continue

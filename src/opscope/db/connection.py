@@ -10,13 +10,13 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from opscope.config import SessionSettings
+from opscope.db.settings import SessionSettings
 from opscope.redact import MASK, redact
 
 
@@ -67,6 +67,14 @@ def redact_secret(text: str, dsn: str) -> str:
     if password and len(password) >= 3:
         text = text.replace(password, MASK)
     return text
+
+
+class ConnectionFactory(Protocol):
+    """How a library function opens sessions: `connect`, or a test's own."""
+
+    def __call__(
+        self, dsn: str, session: SessionSettings, *, writable: bool = False
+    ) -> psycopg.Connection[Any]: ...
 
 
 def connect(

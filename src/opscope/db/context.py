@@ -7,32 +7,55 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from opscope.config import AdvisorSettings, DbThresholds, PlanSettings
+from opscope.checks import MAIN
 from opscope.db.catalog import Catalog, Summary
 from opscope.db.connection import SqlRunner
 from opscope.db.history import SizeHistory
+from opscope.db.plans.reviewed import ReviewedStatement
+from opscope.db.settings import AdvisorSettings, DbThresholds, PlanSettings, PostgresSettings
 from opscope.db.statements import StatementSnapshot, read_statements, windowed
 
 KIND = "postgresql"
+
+# The analyses of a PostgreSQL target; a check says in which it runs with its `scopes`.
+#: `opscope analyze db`: the whole database
+DATABASE = MAIN
+#: `opscope explain`: one statement given by the user, in `DbContext.explained`
+STATEMENT = "statement"
+#: `opscope indexes advise`: the workload of pg_stat_statements, studied in full
+WORKLOAD = "workload"
 
 
 @dataclass
 class DbContext:
     target: str
     runner: SqlRunner
-    thresholds: DbThresholds = field(default_factory=DbThresholds)
+    settings: PostgresSettings = field(default_factory=PostgresSettings)
+    scope: str = DATABASE
     #: seconds between two pg_stat_statements snapshots; None reads the cumulative counters
     window_s: float | None = None
     #: table sizes from the previous run against this target, for growth
     history: SizeHistory | None = None
-    plans: PlanSettings = field(default_factory=PlanSettings)
-    advisor: AdvisorSettings = field(default_factory=AdvisorSettings)
+    #: in the statement scope, the statement that was explained
+    explained: ReviewedStatement | None = None
     #: work several checks share (the plan review, the advisor's result), computed once
     shared: dict[str, Any] = field(default_factory=dict)
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
         self.catalog = Catalog(self.runner)
+
+    @property
+    def thresholds(self) -> DbThresholds:
+        return self.settings.thresholds
+
+    @property
+    def plans(self) -> PlanSettings:
+        return self.settings.plans
+
+    @property
+    def advisor(self) -> AdvisorSettings:
+        return self.settings.advisor
 
     @property
     def summary(self) -> Summary:

@@ -7,6 +7,7 @@ and keeps only what happened between them, so the numbers reflect current load.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +23,21 @@ ENABLE_HINT = (
     "pg_stat_statements is not available: add it to shared_preload_libraries, restart the "
     "server, then run CREATE EXTENSION pg_stat_statements in this database"
 )
+
+
+# DDL and maintenance are slow by nature and not what a workload review is after; they are
+# left out of slow_query (a DBA sees them in the server log instead).
+_MAINTENANCE = re.compile(
+    r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*"
+    r"(CREATE|ALTER|DROP|VACUUM|ANALYZE|ANALYSE|REINDEX|CLUSTER|CHECKPOINT|GRANT|REVOKE|"
+    r"COMMENT|TRUNCATE|REFRESH|LOCK|BEGIN|START|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE|SET|"
+    r"RESET|SHOW|DISCARD|DEALLOCATE|PREPARE|LISTEN|NOTIFY|UNLISTEN|SECURITY|IMPORT|LOAD)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def is_maintenance(query: str) -> bool:
+    return _MAINTENANCE.match(query) is not None
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,75 @@
 """The HTML report: one self-contained file (inline CSS, no scripts, no network), with every
-text from the watched systems escaped by Jinja2's autoescaping."""
+text from the watched systems escaped by Jinja2's autoescaping. Areas' sections bring their
+own fragments, escaped the same way."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from opscope.findings import Report, Severity, count_by_severity
-from opscope.report.grouping import by_category, category_title, format_value, summary_lines
-
-_env = Environment(
-    loader=PackageLoader("opscope.report", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
+from opscope.plugins import Plugins
+from opscope.report.grouping import (
+    TOP_FIXES,
+    benefit_text,
+    by_category,
+    category_title,
+    error_groups,
+    fix_pointers,
+    numbered_fixes,
+    resolves_text,
+    summary_rows,
 )
-_env.filters["value"] = format_value
+from opscope.units import human_number
+
+
+def template_environment(package: str, folder: str = "templates") -> Environment:
+    """A Jinja2 environment for report HTML: autoescaped, with the shared filters. Areas
+    render their sections' fragments with one of their own."""
+    env = Environment(
+        loader=PackageLoader(package, folder),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["value"] = human_number
+    env.tests["block"] = _is_block
+    return env
 
 
 def _is_block(value: Any) -> bool:
     return isinstance(value, str) and (len(value) > 60 or "\n" in value)
 
 
-_env.tests["block"] = _is_block
+_env = template_environment("opscope.report")
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, plugins: Plugins) -> str:
     template = _env.get_template("report.html.j2")
     counts = count_by_severity(report.findings)
+    cards: list[tuple[Any, Markup | None, list[tuple[str, str]]]] = []
+    for target in report.targets:
+        sections = plugins.sections_for(target.kind)
+        if sections:
+            # a section's fragment comes from its own autoescaping template
+            html = Markup("".join(s.html(report, target) for s in sections))
+            cards.append((target, html, []))
+        else:
+            cards.append((target, None, summary_rows(report, target)))
+    fixes = numbered_fixes(report)
+    groups = error_groups(report)
     return template.render(
         report=report,
-        targets=[(t, summary_lines(report.summary.get(t.name, {}))) for t in report.targets],
+        cards=cards,
         groups=[(category_title(c), fs) for c, fs in by_category(report)],
         counts=[(s.value, counts[s]) for s in Severity],
         generated=report.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        fixes=[(n, resolves_text(n.fix), benefit_text(n.fix)) for n in fixes[:TOP_FIXES]],
+        more_fixes=len(fixes) - min(len(fixes), TOP_FIXES),
+        pointers=fix_pointers(report),
+        top=TOP_FIXES,
+        error_groups=groups,
+        many_targets=len(report.targets) > 1,
     )

@@ -1,4 +1,5 @@
-"""The terminal report: grouped by category, worst first, each finding with its fix.
+"""The terminal report: the targets' summaries, the top fixes, then findings grouped by
+category, worst first, each pointing to its fix.
 
 Everything that came from a watched system goes in as rich.text.Text, never as markup, so a
 query containing "[bold]" prints as written."""
@@ -15,8 +16,20 @@ from rich.table import Table
 from rich.text import Text
 
 from opscope.display import visible
-from opscope.findings import Finding, Report, Severity, count_by_severity
-from opscope.report.grouping import by_category, category_title, summary_lines
+from opscope.findings import Finding, Report, Severity, Target, count_by_severity
+from opscope.plugins import Plugins
+from opscope.report.grouping import (
+    TOP_FIXES,
+    NumberedFix,
+    benefit_text,
+    by_category,
+    category_title,
+    error_groups,
+    fix_pointers,
+    numbered_fixes,
+    resolves_text,
+    summary_rows,
+)
 
 STYLE = {
     Severity.critical: "bold white on red",
@@ -30,7 +43,7 @@ def _indent(text: Text, left: int = 2) -> Padding:
     return Padding(text, (0, 0, 0, left), expand=False)
 
 
-def _finding_block(f: Finding) -> Group:
+def _finding_block(f: Finding, fix: NumberedFix | None) -> Group:
     head = Text()
     head.append(f" {f.severity.value.upper()} ", style=STYLE[f.severity])
     head.append(" ")
@@ -49,13 +62,66 @@ def _finding_block(f: Finding) -> Group:
         rec = Text("→ ", style="green")
         rec.append(visible(f.recommendation))
         parts.append(_indent(rec))
-    if f.fix_sql:
-        parts.append(_indent(Text(visible(f.fix_sql), style="cyan"), 4))
+    if fix is not None and fix.number <= TOP_FIXES:
+        # the SQL is shown once, in the fixes the report opens with
+        parts.append(_indent(Text(f"{fix.label} above", style="cyan"), 4))
+    elif f.fix_sql:
+        shown = fix.fix.fix_sql if fix is not None and fix.fix.fix_sql else f.fix_sql
+        sql = Text(visible(shown), style="cyan")
+        if fix is not None:
+            sql.append(f"  ({fix.label})", style="dim")
+        parts.append(_indent(sql, 4))
     parts.append(Text(""))
     return Group(*parts)
 
 
-def render_terminal(report: Report, *, color: bool = False, width: int = 100) -> str:
+def _fixes(console: Console, report: Report) -> None:
+    fixes = numbered_fixes(report)
+    if not fixes:
+        return
+    shown = fixes[:TOP_FIXES]
+    title = f"Top fixes ({len(shown)} of {len(fixes)})" if len(fixes) > len(shown) else "Fixes"
+    console.print(Rule(Text(title, style="bold"), align="left"))
+    for n in shown:
+        head = Text(f" {n.number:>2}. ", style="bold")
+        head.append(visible(n.fix.title), style="bold")
+        console.print(head)
+        line = Text(resolves_text(n.fix), style="dim")
+        benefit = benefit_text(n.fix)
+        if benefit:
+            line.append(" · " + benefit, style="green")
+        console.print(_indent(line, 5))
+        if n.fix.fix_sql:
+            console.print(_indent(Text(visible(n.fix.fix_sql), style="cyan"), 5))
+    console.print()
+
+
+def _summary(console: Console, report: Report, target: Target, plugins: Plugins) -> None:
+    sections = plugins.sections_for(target.kind)
+    for section in sections:
+        shown = section.terminal(report, target)
+        if shown is not None:
+            console.print(shown)
+    if sections:
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for label, value in summary_rows(report, target):
+        grid.add_row(Text(visible(label)), Text(visible(value)))
+    console.print(
+        Panel(
+            grid,
+            title=Text(visible(f"{target.kind} · {target.name}"), style="bold"),
+            title_align="left",
+            expand=False,
+        )
+    )
+
+
+def render_terminal(
+    report: Report, plugins: Plugins, *, color: bool = False, width: int = 100
+) -> str:
     buf = io.StringIO()
     console = Console(
         file=buf,
@@ -66,25 +132,7 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
         soft_wrap=False,
     )
     for target in report.targets:
-        if target.kind == "postgresql-log":
-            from opscope.db.logs.render import print_log_summary
-
-            print_log_summary(console, report)
-            continue
-        summary = report.summary.get(target.name, {})
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column()
-        for label, value in summary_lines(summary):
-            grid.add_row(label, Text(visible(value)))
-        console.print(
-            Panel(
-                grid,
-                title=Text(visible(f"{target.kind} · {target.name}"), style="bold"),
-                title_align="left",
-                expand=False,
-            )
-        )
+        _summary(console, report, target, plugins)
     counts = count_by_severity(report.findings)
     line = Text("findings: ")
     for sev in Severity:
@@ -92,25 +140,30 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 100) ->
         line.append("  ")
     console.print(line)
     console.print()
+    _fixes(console, report)
+    pointers = fix_pointers(report)
     for category, findings in by_category(report):
         console.print(
             Rule(Text(f"{category_title(category)} ({len(findings)})", style="bold"), align="left")
         )
         for f in findings:
-            console.print(_finding_block(f))
+            console.print(_finding_block(f, pointers.get(f.id)))
     if not report.findings:
         console.print(Text("No findings.", style="green"))
-    if report.errors:
+    groups = error_groups(report)
+    if groups:
         console.print(
             Rule(
                 Text(f"Checks that could not run ({len(report.errors)})", style="bold red"),
                 align="left",
             )
         )
-        for err in report.errors:
+        for group in groups:
             t = Text("  ")
-            t.append(err.check, style="bold")
-            t.append(": " + visible(err.message))
+            t.append(", ".join(group.checks), style="bold")
+            if group.target and len(report.targets) > 1:
+                t.append(visible(f" on {group.target}"))
+            t.append(": " + visible(group.message))
             console.print(t)
     text = buf.getvalue()
     if not color:

@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 
-from opscope.config import AdvisorSettings
 from opscope.db.advisor.candidates import (
     Candidate,
     already_indexed,
@@ -26,9 +25,9 @@ from opscope.db.advisor.hypo import Costed, HypoSession, HypoUnavailable, try_co
 from opscope.db.advisor.predicates import TableUse, extract
 from opscope.db.advisor.select import Option, choose, window_scale, write_penalty
 from opscope.db.catalog import Catalog, Index, Summary, Table
-from opscope.db.checks.statements import is_maintenance
 from opscope.db.plans.samples import Sample
-from opscope.db.statements import Statement, StatementSnapshot
+from opscope.db.settings import AdvisorSettings
+from opscope.db.statements import Statement, StatementSnapshot, is_maintenance
 
 #: why an index the recommendation reorders must stay
 KEEP_PROTECTED = "protected"  # it enforces uniqueness, a constraint, or the replica identity

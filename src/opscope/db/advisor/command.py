@@ -7,7 +7,6 @@ from typing import Annotated
 import psycopg
 import typer
 
-from opscope.checks import CheckFailed
 from opscope.cli_common import (
     ConfigOpt,
     FailOnOpt,
@@ -17,18 +16,12 @@ from opscope.cli_common import (
     emit,
     fail,
     load_or_fail,
-    resolve_target,
 )
-from opscope.db.advisor.advise import advise, statements_window
-from opscope.db.advisor.findings import result_findings
-from opscope.db.analyze import target_name
-from opscope.db.catalog import Catalog
-from opscope.db.connection import SqlRunner, TargetConnectionError, connect
-from opscope.db.context import KIND
-from opscope.db.plans.samples import read_samples
-from opscope.db.statements import read_statements
+from opscope.db.advisor.analysis import advise_indexes
+from opscope.db.advisor.verify import VerifyFailed
+from opscope.db.command import target_and_name
+from opscope.db.connection import TargetConnectionError
 from opscope.errors import first_line
-from opscope.findings import Report, Target
 
 
 def advise_command(
@@ -85,8 +78,7 @@ def advise_command(
         fail("--verify builds indexes for real: add --apply (and run it on staging)")
     check_output_options(fmt, output, fail_on)
     cfg = load_or_fail(config)
-    config_name, dsn = resolve_target(target, cfg)
-    name = config_name or target_name(dsn)
+    name, dsn = target_and_name(target, cfg)
     # the command line wins over opscope.yaml's advisor section, which wins over defaults
     overrides: dict[str, float | int] = {}
     if max_indexes is not None:
@@ -95,73 +87,23 @@ def advise_command(
         overrides["min_improvement"] = min_improvement / 100
     if statements is not None:
         overrides["statements"] = statements
-    settings = cfg.advisor.model_copy(update=overrides)
     try:
-        conn = connect(dsn, cfg.session)
+        report = advise_indexes(
+            cfg,
+            dsn,
+            name=name,
+            overrides=overrides,
+            verify_apply=verify_,
+            echo=lambda line: typer.echo(line, err=True),
+        )
     except TargetConnectionError as exc:
         fail(str(exc))
-    try:
-        runner = SqlRunner(conn)
-        catalog = Catalog(runner)
-        summary = catalog.summary
-        snapshot = read_statements(runner)
-        examples = read_samples(runner, summary.has_pg_qualstats)
-        result = advise(
-            conn,
-            catalog,
-            snapshot.statements,
-            examples=examples,
-            settings=settings,
-            statements_window_s=statements_window(snapshot, summary),
-        )
-    except CheckFailed as exc:
-        fail(str(exc))
+    except VerifyFailed as exc:
+        fail(f"--verify failed: {exc}")
     except psycopg.Error as exc:
-        # a catalog query over the statement timeout, a lost connection, hypopg refusing:
+        # a catalog query over the statement timeout, a lost connection, a failed build:
         # one line, like every other error of the command line
         fail(f"indexes advise failed: {first_line(exc)}")
-    finally:
-        conn.close()
-    report = Report(targets=[Target(kind=KIND, name=name, server_version=summary.server_version)])
-    report.findings.extend(result_findings(result, target=name))
-    info: dict[str, object] = {
-        "statements_studied": len(result.workload),
-        "candidates": result.candidates,
-        "candidates_costed": result.costed,
-        "explains": result.explains,
-        "verified": result.verified,
-        "partial": result.partial,
-        "notes": result.notes,
-    }
-    if verify_ and result.recommendations:
-        from opscope.db.advisor.verify import VerifyFailed, verify
-
-        try:
-            checked = verify(
-                dsn,
-                cfg.session,
-                result.recommendations,
-                echo=lambda line: typer.echo(line, err=True),
-            )
-        except VerifyFailed as exc:
-            fail(f"--verify failed: {exc}")
-        except (psycopg.Error, TargetConnectionError) as exc:
-            fail(f"--verify failed: {first_line(exc)}")
-        info["applied"] = checked.applied
-        info["timings"] = [
-            {
-                "queryid": t.statement.queryid,
-                "query": t.statement.query,
-                "before_ms": t.before_ms,
-                "after_ms": t.after_ms,
-                "speedup": round(t.speedup, 2) if t.speedup else None,
-            }
-            for t in checked.timings
-        ]
-        info["not_timed"] = checked.skipped
-        for t in checked.timings:
-            typer.echo(
-                f"query {t.statement.queryid}: {t.before_ms} ms -> {t.after_ms} ms", err=True
-            )
-    report.summary[name] = {"advisor": info}
+    for t in report.summary.get(name, {}).get("advisor", {}).get("timings", []):
+        typer.echo(f"query {t['queryid']}: {t['before_ms']} ms -> {t['after_ms']} ms", err=True)
     emit(report, fmt, output, fail_on)

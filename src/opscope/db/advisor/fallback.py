@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from opscope.config import AdvisorSettings
 from opscope.db.advisor.advise import (
     AdvisorResult,
     Effect,
@@ -19,6 +18,7 @@ from opscope.db.advisor.advise import (
 )
 from opscope.db.advisor.candidates import Candidate
 from opscope.db.catalog import Table
+from opscope.db.settings import AdvisorSettings
 
 #: a lookup must match at most this share of the rows to be worth an index
 MAX_SHARE = 0.05

@@ -20,10 +20,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from opscope.config import SessionSettings
 from opscope.db.advisor.advise import Recommendation, WorkloadStatement
 from opscope.db.connection import TargetConnectionError, connect
 from opscope.db.plans.explain import ExplainFailed, explain, inspect_statement
+from opscope.db.settings import SessionSettings
 from opscope.errors import first_line
 
 

@@ -1,34 +1,39 @@
-"""Index advisor checks: indexes the workload needs (see opscope.db.advisor)."""
+"""Index advisor checks: indexes the workload needs (see opscope.db.advisor), under
+`analyze db` (bounded) and `opscope indexes advise` (the full study)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from opscope.db.advisor.advise import AdvisorResult, advise, statements_window
+from opscope.db.advisor.findings import result_findings
 from opscope.db.checks.base import DbCheck
-from opscope.db.context import DbContext
+from opscope.db.context import DATABASE, WORKLOAD, DbContext
+from opscope.db.plans.review import cached_on, samples
 from opscope.findings import Finding
 
+#: where the advisor's result is kept in `DbContext.shared` for the other advisor checks
+#: and for `advise_indexes`' summary
+RESULT_KEY = "advisor"
 
-def advisor_findings(context: DbContext) -> list[Finding]:
-    """Run the advisor once per context, bounded for `analyze db`, and share its findings."""
-    # imported here: the advisor uses helpers of this package, whose __init__ imports us
-    from opscope.db.advisor.advise import advise, statements_window
-    from opscope.db.advisor.findings import result_findings
-    from opscope.db.plans.review import cached_on, samples
 
-    def run() -> list[Finding]:
-        # inside `analyze db` the advisor shares the run with every other check: bounded
-        # tighter than `opscope indexes advise`, which is there for the full study
-        configured = context.advisor
-        settings = configured.model_copy(
-            update={
-                "statements": min(configured.statements, 20),
-                "max_candidates": min(configured.max_candidates, 40),
-                "time_budget_s": min(configured.time_budget_s, 15.0),
-            }
-        )
+def advisor_result(context: DbContext) -> AdvisorResult:
+    """Run the advisor once per context and share its result."""
+
+    def run() -> AdvisorResult:
+        settings = context.advisor
+        if context.scope == DATABASE:
+            # inside `analyze db` the advisor shares the run with every other check: bounded
+            # tighter than `opscope indexes advise`, which is there for the full study
+            settings = settings.model_copy(
+                update={
+                    "statements": min(settings.statements, 20),
+                    "max_candidates": min(settings.max_candidates, 40),
+                    "time_budget_s": min(settings.time_budget_s, 15.0),
+                }
+            )
         snapshot = context.statements
-        result = advise(
+        return advise(
             context.runner.conn,
             context.catalog,
             snapshot.statements,
@@ -36,17 +41,17 @@ def advisor_findings(context: DbContext) -> list[Finding]:
             settings=settings,
             statements_window_s=statements_window(snapshot, context.catalog.summary),
         )
-        return result_findings(result, target=context.target)
 
-    found: list[Finding] = cached_on(context, "advisor", run)
-    return found
+    return cached_on(context, RESULT_KEY, run)
 
 
 class AdvisorCheck(DbCheck):
     category = "indexes"
+    scopes = (DATABASE, WORKLOAD)
 
     def run(self, context: DbContext) -> Iterable[Finding]:
-        return [f for f in advisor_findings(context) if f.check == self.id]
+        found = result_findings(advisor_result(context), target=context.target)
+        return [f for f in found if f.check == self.id]
 
 
 class MissingIndex(AdvisorCheck):

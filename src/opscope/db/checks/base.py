@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from opscope.db.context import KIND, DbContext
+from opscope.db.context import DATABASE, KIND, DbContext
 from opscope.findings import Finding, Severity
 
 
@@ -14,6 +14,8 @@ class DbCheck:
     category: ClassVar[str]
     summary: ClassVar[str]
     kind: ClassVar[str] = KIND
+    #: the analyses that run it (see opscope.db.context): most read the whole database
+    scopes: ClassVar[tuple[str, ...]] = (DATABASE,)
 
     def run(self, context: DbContext) -> Iterable[Finding]:
         raise NotImplementedError
@@ -38,4 +40,3 @@ class DbCheck:
             key=key,
             **fields,
         )
-

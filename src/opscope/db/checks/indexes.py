@@ -47,6 +47,8 @@ def _index_evidence(idx: Index) -> dict[str, object]:
         "index": idx.qualified,
         "definition": idx.definition,
         "bytes": idx.bytes,
+        # what dropping it gives back; a fix is ranked by it (docs/findings.md)
+        "bytes_freed": idx.bytes,
         "size": human_bytes(idx.bytes),
         "idx_scan": idx.idx_scan,
     }
@@ -343,6 +345,8 @@ class IndexBloat(DbCheck):
                     **_index_evidence(idx),
                     "expected_bytes": est.expected_bytes,
                     "bloat_bytes": est.bloat_bytes,
+                    # a rebuild gives back the bloat, not the index
+                    "bytes_freed": est.bloat_bytes,
                     "bloat_ratio": round(est.bloat_ratio, 3),
                     "table_rows": table.rows,
                 },

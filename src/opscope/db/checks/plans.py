@@ -1,49 +1,39 @@
-"""Plan checks: the top statements' plans, diagnosed (see opscope.db.plans)."""
+"""Plan checks: each diagnoses the reviewed plans with its own rule (opscope.db.plans), under
+`analyze db` (the top statements) and `opscope explain` (the statement given)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from opscope.checks import CheckFailed
 from opscope.db.checks.base import DbCheck
-from opscope.db.context import DbContext
+from opscope.db.context import DATABASE, STATEMENT, DbContext
+from opscope.db.plans.diagnose import RULES
+from opscope.db.plans.findings import issue_finding
+from opscope.db.plans.review import plan_inputs, reviewed_plans
 from opscope.findings import Finding
 
 
 class PlanCheck(DbCheck):
     category = "plans"
+    scopes = (DATABASE, STATEMENT)
 
     def run(self, context: DbContext) -> Iterable[Finding]:
-        # imported here: opscope.db.plans uses helpers of this package, and the package's
-        # __init__ imports this module
-        from opscope.db.plans.findings import issue_finding
-        from opscope.db.plans.review import review
+        return list(self._findings(context))
 
-        reviewed = review(context)
+    def _findings(self, context: DbContext) -> Iterator[Finding]:
+        reviewed = reviewed_plans(context)
         # the server refusing every EXPLAIN (permissions, timeouts) is worth an error;
         # statements we decline to explain (utility commands) are not
         refused = [r.error for r in reviewed if r.error and r.error.startswith("EXPLAIN failed")]
         if reviewed and len(refused) == len(reviewed):
             raise CheckFailed(f"no top statement could be explained: {refused[0]}")
+        rule = RULES[self.id]
         for r in reviewed:
-            s = r.statement
-            for issue in r.issues:
-                if issue.check != self.id:
-                    continue
-                yield issue_finding(
-                    issue,
-                    target=context.target,
-                    query=s.query,
-                    query_key=str(s.queryid),
-                    statement={
-                        "queryid": s.queryid,
-                        "calls": s.calls,
-                        "mean_ms": round(s.mean_exec_time, 3),
-                        "total_ms": round(s.total_exec_time, 3),
-                        "analyzed": r.result.plan.analyzed if r.result else False,
-                        "generic_plan": r.result.plan.generic if r.result else False,
-                    },
-                )
+            if r.result is None:
+                continue
+            for issue in rule(r.result.plan, plan_inputs(context, r)):
+                yield issue_finding(issue, target=context.target, reviewed=r)
 
 
 class PlanSeqScan(PlanCheck):

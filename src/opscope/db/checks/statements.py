@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from opscope.db.checks.base import DbCheck
 from opscope.db.context import DbContext
-from opscope.db.statements import Statement, share_of_total
+from opscope.db.statements import Statement, is_maintenance, share_of_total
 from opscope.findings import Finding, Severity
 from opscope.sqltext import short_query
-
-# DDL and maintenance are slow by nature and not what a workload review is after; they are
-# left out of slow_query (a DBA sees them in the server log instead).
-_MAINTENANCE = re.compile(
-    r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*"
-    r"(CREATE|ALTER|DROP|VACUUM|ANALYZE|ANALYSE|REINDEX|CLUSTER|CHECKPOINT|GRANT|REVOKE|"
-    r"COMMENT|TRUNCATE|REFRESH|LOCK|BEGIN|START|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE|SET|"
-    r"RESET|SHOW|DISCARD|DEALLOCATE|PREPARE|LISTEN|NOTIFY|UNLISTEN|SECURITY|IMPORT|LOAD)\b",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
-def is_maintenance(query: str) -> bool:
-    return _MAINTENANCE.match(query) is not None
 
 
 def statement_evidence(s: Statement, share: float | None) -> dict[str, object]:

@@ -13,10 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opscope.checks import default_registry, run_checks
+from opscope.checks import Registry, run_checks
+from opscope.config import Config
 from opscope.db.logs.aggregate import EXACT_LIMIT, SQLSTATE_CLASSES, Aggregate
 from opscope.db.logs.findings import KIND, LogContext
-from opscope.db.logs.options import LogOptions
+from opscope.db.logs.options import LogOptions, log_options
 from opscope.db.logs.parse_csv import parse_csv
 from opscope.db.logs.parse_json import parse_json
 from opscope.db.logs.parse_stderr import parse_stderr
@@ -36,7 +37,9 @@ from opscope.db.logs.reader import (
     stderr_splitter,
 )
 from opscope.db.logs.sessions import ChunkResult, ChunkState, Merger
-from opscope.findings import CheckError, Report, Target
+from opscope.findings import CheckError, Clock, Report, Target, utc_now
+from opscope.fixes import group_fixes
+from opscope.plugins import default_plugins
 from opscope.redact import redact
 
 #: inputs at least this big use every core unless --jobs says otherwise
@@ -119,14 +122,25 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
     return plan, chunks(source, split, options.chunk_bytes), stats
 
 
-def analyze_logs(paths: Sequence[str], options: LogOptions | None = None) -> Report:
-    """Read every file in `paths` ("-" for stdin) in order and report what they show.
+def analyze_logs(
+    config: Config,
+    paths: Sequence[str],
+    options: LogOptions | None = None,
+    *,
+    registry: Registry | None = None,
+    clock: Clock = utc_now,
+) -> Report:
+    """Read every file in `paths` ("-" for stdin) in order and report what they show, with
+    `options` (default: from the config's `postgresql` section).
 
     Raises LogInputError (one-line message) when a file cannot be opened; damage inside a
     file is counted and reported instead.
     """
-    options = options or LogOptions()
-    return build_report(*aggregate_logs(paths, options))
+    options = options or log_options(config)
+    report = build_report(*aggregate_logs(paths, options), registry=registry)
+    report.generated_at = clock()
+    report.fixes = group_fixes(report.findings)
+    return report
 
 
 def aggregate_logs(
@@ -178,6 +192,8 @@ def build_report(
     options: LogOptions,
     jobs: int,
     elapsed: float,
+    *,
+    registry: Registry | None = None,
 ) -> Report:
     name = ", ".join(Path(p.path).name if p.path != "-" else "stdin" for p in plans) or "log"
     target = Target(kind=KIND, name=name)
@@ -185,7 +201,9 @@ def build_report(
     # `queries` at the top of the summary is the one figure most consumers want
     report = Report(targets=[target], summary={"queries": summary["queries"], "log": summary})
     findings, errors = run_checks(
-        default_registry().for_kind(KIND), LogContext(aggregate, name, options), target=name
+        (registry or default_plugins().checks).for_kind(KIND),
+        LogContext(aggregate, name, options),
+        target=name,
     )
     report.findings.extend(findings)
     report.errors.extend(errors)

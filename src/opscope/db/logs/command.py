@@ -8,8 +8,20 @@ from typing import Annotated
 
 import typer
 
-from opscope.cli_common import FailOnOpt, FormatOpt, OutputOpt, check_output_options, emit, fail
-from opscope.db.logs.options import FORMATS, LogOptions
+from opscope.cli_common import (
+    ConfigOpt,
+    FailOnOpt,
+    FormatOpt,
+    OutputOpt,
+    check_output_options,
+    emit,
+    fail,
+    load_or_fail,
+)
+from opscope.db.logs.analyze import analyze_logs
+from opscope.db.logs.options import FORMATS, log_options
+from opscope.db.logs.prefix import PrefixError, compile_prefix
+from opscope.db.logs.reader import LogInputError
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
@@ -70,11 +82,16 @@ def logs_command(
         ),
     ] = 0.0,
     slow: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--slow", help="An execution this slow (ms) makes a slow_query finding.", min=0
+            "--slow",
+            help="An execution this slow (ms) makes a slow_query finding "
+            "(default: postgresql.thresholds.slow_query_ms, 1000).",
+            min=0,
+            show_default=False,
         ),
-    ] = 1000.0,
+    ] = None,
+    config: ConfigOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
@@ -83,23 +100,28 @@ def logs_command(
         typer.Option(
             "--jobs",
             "-j",
-            help="Worker processes (default: all cores for big input).",
+            help="Worker processes (default: postgresql.logs.jobs, else all cores for big input).",
             min=1,
             show_default=False,
         ),
     ] = None,
-    top: Annotated[int, typer.Option("--top", help="Length of the top lists.", min=1)] = 20,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            help="Length of the top lists (default: postgresql.logs.top, 20).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Slow-query analysis of PostgreSQL server logs.
 
     Top statements, the slowest executions with their parameters, errors, temp files and
     lock waits, from stderr, csvlog, jsonlog or syslog files, compressed or not.
     """
-    from opscope.db.logs.analyze import analyze_logs
-    from opscope.db.logs.prefix import PrefixError, compile_prefix
-    from opscope.db.logs.reader import LogInputError
-
     check_output_options(fmt, output, fail_on)
+    cfg = load_or_fail(config)
     if log_format is not None and log_format not in FORMATS:
         fail(f"unknown log format {log_format!r} (expected one of: {', '.join(FORMATS)})")
     if files.count("-") > 1:
@@ -114,7 +136,10 @@ def logs_command(
             compile_prefix(prefix)
         except PrefixError as exc:
             fail(str(exc))
-    options = LogOptions(
+    given = {"slow_ms": slow, "jobs": jobs, "top": top}
+    options = log_options(
+        cfg,
+        **{key: value for key, value in given.items() if value is not None},
         prefix=prefix,
         log_format=log_format,
         since=_moment(since, "--since"),
@@ -122,12 +147,9 @@ def logs_command(
         database=db,
         user=user,
         min_duration_ms=min_duration,
-        slow_ms=slow,
-        jobs=jobs,
-        top=top,
     )
     try:
-        report = analyze_logs(files, options)
+        report = analyze_logs(cfg, files, options)
     except LogInputError as exc:
         fail(str(exc))
     emit(report, fmt, output, fail_on)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from opscope.config import Config
+from opscope.db.settings import POSTGRESQL
 
 #: the log formats PostgreSQL writes, as log_destination names them
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
@@ -30,6 +34,18 @@ class LogOptions:
     top: int = 20
     #: bytes handed to a worker at a time
     chunk_bytes: int = 8 << 20
+
+
+def log_options(config: Config, **given: Any) -> LogOptions:
+    """Options from the config (`postgresql.logs`, and `postgresql.thresholds.slow_query_ms`
+    for what makes an execution slow), with the values in `given` replacing them."""
+    settings = POSTGRESQL.of(config)
+    defaults: dict[str, Any] = {
+        "slow_ms": settings.thresholds.slow_query_ms,
+        "top": settings.logs.top,
+        "jobs": settings.logs.jobs,
+    }
+    return LogOptions(**{**defaults, **given})
 
 
 #: UTC offsets (minutes) of the zone abbreviations log_timezone commonly prints; an

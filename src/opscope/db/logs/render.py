@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from opscope.db.logs.findings import KIND
 from opscope.display import visible
-from opscope.findings import Report
+from opscope.findings import Report, Target
+from opscope.report.html import template_environment
 from opscope.sqltext import short_query
 from opscope.units import human_ms
 
+_env = template_environment("opscope.db")
 _SPARK = " ▁▂▃▄▅▆▇█"
 
 
@@ -50,13 +53,14 @@ def histogram_line(per_minute: list[dict[str, Any]], width: int = 60) -> str:
     return "".join(_SPARK[min(8, round(8 * n / top))] for n in folded)
 
 
-def print_log_summary(console: Console, report: Report) -> None:
+def log_summary(report: Report) -> list[RenderableType]:
     """The log's own section of the terminal report: what was read, the top statements,
     the slowest executions, the per-minute histogram, errors, temp files and lock waits."""
+    out: list[RenderableType] = []
     log = report.summary.get("log", {})
     files = visible(", ".join(f"{f['path']} ({f['format']})" for f in log.get("files", [])))
-    console.print(Text(f"PostgreSQL log: {files}", style="bold"))
-    console.print(
+    out.append(Text(f"PostgreSQL log: {files}", style="bold"))
+    out.append(
         Text(
             f"{log.get('queries', 0):,} executions with a duration, "
             f"{human_ms(log.get('total_ms', 0.0))} in total, "
@@ -64,17 +68,17 @@ def print_log_summary(console: Console, report: Report) -> None:
             + visible(f"{log.get('first') or '?'} → {log.get('last') or '?'}")
         )
     )
-    console.print(
+    out.append(
         f"read {log.get('bytes', 0) / 1e6:,.1f} MB in {log.get('elapsed_s', 0)} s "
         f"({log.get('mb_per_s') or 0} MB/s, {log.get('jobs', 1)} process(es))"
     )
     bad = log.get("bad_entries", {}).get("count", 0)
     if bad:
-        console.print(Text(f"{bad:,} line(s) could not be parsed", style="yellow"))
-    console.print()
+        out.append(Text(f"{bad:,} line(s) could not be parsed", style="yellow"))
+    out.append(Text(""))
     if log.get("top_by_total_time"):
-        console.print(_statement_table("Top statements by total time", log["top_by_total_time"]))
-        console.print(_statement_table("Top statements by count", log["top_by_count"]))
+        out.append(_statement_table("Top statements by total time", log["top_by_total_time"]))
+        out.append(_statement_table("Top statements by count", log["top_by_count"]))
     slowest = log.get("slowest", [])
     if slowest:
         table = Table(title="Slowest executions", title_justify="left")
@@ -92,17 +96,17 @@ def print_log_summary(console: Console, report: Report) -> None:
             table.add_row(
                 human_ms(row["duration_ms"]), Text(visible(row["ts"])), Text(who), Text(text)
             )
-        console.print(table)
+        out.append(table)
     per_minute = log.get("per_minute", [])
     if per_minute:
-        console.print(
+        out.append(
             Text(
                 visible(f"\nqueries per minute, {per_minute[0]['minute']} → ")
                 + visible(f"{per_minute[-1]['minute']} ")
                 + f"(peak {max(int(m['queries']) for m in per_minute):,}/min):"
             )
         )
-        console.print(Text(histogram_line(per_minute)))
+        out.append(Text(histogram_line(per_minute)))
     errors = log.get("errors", {})
     if errors.get("total"):
         table = Table(title=f"Errors ({errors['total']:,})", title_justify="left")
@@ -117,29 +121,30 @@ def print_log_summary(console: Console, report: Report) -> None:
                 Text(visible(row["sqlstate"] or "")),
                 Text(visible(row["message"])),
             )
-        console.print(table)
+        out.append(table)
         classes = ", ".join(
             f"{c['class']} {c['name']}: {c['count']:,}" for c in errors.get("by_class", [])
         )
         if classes:
-            console.print(f"error classes: {classes}")
+            out.append(f"error classes: {classes}")
     temp = log.get("temp_files", {})
     if temp.get("count"):
-        console.print(
+        out.append(
             f"\ntemporary files: {temp['count']:,}, {temp['total_bytes'] / 1e6:,.1f} MB "
             f"(largest {temp['max_bytes'] / 1e6:,.1f} MB)"
         )
         for row in temp.get("top_statements", [])[:5]:
-            console.print(Text(f"  {row['count']:>6,} × {_one_line(row['query'])}"))
+            out.append(Text(f"  {row['count']:>6,} × {_one_line(row['query'])}"))
     locks = log.get("lock_waits", {})
     if locks.get("count"):
-        console.print(
+        out.append(
             f"\nlock waits: {locks['count']:,} (longest {human_ms(locks['max_wait_ms'])}, "
             f"{locks['acquired']:,} acquired after waiting)"
         )
         for row in locks.get("top_statements", [])[:5]:
-            console.print(Text(f"  {row['count']:>6,} × {_one_line(row['query'])}"))
-    console.print()
+            out.append(Text(f"  {row['count']:>6,} × {_one_line(row['query'])}"))
+    out.append(Text(""))
+    return out
 
 
 def render_log_markdown(report: Report) -> str:
@@ -177,3 +182,21 @@ def render_log_markdown(report: Report) -> str:
             out.append(f"| {human_ms(r['duration_ms'])} | {visible(r['ts'])} | `{query}` |")
         out.append("")
     return "\n".join(out) + "\n"
+
+
+class LogSection:
+    """The summary of a set of server logs (`opscope logs`)."""
+
+    id = "summary"
+    kind = KIND
+
+    def terminal(self, report: Report, target: Target) -> RenderableType | None:
+        return Group(*log_summary(report))
+
+    def markdown(self, report: Report, target: Target) -> str:
+        return render_log_markdown(report)
+
+    def html(self, report: Report, target: Target) -> str:
+        return _env.get_template("log_summary.html.j2").render(
+            target=target, log=report.summary.get("log", {})
+        )

@@ -8,17 +8,17 @@ loop whose inner side runs many times (``plan_nested_loop``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from pglast import ast, parse_sql
 
-from opscope.config import PlanSettings
 from opscope.db.catalog import Table
 from opscope.db.plans.explain import walk
 from opscope.db.plans.model import Plan, PlanNode
+from opscope.db.settings import PlanSettings
 from opscope.findings import Severity
 from opscope.sqltext import qualified, quote_ident
 from opscope.units import human_bytes
@@ -92,6 +92,57 @@ def _mem(kb: int) -> str:
     return f"{kb // 1024}MB" if kb % 1024 == 0 else f"{kb}kB"
 
 
+@dataclass(frozen=True)
+class PlanInputs:
+    """What the rules read besides the plan: catalog records by schema.name (sizes,
+    statistics age), the server's memory settings, the thresholds, and the temp blocks
+    pg_stat_statements saw the statement write (which stand in for ANALYZE's sort methods
+    when the plan was not run)."""
+
+    tables: Mapping[str, Table]
+    setting: PlanSetting = DEFAULT_SETTING
+    settings: PlanSettings = field(default_factory=PlanSettings)
+    temp_blocks_written: int = 0
+
+
+def seq_scan_issues(plan: Plan, inputs: PlanInputs) -> list[PlanIssue]:
+    return [i for node in plan.walk() for i in _seq_scan(node, inputs.tables, inputs.settings)]
+
+
+def disk_sort_issues(plan: Plan, inputs: PlanInputs) -> list[PlanIssue]:
+    return [
+        i
+        for node in plan.walk()
+        for i in _disk_sort(node, plan, inputs.setting, inputs.temp_blocks_written)
+    ]
+
+
+def misestimate_issues(plan: Plan, inputs: PlanInputs) -> list[PlanIssue]:
+    stopped_early = stopped_early_nodes(plan)
+    out: list[PlanIssue] = []
+    for node in plan.walk():
+        # a node its parent stopped reading early returns fewer rows than estimated without
+        # the estimate being wrong: only an underestimate counts there
+        overestimate = node.actual_rows is not None and node.actual_rows < node.plan_rows
+        if not (id(node) in stopped_early and overestimate):
+            out.extend(_misestimate(node, inputs.tables, inputs.settings))
+    return out
+
+
+def nested_loop_issues(plan: Plan, inputs: PlanInputs) -> list[PlanIssue]:
+    return [i for node in plan.walk() for i in _nested_loop(node, plan, inputs.settings)]
+
+
+#: each plan check's rule, by check id; a check runs its own, so one failing rule costs
+#: only its own findings
+RULES: dict[str, Callable[[Plan, PlanInputs], list[PlanIssue]]] = {
+    "plan_seq_scan": seq_scan_issues,
+    "plan_disk_sort": disk_sort_issues,
+    "plan_row_misestimate": misestimate_issues,
+    "plan_nested_loop": nested_loop_issues,
+}
+
+
 def diagnose(
     plan: Plan,
     *,
@@ -100,22 +151,9 @@ def diagnose(
     settings: PlanSettings | None = None,
     temp_blocks_written: int = 0,
 ) -> list[PlanIssue]:
-    """Problems in `plan`. `tables` maps schema.name to catalog records (for sizes and
-    statistics age); `temp_blocks_written` is what pg_stat_statements saw the statement
-    spill, which stands in for ANALYZE's sort methods when the plan was not run."""
-    settings = settings or PlanSettings()
-    issues: list[PlanIssue] = []
-    stopped_early = stopped_early_nodes(plan)
-    for node in plan.walk():
-        issues.extend(_seq_scan(node, tables, settings))
-        issues.extend(_disk_sort(node, plan, setting, temp_blocks_written))
-        # a node its parent stopped reading early returns fewer rows than estimated without
-        # the estimate being wrong: only an underestimate counts there
-        overestimate = node.actual_rows is not None and node.actual_rows < node.plan_rows
-        if not (id(node) in stopped_early and overestimate):
-            issues.extend(_misestimate(node, tables, settings))
-        issues.extend(_nested_loop(node, plan, settings))
-    return issues
+    """Every rule's problems in `plan`, rule by rule."""
+    inputs = PlanInputs(tables, setting, settings or PlanSettings(), temp_blocks_written)
+    return [issue for rule in RULES.values() for issue in rule(plan, inputs)]
 
 
 #: nodes that read all of their input before returning anything: a Limit above them does
@@ -179,6 +217,13 @@ def _seq_scan(
     columns = expression_columns(node.filter, node.alias)
     schema, name = _split(node.relation)
     target = f"{node.relation}({', '.join(columns)})" if columns else node.relation
+    fix_sql = None
+    if columns:
+        index = f"{name}_{'_'.join(columns)}_idx"[:63]
+        keys = ", ".join(quote_ident(c) for c in columns)
+        fix_sql = (
+            f"CREATE INDEX CONCURRENTLY {quote_ident(index)} ON {qualified(schema, name)} ({keys});"
+        )
     return [
         PlanIssue(
             check="plan_seq_scan",
@@ -198,6 +243,7 @@ def _seq_scan(
                 f"Index {target} so the rows are found without reading the table; "
                 "`opscope indexes advise` costs the candidates against the whole workload."
             ),
+            fix_sql=fix_sql,
             evidence={
                 "node": node.node_type,
                 "relation": node.relation,

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from opscope.db.plans.diagnose import PlanIssue
+from opscope.db.plans.model import Plan, PlanNode
+from opscope.db.plans.reviewed import ReviewedStatement
 from opscope.findings import Finding
 from opscope.sqltext import short_query
 
 CATEGORY = "plans"
 
 
-def issue_finding(
-    issue: PlanIssue,
-    *,
-    target: str,
-    query: str,
-    query_key: str,
-    statement: dict[str, Any] | None = None,
-) -> Finding:
-    """`query_key` tells statements apart: the pg_stat_statements queryid, or the parser's
-    fingerprint of a statement given on the command line."""
-    obj = issue.relation or f"query:{query_key}"
-    evidence: dict[str, Any] = {"query": query, **(statement or {}), **issue.evidence}
+def node_index(plan: Plan, node: PlanNode) -> int | None:
+    """The node's position in the plan, depth first from 0 at the root: what a plan finding
+    names in `evidence.plan_node`, so the tree can show it where it belongs."""
+    return next((i for i, n in enumerate(plan.walk()) if n is node), None)
+
+
+def issue_finding(issue: PlanIssue, *, target: str, reviewed: ReviewedStatement) -> Finding:
+    query = reviewed.query
+    obj = issue.relation or f"query:{reviewed.query_key}"
+    evidence = {"query": query, **reviewed.evidence(), **issue.evidence}
+    if reviewed.result is not None:
+        evidence["plan_node"] = node_index(reviewed.result.plan, issue.node)
     return Finding.make(
         check=issue.check,
         category=CATEGORY,
@@ -30,7 +30,7 @@ def issue_finding(
         target=target,
         object=obj,
         title=f"{issue.title} in: {short_query(query, 60)}",
-        key=(query_key, issue.node.node_type, issue.node.relation or ""),
+        key=(reviewed.query_key, issue.node.node_type, issue.node.relation or ""),
         columns=list(issue.columns),
         detail=issue.detail,
         evidence=evidence,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from opscope.db.plans.diagnose import PlanIssue
 from opscope.db.plans.model import Plan, PlanNode
 
 
@@ -65,10 +64,11 @@ def _details(node: PlanNode) -> list[str]:
     return out
 
 
-def render_plan(plan: Plan, issues: Sequence[PlanIssue] = ()) -> str:
-    by_node: dict[int, list[PlanIssue]] = {}
-    for issue in issues:
-        by_node.setdefault(id(issue.node), []).append(issue)
+def render_plan(plan: Plan, marks: Mapping[int, Sequence[str]] | None = None) -> str:
+    """The plan as a tree; `marks` are lines shown under the node at that position (depth
+    first from 0), such as `plan_seq_scan: ...`."""
+    marks = marks or {}
+    position = {id(node): i for i, node in enumerate(plan.walk())}
     lines: list[str] = []
 
     def visit(node: PlanNode, prefix: str, connector: str, last: bool) -> None:
@@ -77,8 +77,8 @@ def render_plan(plan: Plan, issues: Sequence[PlanIssue] = ()) -> str:
         bar = "│  " if node.children else "   "
         for detail in _details(node):
             lines.append(f"{child_prefix}{bar}{detail}")
-        for issue in by_node.get(id(node), []):
-            lines.append(f"{child_prefix}{bar}!! {issue.check}: {issue.title}")
+        for mark in marks.get(position[id(node)], ()):
+            lines.append(f"{child_prefix}{bar}!! {mark}")
         for i, child in enumerate(node.children):
             is_last = i == len(node.children) - 1
             visit(child, child_prefix, "└─ " if is_last else "├─ ", is_last)
@@ -92,16 +92,3 @@ def render_plan(plan: Plan, issues: Sequence[PlanIssue] = ()) -> str:
     if plan.execution_ms is not None:
         tail.append(f"Execution: {plan.execution_ms:.3f} ms")
     return "\n".join(lines + tail) + "\n"
-
-
-def render_issues(issues: Sequence[PlanIssue]) -> str:
-    if not issues:
-        return "No problems found in this plan.\n"
-    out: list[str] = []
-    for issue in issues:
-        out.append(f"[{issue.severity.value}] {issue.check}: {issue.title}")
-        out.append(f"    {issue.detail}")
-        out.append(f"    -> {issue.recommendation}")
-        if issue.fix_sql:
-            out.append(f"    {issue.fix_sql}")
-    return "\n".join(out) + "\n"

@@ -4,42 +4,45 @@ pg_stat_statements, explained and diagnosed once per run and shared by the plan 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from opscope.config import PlanSettings
-from opscope.db.checks.statements import is_maintenance
 from opscope.db.connection import load_sql
 from opscope.db.context import DbContext
-from opscope.db.plans.diagnose import PlanIssue, PlanSetting, diagnose
-from opscope.db.plans.explain import ExplainFailed, ExplainResult, explain
+from opscope.db.plans.diagnose import PlanInputs, PlanSetting
+from opscope.db.plans.explain import ExplainFailed, explain
+from opscope.db.plans.reviewed import ReviewedStatement
 from opscope.db.plans.samples import Sample, read_samples
-from opscope.db.statements import Statement
+from opscope.db.settings import PlanSettings
+from opscope.db.statements import Statement, is_maintenance
 
 T = TypeVar("T")
 
 
 def cached_on(context: DbContext, key: str, build: Callable[[], T]) -> T:
     """Work shared by several checks of one run, computed once per context: the checks run
-    one after another on the same context object, which is dropped after the run."""
+    one after another on the same context object, which is dropped after the run. A failure
+    is kept too, so the next check that needs the work fails the same way without paying
+    for it again."""
     if key not in context.shared:
-        context.shared[key] = build()
-    value: T = context.shared[key]
-    return value
+        try:
+            context.shared[key] = build()
+        except Exception as exc:
+            context.shared[key] = _Failed(exc)
+    value = context.shared[key]
+    if isinstance(value, _Failed):
+        raise value.error
+    built: T = value
+    return built
 
 
 @dataclass(frozen=True)
-class ReviewedStatement:
-    statement: Statement
-    #: the text that was explained: the normalized one, or a pg_qualstats example
-    explained: str
-    result: ExplainResult | None
-    issues: tuple[PlanIssue, ...] = ()
-    error: str | None = None
+class _Failed:
+    error: Exception
 
 
 def read_setting(conn: psycopg.Connection[Any]) -> PlanSetting:
@@ -76,18 +79,35 @@ def top_statements(context: DbContext, limit: int) -> list[Statement]:
     return candidates[:limit]
 
 
-def review(context: DbContext, settings: PlanSettings | None = None) -> list[ReviewedStatement]:
-    settings = settings or context.plans
-    return cached_on(context, "plan_review", lambda: _review(context, settings))
+def reviewed_plans(context: DbContext) -> list[ReviewedStatement]:
+    """The statements whose plans the plan checks diagnose: the one `opscope explain` was
+    given, or `analyze db`'s top statements, explained once per run."""
+    if context.explained is not None:
+        return [context.explained]
+    return cached_on(context, "plan_review", lambda: _review(context, context.plans))
+
+
+def plan_inputs(context: DbContext, reviewed: ReviewedStatement) -> PlanInputs:
+    """What the rules read besides the plan, read from the server once per run."""
+    shared = cached_on(
+        context,
+        "plan_inputs",
+        lambda: PlanInputs(
+            tables={t.qualified: t for t in context.catalog.tables},
+            setting=read_setting(context.runner.conn),
+            settings=context.plans,
+        ),
+    )
+    temp = reviewed.statement.temp_blks_written if reviewed.statement is not None else 0
+    return replace(shared, temp_blocks_written=temp)
 
 
 def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatement]:
     conn = context.runner.conn
-    setting = read_setting(conn)
-    tables = {t.qualified: t for t in context.catalog.tables}
     known = samples(context)
     out: list[ReviewedStatement] = []
     for s in top_statements(context, settings.review_statements):
+        key = str(s.queryid)
         text = s.query
         params: tuple[str, ...] | None = None
         # a sampled example with real values plans like the application's real calls
@@ -103,17 +123,10 @@ def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatemen
                     text = s.query
                     result = explain(conn, text, analyze=None if cheap else False)
                 except ExplainFailed as exc2:
-                    out.append(ReviewedStatement(s, text, None, error=str(exc2)))
+                    out.append(ReviewedStatement(s, text, None, key, error=str(exc2)))
                     continue
             else:
-                out.append(ReviewedStatement(s, text, None, error=str(exc)))
+                out.append(ReviewedStatement(s, text, None, key, error=str(exc)))
                 continue
-        issues = diagnose(
-            result.plan,
-            tables=tables,
-            setting=setting,
-            settings=settings,
-            temp_blocks_written=s.temp_blks_written,
-        )
-        out.append(ReviewedStatement(s, text, result, tuple(issues)))
+        out.append(ReviewedStatement(s, text, result, key))
     return out

@@ -1,0 +1,98 @@
+"""`advise_indexes`: the indexes the workload needs, from the checks of the workload scope
+(`opscope indexes advise`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opscope.checks import Registry, run_checks
+from opscope.config import Config
+from opscope.db.advisor.advise import AdvisorResult
+from opscope.db.advisor.verify import Verification, verify
+from opscope.db.checks.advisor import RESULT_KEY
+from opscope.db.connection import ConnectionFactory, SqlRunner, connect
+from opscope.db.context import KIND, WORKLOAD, DbContext
+from opscope.db.fixes import sql_changes
+from opscope.db.settings import settings_for
+from opscope.findings import Clock, Report, Target, utc_now
+from opscope.fixes import group_fixes
+from opscope.plugins import default_plugins
+
+
+def advise_indexes(
+    config: Config,
+    dsn: str,
+    *,
+    name: str,
+    overrides: Mapping[str, Any] | None = None,
+    verify_apply: bool = False,
+    registry: Registry | None = None,
+    connect: ConnectionFactory = connect,
+    clock: Clock = utc_now,
+    echo: Callable[[str], None] = lambda _: None,
+) -> Report:
+    """Study the workload of pg_stat_statements with the advisor's settings (`overrides`
+    replace keys of `postgresql.advisor`) and report the indexes it needs.
+
+    With `verify_apply`, the recommended indexes are built for real (staging only) and the
+    statements timed before and after. Raises TargetConnectionError, and VerifyFailed or
+    psycopg.Error when the verification cannot run."""
+    registry = registry or default_plugins().checks
+    settings = settings_for(config, name)
+    if overrides:
+        settings = settings.model_copy(
+            update={"advisor": settings.advisor.model_copy(update=dict(overrides))}
+        )
+    report = Report(generated_at=clock())
+    conn = connect(dsn, settings.session)
+    try:
+        context = DbContext(target=name, runner=SqlRunner(conn), settings=settings, scope=WORKLOAD)
+        summary = context.summary
+        report.targets.append(Target(kind=KIND, name=name, server_version=summary.server_version))
+        findings, errors = run_checks(registry.for_kind(KIND, WORKLOAD), context, target=name)
+        result = context.shared.get(RESULT_KEY)
+    finally:
+        conn.close()
+    report.findings.extend(findings)
+    report.errors.extend(errors)
+    report.fixes = group_fixes(findings, sql_changes)
+    if not isinstance(result, AdvisorResult):
+        # the advisor failed: its error is in `errors`, and there is nothing to summarize
+        return report
+    info = advisor_summary(result)
+    if verify_apply and result.recommendations:
+        info.update(
+            verification_summary(verify(dsn, settings.session, result.recommendations, echo=echo))
+        )
+    report.summary[name] = {"advisor": info}
+    return report
+
+
+def advisor_summary(result: AdvisorResult) -> dict[str, Any]:
+    return {
+        "statements_studied": len(result.workload),
+        "candidates": result.candidates,
+        "candidates_costed": result.costed,
+        "explains": result.explains,
+        "verified": result.verified,
+        "partial": result.partial,
+        "notes": result.notes,
+    }
+
+
+def verification_summary(checked: Verification) -> dict[str, Any]:
+    return {
+        "applied": checked.applied,
+        "timings": [
+            {
+                "queryid": t.statement.queryid,
+                "query": t.statement.query,
+                "before_ms": t.before_ms,
+                "after_ms": t.after_ms,
+                "speedup": round(t.speedup, 2) if t.speedup else None,
+            }
+            for t in checked.timings
+        ],
+        "not_timed": checked.skipped,
+    }

@@ -1,0 +1,41 @@
+"""The PostgreSQL area, registered through opscope's plugin hooks exactly as a third-party
+plugin would be (entry point `opscope.plugins: postgresql` in pyproject.toml)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opscope.checks import Check
+from opscope.config import ConfigSection
+from opscope.db.advisor.command import advise_command
+from opscope.db.checks import CHECKS
+from opscope.db.command import analyze_db_command
+from opscope.db.logs.command import logs_command
+from opscope.db.logs.findings import CHECKS as LOG_CHECKS
+from opscope.db.logs.render import LogSection
+from opscope.db.plans.command import explain_command
+from opscope.db.sections import DatabaseSection
+from opscope.db.settings import DATABASES, POSTGRESQL
+from opscope.plugins import CommandSet, Section
+
+
+def register_checks() -> Iterable[Check]:
+    checks: list[Check] = [*CHECKS, *LOG_CHECKS]
+    return checks
+
+
+def register_commands(cli: CommandSet) -> None:
+    cli.add("db", analyze_db_command, group="analyze")
+    cli.add("explain", explain_command)
+    cli.group("indexes", "Index advice from the workload in pg_stat_statements.")
+    cli.add("advise", advise_command, group="indexes")
+    cli.add("logs", logs_command)
+
+
+def register_sections() -> Iterable[Section]:
+    return [DatabaseSection(), LogSection()]
+
+
+def register_config() -> Iterable[ConfigSection[Any]]:
+    return [DATABASES, POSTGRESQL]
