@@ -301,17 +301,19 @@ def test_a_63_byte_table_gets_a_free_index_name_shared_with_its_fk_finding(
     db: SandboxDb,
 ) -> None:
     table = "o" * 63
+    fill = f"INSERT INTO {table} SELECT g, g % 5000, g, 'n' FROM generate_series(1, 60000) g"  # noqa: S608
     load(
         db,
         "CREATE TABLE customers (id int PRIMARY KEY)",
         "INSERT INTO customers SELECT generate_series(0, 4999)",
         f"CREATE TABLE {table} (id int PRIMARY KEY, customer_id int REFERENCES customers,"
         " total numeric, note text)",
-        f"INSERT INTO {table} SELECT g, g % 5000, g, 'n' FROM generate_series(1, 60000) g",
+        fill,
         # a sequence has the name the 63-byte cut gives
         f"CREATE SEQUENCE {'o' * 59}_idx",
     )
-    run(db, f"SELECT * FROM {table} WHERE customer_id = %s", [[c] for c in range(40)])
+    query = f"SELECT * FROM {table} WHERE customer_id = %s"  # noqa: S608 - a constant name
+    run(db, query, [[c] for c in range(40)])
     report = db.analyze()
     [f] = found(report, "missing_index")
     name = "o" * 58 + "_idx1"

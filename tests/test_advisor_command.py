@@ -91,9 +91,14 @@ def test_verify_apply_builds_the_index_and_times_the_statement(db: SandboxDb) ->
     assert code == 2 and "add --apply" in err
     code, out, err = advise(db.dsn, "--verify", "--apply", "--format", "json")
     assert code == 0, err
+    # built under opscope's temporary name, renamed once valid
     assert (
-        'applying: CREATE INDEX CONCURRENTLY "orders_customer_id_idx" ON "public"."orders"'
-        ' ("customer_id");' in err
+        'applying: CREATE INDEX CONCURRENTLY "opscope_verify_orders_customer_id_idx" ON'
+        ' "public"."orders" ("customer_id");' in err
+    )
+    assert (
+        'applying: ALTER INDEX "public"."opscope_verify_orders_customer_id_idx" RENAME TO'
+        ' "orders_customer_id_idx";' in err
     )
     info = next(iter(json.loads(out)["summary"].values()))["advisor"]
     [timing] = info["timings"]
@@ -104,6 +109,12 @@ def test_verify_apply_builds_the_index_and_times_the_statement(db: SandboxDb) ->
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer_id_idx'"
         ).fetchone()
     assert row is not None and row[0].endswith("(customer_id)")
+    assert info["applied"] == [
+        'CREATE INDEX CONCURRENTLY "opscope_verify_orders_customer_id_idx" ON "public"."orders"'
+        ' ("customer_id");',
+        'ALTER INDEX "public"."opscope_verify_orders_customer_id_idx" RENAME TO'
+        ' "orders_customer_id_idx";',
+    ]
 
 
 def test_a_database_error_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: Path) -> None:
