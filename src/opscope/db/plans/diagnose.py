@@ -18,6 +18,7 @@ from pglast import ast, parse_sql
 from opscope.config import PlanSettings
 from opscope.db.catalog import Table
 from opscope.db.checks.base import qualified, quote_ident
+from opscope.db.naming import fit, name_stem
 from opscope.db.plans.explain import walk
 from opscope.db.plans.model import Plan, PlanNode
 from opscope.findings import Severity
@@ -340,7 +341,8 @@ def _misestimate(
             rec = f"Refresh the statistics: {relation} {since}."
             fix = f"ANALYZE {target};"
         elif len(columns) >= 2:
-            stat_name = quote_ident(f"{name}_{'_'.join(columns)}_stats"[:63])
+            # 63 bytes, cut on a character, keeping the suffix (as index names are)
+            stat_name = quote_ident(fit(name_stem((name, *columns)), "_stats"))
             cols = ", ".join(quote_ident(c) for c in columns)
             rec = (
                 f"The columns {', '.join(columns)} are filtered together and are probably "
