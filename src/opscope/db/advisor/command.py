@@ -23,8 +23,10 @@ from opscope.db.advisor.advise import advise, statements_window
 from opscope.db.advisor.findings import result_findings
 from opscope.db.analyze import target_name
 from opscope.db.catalog import Catalog
-from opscope.db.connection import SqlRunner, TargetConnectionError, connect
+from opscope.db.checks.base import qualified
+from opscope.db.connection import SqlRunner, TargetConnectionError, connect, redact
 from opscope.db.context import KIND
+from opscope.db.naming import BUILD_PREFIX
 from opscope.db.plans.samples import read_samples
 from opscope.db.statements import read_statements
 from opscope.findings import Report, Target
@@ -34,6 +36,20 @@ def one_line(exc: BaseException) -> str:
     """The first line of an error's message (psycopg adds DETAIL and HINT lines)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def leftover_notes(catalog: Catalog) -> list[str]:
+    """An index under opscope's temporary build name was left by an interrupted
+    `--verify --apply` (killed, or its session lost): offer the statement that drops it."""
+    out: list[str] = []
+    for idx in catalog.indexes:
+        if idx.name.startswith(BUILD_PREFIX):
+            state = "an INVALID index" if not idx.is_valid else "an index never renamed"
+            out.append(
+                f"{idx.qualified} is {state} left by an interrupted --verify --apply: "
+                f"DROP INDEX CONCURRENTLY {qualified(idx.schema, idx.name)};"
+            )
+    return out
 
 
 def advise_command(
@@ -119,6 +135,7 @@ def advise_command(
             settings=settings,
             statements_window_s=statements_window(snapshot, summary),
         )
+        notes = [*result.notes, *leftover_notes(catalog)]
     except CheckFailed as exc:
         fail(str(exc))
     except psycopg.Error as exc:
@@ -136,10 +153,10 @@ def advise_command(
         "explains": result.explains,
         "verified": result.verified,
         "partial": result.partial,
-        "notes": result.notes,
+        "notes": notes,
     }
     if verify_ and result.recommendations:
-        from opscope.db.advisor.verify import VerifyFailed, verify
+        from opscope.db.advisor.verify import Interrupted, VerifyFailed, verify
 
         try:
             checked = verify(
@@ -148,6 +165,9 @@ def advise_command(
                 result.recommendations,
                 echo=lambda line: typer.echo(line, err=True),
             )
+        except Interrupted as exc:
+            typer.echo(f"opscope: {redact(str(exc))}", err=True)
+            raise typer.Exit(exc.exit_code) from None
         except VerifyFailed as exc:
             fail(f"--verify failed: {exc}")
         except (psycopg.Error, TargetConnectionError) as exc:
