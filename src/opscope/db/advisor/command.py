@@ -44,10 +44,14 @@ def leftover_notes(catalog: Catalog) -> list[str]:
     out: list[str] = []
     for idx in catalog.indexes:
         if idx.name.startswith(BUILD_PREFIX):
-            state = "an INVALID index" if not idx.is_valid else "an index never renamed"
+            what = (
+                "is an INVALID index left by an interrupted --verify --apply"
+                if not idx.is_valid
+                else "was built by an interrupted --verify --apply but never renamed"
+            )
             out.append(
-                f"{idx.qualified} is {state} left by an interrupted --verify --apply: "
-                f"DROP INDEX CONCURRENTLY {qualified(idx.schema, idx.name)};"
+                f"{idx.qualified} {what}: DROP INDEX CONCURRENTLY "
+                f"{qualified(idx.schema, idx.name)};"
             )
     return out
 
