@@ -190,8 +190,8 @@ def _quiet_session(
     if not writer.closed and writer.info.transaction_status == TransactionStatus.IDLE:
         return writer
     if not writer.closed:
-        # the signal came between psycopg's waits: the statement may still run
-        # a cancel that fails leaves the build running: the new session's DROP waits for it
+        # the signal came between psycopg's waits, so the statement may still run; if this
+        # cancel fails too, the new session's DROP waits for the build to end
         with contextlib.suppress(Exception):
             writer.cancel_safe(timeout=5.0)
         writer.close()
@@ -227,7 +227,7 @@ def _stop_step(
             if step.final_was_free and index_state(conn, step.schema, step.final):
                 # the rename had committed when the signal came: a finished build
                 progress.built.append(target)
-                return f"{target} was already built"
+                return f"the build of {target} had just finished"
             return f"the build of {target} had not started; nothing to drop"
         left = "INVALID index" if state is False else "finished but not yet renamed index"
         echo(
