@@ -286,8 +286,11 @@ def build(
     try:
         if writer.info.server_version >= 140000:
             # if opscope dies (SIGKILL), the server stops the build within a second instead
-            # of finishing it unwatched: what is left is one INVALID index, named as ours
-            writer.execute("SELECT set_config('client_connection_check_interval', '1s', false)")
+            # of finishing it unwatched: what is left is one INVALID index, named as ours.
+            # A server on a platform without the kernel support refuses the setting: the
+            # builds then go on without it
+            with contextlib.suppress(psycopg.errors.InvalidParameterValue):
+                writer.execute("SELECT set_config('client_connection_check_interval', '1s', false)")
         echo(
             f"building with CREATE INDEX CONCURRENTLY under a temporary {BUILD_PREFIX} name, "
             "renamed once valid"
