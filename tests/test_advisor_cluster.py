@@ -295,3 +295,37 @@ def test_tables_on_the_applications_own_search_path(db: SandboxDb) -> None:
         for n in range(40):
             conn.execute("SELECT pad FROM items WHERE sku = %s", [f"sku{n}"]).fetchall()
     assert advice(db) == [("missing_index", "app.items", ("sku",))]
+
+
+def test_a_63_byte_table_gets_a_free_index_name_shared_with_its_fk_finding(
+    db: SandboxDb,
+) -> None:
+    table = "o" * 63
+    fill = f"INSERT INTO {table} SELECT g, g % 5000, g, 'n' FROM generate_series(1, 60000) g"  # noqa: S608
+    load(
+        db,
+        "CREATE TABLE customers (id int PRIMARY KEY)",
+        "INSERT INTO customers SELECT generate_series(0, 4999)",
+        f"CREATE TABLE {table} (id int PRIMARY KEY, customer_id int REFERENCES customers,"
+        " total numeric, note text)",
+        fill,
+        # a sequence has the name the 63-byte cut gives
+        f"CREATE SEQUENCE {'o' * 59}_idx",
+    )
+    query = f"SELECT * FROM {table} WHERE customer_id = %s"  # noqa: S608 - a constant name
+    run(db, query, [[c] for c in range(40)])
+    report = db.analyze()
+    [f] = found(report, "missing_index")
+    name = "o" * 58 + "_idx1"
+    assert f.fix_sql == f"CREATE INDEX CONCURRENTLY {name} ON public.{table} (customer_id);"
+    # the foreign key wants the same index: the same name, so one fix serves both
+    [fk] = found(report, "fk_without_index")
+    assert fk.fix_sql == f.fix_sql
+    db.execute(f.fix_sql)
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT i.indisvalid, i.indrelid::regclass::text FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            [name],
+        ).fetchone()
+    assert row == (True, table)

@@ -91,9 +91,14 @@ def test_verify_apply_builds_the_index_and_times_the_statement(db: SandboxDb) ->
     assert code == 2 and "add --apply" in err
     code, out, err = advise(db.dsn, "--verify", "--apply", "--format", "json")
     assert code == 0, err
+    # built under opscope's temporary name, renamed once valid
     assert (
-        'applying: CREATE INDEX CONCURRENTLY "orders_customer_id_idx" ON "public"."orders"'
-        ' ("customer_id");' in err
+        'applying: CREATE INDEX CONCURRENTLY "opscope_verify_orders_customer_id_idx" ON'
+        ' "public"."orders" ("customer_id");' in err
+    )
+    assert (
+        'applying: ALTER INDEX "public"."opscope_verify_orders_customer_id_idx" RENAME TO'
+        ' "orders_customer_id_idx";' in err
     )
     info = next(iter(json.loads(out)["summary"].values()))["advisor"]
     [timing] = info["timings"]
@@ -104,6 +109,12 @@ def test_verify_apply_builds_the_index_and_times_the_statement(db: SandboxDb) ->
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer_id_idx'"
         ).fetchone()
     assert row is not None and row[0].endswith("(customer_id)")
+    assert info["applied"] == [
+        'CREATE INDEX CONCURRENTLY "opscope_verify_orders_customer_id_idx" ON "public"."orders"'
+        ' ("customer_id");',
+        'ALTER INDEX "public"."opscope_verify_orders_customer_id_idx" RENAME TO'
+        ' "orders_customer_id_idx";',
+    ]
 
 
 def test_a_database_error_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: Path) -> None:
@@ -162,3 +173,27 @@ def test_a_failed_build_leaves_no_invalid_index(db: SandboxDb) -> None:
             "SELECT indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
             " WHERE c.relname = 'orders_customer_id_idx'"
         ).fetchone() == (True,)
+
+
+def test_an_index_left_under_the_build_name_is_noted_with_its_drop(db: SandboxDb) -> None:
+    # valid but never renamed: killed between the build and the rename, or on PostgreSQL
+    # 13, where the server finishes a build whose client died
+    orders_workload(db)
+    db.execute("CREATE INDEX opscope_verify_orders_total_idx ON orders (total)")
+    code, out, err = advise(db.dsn, "--format", "json")
+    assert code == 0, err
+    notes = next(iter(json.loads(out)["summary"].values()))["advisor"]["notes"]
+    assert (
+        "public.opscope_verify_orders_total_idx was built by an interrupted --verify --apply "
+        "but never renamed: DROP INDEX CONCURRENTLY "
+        "public.opscope_verify_orders_total_idx;"
+    ) in notes
+    # a user's index of any other name is no leftover
+    db.execute("ALTER INDEX opscope_verify_orders_total_idx RENAME TO orders_total_idx")
+    code, out, err = advise(db.dsn, "--format", "json")
+    assert code == 0, err
+    assert not [
+        n
+        for n in next(iter(json.loads(out)["summary"].values()))["advisor"]["notes"]
+        if "left by" in n
+    ]

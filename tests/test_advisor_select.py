@@ -79,16 +79,21 @@ def test_index_names_carry_the_operator_class_and_avoid_taken_names() -> None:
     assert plain.index_name() == "users_email_idx"
     assert pattern.index_name() == "users_email_text_pattern_ops_idx"
     assert plain.index_name({"users_email_idx", "users_email_idx1"}) == "users_email_idx2"
-    # the schema's relations, and each other: two candidates never share a name
+    # the schema's relations, and each other: two candidates never share a name; the same
+    # index asked for twice keeps its one name (its findings then share one fix)
     other = Candidate("audit", "users", (KeyPart("email"),))
+    lowered = Candidate("public", "users", (KeyPart("lower(email)", is_expression=True),))
+    column = Candidate("public", "users", (KeyPart("lower_email"),))
     assert unique_names(
-        [plain, pattern, plain, other],
+        [plain, pattern, plain, other, lowered, column],
         {("public", "users_email_idx"), ("audit", "users")},
     ) == [
         "users_email_idx1",
         "users_email_text_pattern_ops_idx",
-        "users_email_idx2",
+        "users_email_idx1",
         "users_email_idx",
+        "users_lower_email_idx",
+        "users_lower_email_idx1",
     ]
     assert plain.fix_sql("users_email_idx1").startswith(
         "CREATE INDEX CONCURRENTLY users_email_idx1 ON public.users"

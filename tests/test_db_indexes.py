@@ -246,3 +246,49 @@ def test_invalid_partitioned_index_is_not_rebuilt_concurrently(db: SandboxDb) ->
     assert "ATTACH PARTITION" in f.recommendation
     assert "CREATE INDEX CONCURRENTLY" not in f.recommendation
     assert f.fix_sql == "DROP INDEX public.m_id;"
+
+
+def test_fk_index_name_fits_a_63_byte_table_name_and_its_fix_runs(db: SandboxDb) -> None:
+    table = "rechnungen_" + "ü" * 26  # 63 bytes of UTF-8, 37 characters
+    assert len(table.encode()) == 63
+    # the name the 63-byte cut gives is already a view's: tables, views, sequences and
+    # indexes share one namespace per schema
+    taken = "rechnungen_" + "ü" * 24 + "_idx"
+    db.execute(
+        "CREATE TABLE customers (id int PRIMARY KEY)",
+        f'CREATE TABLE "{table}" (id int PRIMARY KEY, customer_id int REFERENCES customers)',
+        f'CREATE VIEW "{taken}" AS SELECT 1 AS one',
+    )
+    [fk] = found(db.analyze(), "fk_without_index")
+    name = "rechnungen_" + "ü" * 23 + "_idx1"  # cut on a character, the number inside 63
+    assert fk.fix_sql == f"CREATE INDEX CONCURRENTLY {name} ON public.{table} (customer_id);"
+    assert fk.fix_sql is not None
+    db.execute(fk.fix_sql)
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT c.relname, i.indisvalid, i.indrelid::regclass::text FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            [name],
+        ).fetchone()
+    assert row == (name, True, f'"{table}"')
+    assert not found(db.analyze(), "fk_without_index")
+
+
+def test_invalid_index_left_by_opscope_is_recognised(db: SandboxDb) -> None:
+    db.execute(
+        "CREATE TABLE accounts (id int, code text)",
+        "INSERT INTO accounts SELECT g, 'same' FROM generate_series(1, 100) g",
+    )
+    with db.connect() as conn:
+        for name in ("opscope_verify_accounts_code_idx", "accounts_code_idx"):
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON accounts (code)")
+    invalid = {f.object: f for f in found(db.analyze(), "invalid_index")}
+    ours = invalid["public.opscope_verify_accounts_code_idx"]
+    assert ours.evidence["left_by_opscope"] is True
+    assert "interrupted opscope indexes advise --verify --apply" in ours.title
+    assert ours.fix_sql == "DROP INDEX CONCURRENTLY public.opscope_verify_accounts_code_idx;"
+    # a user's own failed build, named as PostgreSQL (and the advisor) name indexes, is not
+    theirs = invalid["public.accounts_code_idx"]
+    assert "left_by_opscope" not in theirs.evidence
+    assert "CREATE UNIQUE INDEX CONCURRENTLY accounts_code_idx" in theirs.recommendation

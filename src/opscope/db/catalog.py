@@ -13,6 +13,7 @@ import psycopg
 
 from opscope.checks import CheckFailed
 from opscope.db.connection import SqlRunner
+from opscope.db.naming import IndexNames
 
 T = TypeVar("T")
 
@@ -347,6 +348,18 @@ class Catalog:
     @cached_property
     def foreign_keys(self) -> list[ForeignKey]:
         return [_record(ForeignKey, r) for r in self.runner.fetch("foreign_keys")]
+
+    @cached_property
+    def relation_names(self) -> frozenset[tuple[str, str]]:
+        """(schema, name) of every relation of the user schemas, whatever its kind."""
+        rows = self.runner.fetch("relation_names", {"schema": None})
+        return frozenset((r["schema"], r["name"]) for r in rows)
+
+    @cached_property
+    def index_names(self) -> IndexNames:
+        """The names this run's proposals take: every check that proposes an index asks here,
+        so no two proposals (nor a proposal and a relation) share a name."""
+        return IndexNames(self.relation_names)
 
     @cached_property
     def column_stats(self) -> dict[tuple[str, str], dict[str, ColumnStat]]:

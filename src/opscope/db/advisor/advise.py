@@ -19,7 +19,6 @@ from opscope.db.advisor.candidates import (
     already_indexed,
     candidates_for_use,
     reordering_of,
-    unique_names,
 )
 from opscope.db.advisor.hypo import Costed, HypoSession, HypoUnavailable, try_cost
 from opscope.db.advisor.predicates import TableUse, extract
@@ -307,11 +306,15 @@ def advise(
 
 
 def named(recommendations: Sequence[Recommendation], catalog: Catalog) -> list[Recommendation]:
-    """Give each recommendation an index name no relation of its schema has yet."""
-    taken = {(t.schema, t.name) for t in catalog.tables}
-    taken |= {(i.schema, i.name) for i in catalog.indexes}
-    names = unique_names([r.candidate for r in recommendations], taken)
-    return [replace(r, index_name=n) for r, n in zip(recommendations, names, strict=True)]
+    """Give each recommendation an index name no relation of its schema has yet, nor any
+    other index this run proposes (the catalog's IndexNames, shared with fk_without_index)."""
+    names = catalog.index_names
+    out: list[Recommendation] = []
+    for rec in recommendations:
+        cand = rec.candidate
+        name = names.name(cand.schema, cand.name_stem(), cand.definition)
+        out.append(replace(rec, index_name=name))
+    return out
 
 
 def _advise_hypo(

@@ -10,14 +10,17 @@ from opscope.checks import Registry, run_checks
 from opscope.config import Config
 from opscope.db.advisor.advise import AdvisorResult
 from opscope.db.advisor.verify import Verification, verify
+from opscope.db.catalog import Catalog
 from opscope.db.checks.advisor import RESULT_KEY
 from opscope.db.connection import ConnectionFactory, SqlRunner, connect
 from opscope.db.context import KIND, WORKLOAD, DbContext
 from opscope.db.fixes import sql_changes
+from opscope.db.naming import BUILD_PREFIX
 from opscope.db.settings import settings_for
 from opscope.findings import Clock, Report, Target, utc_now
 from opscope.fixes import group_fixes
 from opscope.plugins import default_plugins
+from opscope.sqltext import qualified
 
 
 def advise_indexes(
@@ -52,6 +55,7 @@ def advise_indexes(
         report.targets.append(Target(kind=KIND, name=name, server_version=summary.server_version))
         findings, errors = run_checks(registry.for_kind(KIND, WORKLOAD), context, target=name)
         result = context.shared.get(RESULT_KEY)
+        leftovers = leftover_notes(context.catalog)
     finally:
         conn.close()
     report.findings.extend(findings)
@@ -61,12 +65,31 @@ def advise_indexes(
         # the advisor failed: its error is in `errors`, and there is nothing to summarize
         return report
     info = advisor_summary(result)
+    info["notes"] = [*info["notes"], *leftovers]
     if verify_apply and result.recommendations:
         info.update(
             verification_summary(verify(dsn, settings.session, result.recommendations, echo=echo))
         )
     report.summary[name] = {"advisor": info}
     return report
+
+
+def leftover_notes(catalog: Catalog) -> list[str]:
+    """An index under opscope's temporary build name was left by an interrupted
+    `--verify --apply` (killed, or its session lost): offer the statement that drops it."""
+    out: list[str] = []
+    for idx in catalog.indexes:
+        if idx.name.startswith(BUILD_PREFIX):
+            what = (
+                "is an INVALID index left by an interrupted --verify --apply"
+                if not idx.is_valid
+                else "was built by an interrupted --verify --apply but never renamed"
+            )
+            out.append(
+                f"{idx.qualified} {what}: DROP INDEX CONCURRENTLY "
+                f"{qualified(idx.schema, idx.name)};"
+            )
+    return out
 
 
 def advisor_summary(result: AdvisorResult) -> dict[str, Any]:

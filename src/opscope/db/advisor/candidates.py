@@ -17,6 +17,7 @@ from psycopg import sql
 
 from opscope.db.advisor.predicates import Key, TableUse
 from opscope.db.catalog import Index
+from opscope.db.naming import IndexNames, name_stem, unique_name
 from opscope.sqltext import qualified, quote_ident
 
 PATTERN_OPS = "text_pattern_ops"
@@ -71,10 +72,9 @@ class Candidate:
         text = f"{self.relation} ({', '.join(k.printed() for k in self.keys)})"
         return text + (f" INCLUDE ({', '.join(self.include)})" if self.include else "")
 
-    def index_name(self, taken: Collection[str] = ()) -> str:
-        """A name for the index: table, keys (with a non-default operator class), "incl"
-        when it has INCLUDE columns, then "_idx"; at most 63 bytes, and never one of
-        `taken` (the relation names of the schema): a number is added as PostgreSQL does."""
+    def name_stem(self) -> str:
+        """Table, keys (with a non-default operator class), "incl" when it has INCLUDE
+        columns: the name before "_idx"."""
         parts = [self.table]
         for k in self.keys:
             parts.append(k.expr)
@@ -82,15 +82,17 @@ class Candidate:
                 parts.append(k.opclass)
         if self.include:
             parts.append("incl")
-        name = "".join(c if c.isalnum() or c == "_" else "_" for c in "_".join(parts))
-        # collapse the runs that punctuation leaves: lower(email) -> lower_email
-        stem = "_".join(p for p in name.split("_") if p)
-        n = 0
-        while True:
-            name = _fit(stem, "_idx" + (str(n) if n else ""))
-            if name not in taken:
-                return name
-            n += 1
+        return name_stem(parts)
+
+    @property
+    def definition(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """What the index is, for naming: the same definition always gets the same name."""
+        return (self.table, tuple(k.printed() for k in self.keys), self.include)
+
+    def index_name(self, taken: Collection[str] = ()) -> str:
+        """name_stem() + "_idx" in at most 63 bytes, never one of `taken` (the relation
+        names of the schema): a number is added as PostgreSQL does."""
+        return unique_name(self.name_stem(), taken)
 
     def fix_sql(self, name: str | None = None) -> str:
         keys = ", ".join(k.printed() for k in self.keys)
@@ -121,28 +123,11 @@ class Candidate:
         return stmt
 
 
-#: PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes
-MAX_NAME_BYTES = 63
-
-
-def _fit(stem: str, suffix: str) -> str:
-    """stem + suffix in at most MAX_NAME_BYTES bytes of UTF-8, cut on a character."""
-    room = MAX_NAME_BYTES - len(suffix.encode())
-    cut = stem.encode()[:room].decode(errors="ignore").rstrip("_")
-    return cut + suffix
-
-
 def unique_names(candidates: Sequence[Candidate], taken: Collection[tuple[str, str]]) -> list[str]:
-    """A name for each candidate, none of them in `taken` ((schema, relation name)) nor
-    equal to another's."""
-    used = set(taken)
-    out: list[str] = []
-    for cand in candidates:
-        in_schema = {name for schema, name in used if schema == cand.schema}
-        name = cand.index_name(in_schema)
-        used.add((cand.schema, name))
-        out.append(name)
-    return out
+    """A name for each candidate, none of them in `taken` ((schema, relation name)) nor equal
+    to another candidate's; equal candidates get the same name."""
+    names = IndexNames(taken)
+    return [names.name(c.schema, c.name_stem(), c.definition) for c in candidates]
 
 
 def safe_expression(expr: str) -> bool:

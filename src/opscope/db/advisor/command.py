@@ -18,10 +18,11 @@ from opscope.cli_common import (
     load_or_fail,
 )
 from opscope.db.advisor.analysis import advise_indexes
-from opscope.db.advisor.verify import VerifyFailed
+from opscope.db.advisor.verify import Interrupted, VerifyFailed
 from opscope.db.command import target_and_name
 from opscope.db.connection import TargetConnectionError
 from opscope.errors import first_line
+from opscope.redact import redact
 
 
 def advise_command(
@@ -98,6 +99,9 @@ def advise_command(
         )
     except TargetConnectionError as exc:
         fail(str(exc))
+    except Interrupted as exc:
+        typer.echo(f"opscope: {redact(str(exc))}", err=True)
+        raise typer.Exit(exc.exit_code) from None
     except VerifyFailed as exc:
         fail(f"--verify failed: {exc}")
     except psycopg.Error as exc:

@@ -9,6 +9,7 @@ from opscope.db.bloat import ColumnWidth, btree_estimate
 from opscope.db.catalog import ColumnStat, Index
 from opscope.db.checks.base import DbCheck
 from opscope.db.context import DbContext
+from opscope.db.naming import BUILD_PREFIX, name_stem
 from opscope.findings import Finding, Severity
 from opscope.sqltext import qualified, quote_ident
 from opscope.units import human_bytes
@@ -286,21 +287,40 @@ class InvalidIndex(DbCheck):
                     if idx.definition
                     else "CREATE INDEX CONCURRENTLY ... with its original definition"
                 )
+            title = f"Invalid index {idx.qualified} on {idx.table}"
+            detail = (
+                "The planner ignores it, but inserts and updates may still pay to maintain "
+                "it. A failed concurrent build leaves such an index behind."
+            )
+            recommendation = (
+                "Drop it, fix what made the build fail (duplicates for a unique index, a "
+                f"timeout), then build it again: {definition};"
+            )
+            evidence = {**_index_evidence(idx), "is_ready": idx.is_ready}
+            if idx.name.startswith(BUILD_PREFIX):
+                # opscope's own: --verify --apply builds under this prefix, renames when valid
+                title += ", left by an interrupted opscope indexes advise --verify --apply"
+                detail = (
+                    f"opscope builds each index under a {BUILD_PREFIX}... name and renames it "
+                    "once it is valid; this build was stopped half-way (the process was "
+                    "killed, or its session cancelled or lost). The planner ignores it, but "
+                    "inserts and updates may still pay to maintain it."
+                )
+                recommendation = (
+                    "Drop it: it is opscope's unfinished build, which nothing uses and nothing "
+                    "needs rebuilt; run the advisor again to have the index proposed (or built "
+                    "with --verify --apply) under its own name."
+                )
+                evidence["left_by_opscope"] = True
             yield self.finding(
                 context,
                 severity=Severity.warning,
                 object=idx.qualified,
                 columns=list(idx.key_defs),
-                title=f"Invalid index {idx.qualified} on {idx.table}",
-                detail=(
-                    "The planner ignores it, but inserts and updates may still pay to maintain "
-                    "it. A failed concurrent build leaves such an index behind."
-                ),
-                evidence={**_index_evidence(idx), "is_ready": idx.is_ready},
-                recommendation=(
-                    "Drop it, fix what made the build fail (duplicates for a unique index, a "
-                    f"timeout), then build it again: {definition};"
-                ),
+                title=title,
+                detail=detail,
+                evidence=evidence,
+                recommendation=recommendation,
                 fix_sql=_drop_sql(idx),
             )
 
@@ -424,7 +444,11 @@ class ForeignKeyWithoutIndex(DbCheck):
             big = size >= 1 << 20
             severity = Severity.warning if big or parent_writes else Severity.info
             cols = ", ".join(quote_ident(c) for c in fk.columns)
-            name = f"{fk.table_name}_{'_'.join(fk.columns)}_idx"[:63]
+            # the same definition as the advisor's Candidate: one index, one name, one fix
+            keys = tuple(quote_ident(c) for c in fk.columns)
+            name = context.catalog.index_names.name(
+                fk.schema, name_stem((fk.table_name, *fk.columns)), (fk.table_name, keys, ())
+            )
             yield self.finding(
                 context,
                 severity=severity,

@@ -16,6 +16,7 @@ from typing import Any
 from pglast import ast, parse_sql
 
 from opscope.db.catalog import Table
+from opscope.db.naming import IndexNames, fit, name_stem, unique_name
 from opscope.db.plans.explain import walk
 from opscope.db.plans.model import Plan, PlanNode
 from opscope.db.settings import PlanSettings
@@ -103,10 +104,16 @@ class PlanInputs:
     setting: PlanSetting = DEFAULT_SETTING
     settings: PlanSettings = field(default_factory=PlanSettings)
     temp_blocks_written: int = 0
+    #: the run's index names, so a proposed index is named like the other checks name it
+    names: IndexNames | None = None
 
 
 def seq_scan_issues(plan: Plan, inputs: PlanInputs) -> list[PlanIssue]:
-    return [i for node in plan.walk() for i in _seq_scan(node, inputs.tables, inputs.settings)]
+    return [
+        i
+        for node in plan.walk()
+        for i in _seq_scan(node, inputs.tables, inputs.settings, inputs.names)
+    ]
 
 
 def disk_sort_issues(plan: Plan, inputs: PlanInputs) -> list[PlanIssue]:
@@ -190,7 +197,10 @@ def stopped_early_nodes(plan: Plan) -> set[int]:
 
 
 def _seq_scan(
-    node: PlanNode, tables: Mapping[str, Table], settings: PlanSettings
+    node: PlanNode,
+    tables: Mapping[str, Table],
+    settings: PlanSettings,
+    names: IndexNames | None = None,
 ) -> list[PlanIssue]:
     if node.node_type != "Seq Scan" or node.relation is None or not node.filter:
         return []
@@ -219,10 +229,18 @@ def _seq_scan(
     target = f"{node.relation}({', '.join(columns)})" if columns else node.relation
     fix_sql = None
     if columns:
-        index = f"{name}_{'_'.join(columns)}_idx"[:63]
-        keys = ", ".join(quote_ident(c) for c in columns)
+        # the same definition as the advisor's Candidate and fk_without_index: one index, one
+        # name, one fix
+        keys = tuple(quote_ident(c) for c in columns)
+        stem = name_stem((name, *columns))
+        index = (
+            names.name(schema, stem, (name, keys, ()))
+            if names is not None
+            else unique_name(stem, ())
+        )
         fix_sql = (
-            f"CREATE INDEX CONCURRENTLY {quote_ident(index)} ON {qualified(schema, name)} ({keys});"
+            f"CREATE INDEX CONCURRENTLY {quote_ident(index)} ON {qualified(schema, name)} "
+            f"({', '.join(keys)});"
         )
     return [
         PlanIssue(
@@ -386,7 +404,8 @@ def _misestimate(
             rec = f"Refresh the statistics: {relation} {since}."
             fix = f"ANALYZE {target};"
         elif len(columns) >= 2:
-            stat_name = quote_ident(f"{name}_{'_'.join(columns)}_stats"[:63])
+            # 63 bytes, cut on a character, keeping the suffix (as index names are)
+            stat_name = quote_ident(fit(name_stem((name, *columns)), "_stats"))
             cols = ", ".join(quote_ident(c) for c in columns)
             rec = (
                 f"The columns {', '.join(columns)} are filtered together and are probably "

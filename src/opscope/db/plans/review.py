@@ -96,6 +96,7 @@ def plan_inputs(context: DbContext, reviewed: ReviewedStatement) -> PlanInputs:
             tables={t.qualified: t for t in context.catalog.tables},
             setting=read_setting(context.runner.conn),
             settings=context.plans,
+            names=context.catalog.index_names,
         ),
     )
     temp = reviewed.statement.temp_blks_written if reviewed.statement is not None else 0
