@@ -11,7 +11,7 @@ from psycopg import sql
 from opscope.checks import Check, Registry, default_registry, run_checks
 from opscope.config import Config
 from opscope.db.catalog import Summary
-from opscope.db.connection import SqlRunner, connect, describe_dsn
+from opscope.db.connection import SqlRunner, connect, describe_dsn, parse_dsn, raise_if_lost
 from opscope.db.context import KIND, DbContext
 from opscope.db.history import SizeHistory
 from opscope.findings import CheckError, Finding, Report, Target
@@ -21,9 +21,8 @@ APPLICABLE = frozenset({"stale_statistics"})
 
 
 def target_name(dsn: str) -> str:
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
+    info = parse_dsn(dsn)  # None too when libpq would read a password as the database name
+    if info is None:
         return "database"
     return str(info.get("dbname") or info.get("user") or "database")
 
@@ -92,6 +91,7 @@ def analyze_database(
         try:
             summary = context.summary
         except psycopg.Error as exc:
+            raise_if_lost(conn, dsn)
             report.targets.append(Target(kind=KIND, name=name))
             report.errors.append(
                 CheckError(check="summary", message=str(exc).strip().splitlines()[0], target=name)
@@ -101,6 +101,8 @@ def analyze_database(
         if window_s:
             echo(f"sampling pg_stat_statements on {name} for {window_s:g} s")
         findings, errors = run_checks(checks, context, target=name)
+        # a link lost half-way leaves errors that all say so: one line, exit code 2, instead
+        raise_if_lost(conn, dsn)
         report.findings.extend(findings)
         report.errors.extend(errors)
         if history.save_error:
@@ -130,13 +132,14 @@ def apply_fixes(
         return [], []
     done: list[str] = []
     errors: list[CheckError] = []
-    conn = connect(dsn, config.session, writable=True)
+    # ANALYZE of a big table outlasts a short statement_timeout; it takes only a SHARE UPDATE
+    # EXCLUSIVE lock, which blocks no reads or writes. Set at connect, so that the session
+    # has no query deadline either (keepalives still end a dead link).
+    session = config.session.model_copy(update={"statement_timeout_ms": 0})
+    conn = connect(dsn, session, writable=True)
     notices: list[str] = []
     conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
     try:
-        # ANALYZE of a big table outlasts a short statement_timeout; it takes only a
-        # SHARE UPDATE EXCLUSIVE lock, which blocks no reads or writes
-        conn.execute("SELECT set_config('statement_timeout', '0', false)")
         for f in todo:
             stmt = sql.SQL("ANALYZE {}.{}").format(
                 sql.Identifier(str(f.evidence["schema"])), sql.Identifier(str(f.evidence["table"]))
