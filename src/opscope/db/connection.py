@@ -68,9 +68,7 @@ def parse_dsn(dsn: str) -> dict[str, Any] | None:
         return None
     try:
         return psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return None
-    except Exception:  # odd DSNs surface as ValueError; never echo them
+    except Exception:  # psycopg.Error, and ValueError for odd DSNs; never echo them
         return None
 
 
@@ -155,8 +153,8 @@ def connection_params(dsn_params: dict[str, Any], session: SessionSettings) -> d
 def query_deadline_s(session: SessionSettings) -> float | None:
     """How long a query may wait for its answer: the server ends it at `statement_timeout`,
     so an answer still missing `query_deadline_margin_s` later will not come. Sessions
-    without a statement timeout (the builds of `--apply`) have no deadline: only keepalives
-    and `tcp_user_timeout` end their link, when it is dead."""
+    without a statement timeout (those of `--apply`: ANALYZE, CREATE INDEX CONCURRENTLY) have
+    no deadline: only keepalives and `tcp_user_timeout` end their link, when it is dead."""
     if session.statement_timeout_ms <= 0:
         return None
     return session.statement_timeout_ms / 1000 + session.query_deadline_margin_s
