@@ -12,7 +12,14 @@ from psycopg import sql
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
 from opscope.db.catalog import Summary
-from opscope.db.connection import ConnectionFactory, SqlRunner, connect, describe_dsn
+from opscope.db.connection import (
+    ConnectionFactory,
+    SqlRunner,
+    connect,
+    describe_dsn,
+    parse_dsn,
+    raise_if_lost,
+)
 from opscope.db.context import DATABASE, KIND, DbContext
 from opscope.db.fixes import sql_changes
 from opscope.db.history import SizeHistory
@@ -27,9 +34,8 @@ APPLICABLE = frozenset({"stale_statistics"})
 
 
 def target_name(dsn: str) -> str:
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
+    info = parse_dsn(dsn)  # None too when libpq would read a password as the database name
+    if info is None:
         return "database"
     return str(info.get("dbname") or info.get("user") or "database")
 
@@ -90,6 +96,7 @@ def analyze_database(
         try:
             summary = context.summary
         except psycopg.Error as exc:
+            raise_if_lost(conn, dsn)
             report.targets.append(Target(kind=KIND, name=name))
             report.errors.append(CheckError(check="summary", message=first_line(exc), target=name))
             return report
@@ -97,6 +104,8 @@ def analyze_database(
         if window_s:
             echo(f"sampling pg_stat_statements on {name} for {window_s:g} s")
         findings, errors = run_checks(checks, context, target=name)
+        # a link lost half-way leaves errors that all say so: one line, exit code 2, instead
+        raise_if_lost(conn, dsn)
         report.findings.extend(findings)
         report.errors.extend(errors)
         if history.save_error:
@@ -131,13 +140,14 @@ def apply_fixes(
         return [], []
     done: list[str] = []
     errors: list[CheckError] = []
+    # ANALYZE of a big table outlasts a short statement_timeout; it takes only a SHARE UPDATE
+    # EXCLUSIVE lock, which blocks no reads or writes. Set at connect, so that the session
+    # has no query deadline either (keepalives still end a dead link).
+    session = session.model_copy(update={"statement_timeout_ms": 0})
     conn = connect(dsn, session, writable=True)
     notices: list[str] = []
     conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
     try:
-        # ANALYZE of a big table outlasts a short statement_timeout; it takes only a
-        # SHARE UPDATE EXCLUSIVE lock, which blocks no reads or writes
-        conn.execute("SELECT set_config('statement_timeout', '0', false)")
         for f in todo:
             stmt = sql.SQL("ANALYZE {}.{}").format(
                 sql.Identifier(str(f.evidence["schema"])), sql.Identifier(str(f.evidence["table"]))

@@ -21,6 +21,9 @@ from pathlib import Path
 
 PASSWORD_ROLE = "opscope_pw"
 PASSWORD = "sandbox-secret"
+#: a second password role, whose password holds what DSN syntax treats specially
+ODD_PASSWORD_ROLE = "opscope_pw_odd"
+ODD_PASSWORD = "Zq@7:k/Jx#9%\"v' W@y"
 
 
 class SandboxError(RuntimeError):
@@ -153,8 +156,11 @@ class Sandbox:
             fh.write("\n# opscope sandbox\n")
             fh.writelines(f"{k} = {v}\n" for k, v in conf.items())
         hba = box.datadir / "pg_hba.conf"
-        # The password role is checked first so tests can exercise a wrong password.
-        hba.write_text(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        # The password roles are checked first so tests can exercise a wrong password.
+        hba.write_text(
+            f"host all {PASSWORD_ROLE},{ODD_PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+            + hba.read_text()
+        )
         return box
 
     def start(self) -> None:
@@ -174,6 +180,8 @@ class Sandbox:
         self.psql(
             f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'",
         )
+        odd = ODD_PASSWORD.replace("'", "''")
+        self.psql(f"CREATE ROLE {ODD_PASSWORD_ROLE} LOGIN IN ROLE pg_monitor PASSWORD '{odd}'")
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         proc = self._run(

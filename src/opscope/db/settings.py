@@ -34,6 +34,9 @@ class SessionSettings(_Frozen):
     statement_timeout_ms: int = Field(default=30_000, ge=0)
     lock_timeout_ms: int = Field(default=1_000, ge=0)
     connect_timeout_s: int = Field(default=10, ge=1)
+    #: a query whose answer has not come this long after its statement_timeout is given up
+    #: and the connection closed: the server already cancelled it, the link is silent
+    query_deadline_margin_s: float = Field(default=10.0, gt=0)
     application_name: str = "opscope"
 
 

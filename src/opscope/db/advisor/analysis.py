@@ -12,7 +12,7 @@ from opscope.db.advisor.advise import AdvisorResult
 from opscope.db.advisor.verify import Verification, verify
 from opscope.db.catalog import Catalog
 from opscope.db.checks.advisor import RESULT_KEY
-from opscope.db.connection import ConnectionFactory, SqlRunner, connect
+from opscope.db.connection import ConnectionFactory, SqlRunner, connect, raise_if_lost
 from opscope.db.context import KIND, WORKLOAD, DbContext
 from opscope.db.fixes import sql_changes
 from opscope.db.naming import BUILD_PREFIX
@@ -54,6 +54,8 @@ def advise_indexes(
         summary = context.summary
         report.targets.append(Target(kind=KIND, name=name, server_version=summary.server_version))
         findings, errors = run_checks(registry.for_kind(KIND, WORKLOAD), context, target=name)
+        # a lost link fails every check the same way: not a report, one line
+        raise_if_lost(conn, dsn)
         result = context.shared.get(RESULT_KEY)
         leftovers = leftover_notes(context.catalog)
     finally:

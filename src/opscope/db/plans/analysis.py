@@ -11,7 +11,7 @@ from pglast import parser
 
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
-from opscope.db.connection import ConnectionFactory, SqlRunner, connect
+from opscope.db.connection import ConnectionFactory, SqlRunner, connect, raise_if_lost
 from opscope.db.context import KIND, STATEMENT, DbContext
 from opscope.db.fixes import sql_changes
 from opscope.db.logs.examples import slowest_example
@@ -74,6 +74,8 @@ def explain_statement(
         key = statement_key(statement)
         context.explained = ReviewedStatement(None, statement, result, key)
         findings, errors = run_checks(registry.for_kind(KIND, STATEMENT), context, target=name)
+        # a lost link fails every check the same way: not a report, one line
+        raise_if_lost(conn, dsn)
     finally:
         conn.close()
     plan = result.plan
