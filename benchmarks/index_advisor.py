@@ -36,7 +36,8 @@ from typing import Any
 
 import psycopg
 
-from opscope.db.advisor.advise import Recommendation, advise, statements_window
+from opscope.db.advisor.advise import advise, statements_window
+from opscope.db.advisor.model import Recommendation
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, connect
 from opscope.db.sandbox import running_sandbox

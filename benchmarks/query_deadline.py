@@ -21,9 +21,9 @@ import time
 
 import psycopg
 
-from opscope.db.settings import SessionSettings
 from opscope.db.connection import connect
 from opscope.db.sandbox import running_sandbox
+from opscope.db.settings import SessionSettings
 
 QUERIES = 5000
 ROUNDS = 5

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -98,6 +99,25 @@ def fail_concurrent_build(conn: psycopg.Connection[object]) -> None:
         conn.execute("CREATE UNIQUE INDEX CONCURRENTLY customers_email ON shop.customers (email)")
 
 
+def build_platform(
+    conn: psycopg.Connection[object], say: Callable[[str], None] = lambda _: None
+) -> None:
+    """The sample platform with its workload, in the database of `conn` (autocommit, with
+    pg_stat_statements): what the demo analyzes, and what tests/test_demo.py holds it to."""
+    say("loading the sample platform")
+    conn.execute(SCHEMA)
+    # one statement at a time, each with its counters flushed, as separate jobs would
+    for statement in DATA.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+            conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_statements_reset()")
+    say("running the workload")
+    fail_concurrent_build(conn)
+    workload(conn)
+    conn.execute("SELECT pg_stat_force_next_flush()")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
@@ -119,18 +139,7 @@ def main() -> int:
         )
         dsn = box.dsn("shop")
         with psycopg.connect(dsn, autocommit=True) as conn:
-            print("demo: loading the sample platform", file=sys.stderr)
-            conn.execute(SCHEMA)
-            # one statement at a time, each with its counters flushed, as separate jobs would
-            for statement in DATA.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
-                    conn.execute("SELECT pg_stat_force_next_flush()")
-            conn.execute("SELECT pg_stat_statements_reset()")
-            print("demo: running the workload", file=sys.stderr)
-            fail_concurrent_build(conn)
-            workload(conn)
-            conn.execute("SELECT pg_stat_force_next_flush()")
+            build_platform(conn, say=lambda line: print(f"demo: {line}", file=sys.stderr))
         config = workdir / "opscope.yaml"
         config.write_text(
             "databases:\n"

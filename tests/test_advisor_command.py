@@ -14,9 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import SandboxDb
-from opscope.db.advisor.advise import Recommendation
 from opscope.db.advisor.candidates import Candidate, KeyPart
 from opscope.db.advisor.command import advise_command
+from opscope.db.advisor.model import Recommendation
 from opscope.db.advisor.verify import VerifyFailed, verify
 from opscope.db.settings import SessionSettings
 

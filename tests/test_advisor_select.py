@@ -6,9 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from opscope.db.advisor.advise import WorkloadStatement, verify_together
+from opscope.db.advisor.advise import verify_together
 from opscope.db.advisor.candidates import Candidate, KeyPart, unique_names
 from opscope.db.advisor.hypo import Costed
+from opscope.db.advisor.model import WorkloadStatement
 from opscope.db.advisor.predicates import TableUse
 from opscope.db.advisor.select import MAX_SCALE, MIN_SCALE, Option, window_scale, write_penalty
 from opscope.db.catalog import Table

@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import SandboxDb
-from opscope.db.settings import SessionSettings
 from opscope.db.analyze import target_name
 from opscope.db.connection import (
     LinkLost,
@@ -30,6 +29,7 @@ from opscope.db.sandbox import (
     PASSWORD_ROLE,
     Sandbox,
 )
+from opscope.db.settings import SessionSettings
 from stall_proxy import StallProxy
 from test_cli import opscope
 

@@ -43,7 +43,7 @@ class Section(Protocol):
 
     #: unique per kind, e.g. "summary"
     id: str
-    #: the `Target.kind` it renders, e.g. "postgresql"
+    #: the `Target.kind` it renders
     kind: str
 
     def terminal(self, report: Report, target: Target) -> RenderableType | None: ...

@@ -8,7 +8,7 @@ from typing import Any
 
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
-from opscope.db.advisor.advise import AdvisorResult
+from opscope.db.advisor.model import AdvisorResult
 from opscope.db.advisor.verify import Verification, verify
 from opscope.db.catalog import Catalog
 from opscope.db.checks.advisor import RESULT_KEY

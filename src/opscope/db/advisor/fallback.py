@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from opscope.db.advisor.advise import (
+from opscope.db.advisor.candidates import Candidate
+from opscope.db.advisor.model import (
     AdvisorResult,
     Effect,
     Recommendation,
     WorkloadStatement,
 )
-from opscope.db.advisor.candidates import Candidate
 from opscope.db.catalog import Table
 from opscope.db.settings import AdvisorSettings
 

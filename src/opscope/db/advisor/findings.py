@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opscope.db.advisor.advise import (
+from opscope.db.advisor.model import (
     KEEP_PROTECTED,
     KEEP_SCANNED,
     AdvisorResult,

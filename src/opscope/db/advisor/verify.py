@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from opscope.db.advisor.advise import Recommendation, WorkloadStatement
+from opscope.db.advisor.model import Recommendation, WorkloadStatement
 from opscope.db.connection import SqlRunner, TargetConnectionError, connect
 from opscope.db.naming import BUILD_PREFIX, unique_name
 from opscope.db.plans.explain import ExplainFailed, explain, inspect_statement

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from opscope.db.advisor.advise import AdvisorResult, advise, statements_window
+from opscope.db.advisor.advise import advise, statements_window
 from opscope.db.advisor.findings import result_findings
+from opscope.db.advisor.model import AdvisorResult
 from opscope.db.checks.base import DbCheck
 from opscope.db.context import DATABASE, WORKLOAD, DbContext
 from opscope.db.plans.review import cached_on, samples

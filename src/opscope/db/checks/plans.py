@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator
 from opscope.checks import CheckFailed
 from opscope.db.checks.base import DbCheck
 from opscope.db.context import DATABASE, STATEMENT, DbContext
-from opscope.db.plans.diagnose import RULES
+from opscope.db.plans.diagnose import RULES, PlanInputs, PlanIssue
 from opscope.db.plans.findings import issue_finding
+from opscope.db.plans.model import Plan
 from opscope.db.plans.review import plan_inputs, reviewed_plans
 from opscope.findings import Finding
 
@@ -17,6 +18,10 @@ from opscope.findings import Finding
 class PlanCheck(DbCheck):
     category = "plans"
     scopes = (DATABASE, STATEMENT)
+
+    def rule(self, plan: Plan, inputs: PlanInputs) -> list[PlanIssue]:
+        """What is wrong in `plan`, by this check's rule (opscope.db.plans.diagnose)."""
+        return RULES[self.id](plan, inputs)
 
     def run(self, context: DbContext) -> Iterable[Finding]:
         return list(self._findings(context))
@@ -28,11 +33,10 @@ class PlanCheck(DbCheck):
         refused = [r.error for r in reviewed if r.error and r.error.startswith("EXPLAIN failed")]
         if reviewed and len(refused) == len(reviewed):
             raise CheckFailed(f"no top statement could be explained: {refused[0]}")
-        rule = RULES[self.id]
         for r in reviewed:
             if r.result is None:
                 continue
-            for issue in rule(r.result.plan, plan_inputs(context, r)):
+            for issue in self.rule(r.result.plan, plan_inputs(context, r)):
                 yield issue_finding(issue, target=context.target, reviewed=r)
 
 
