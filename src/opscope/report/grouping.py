@@ -3,6 +3,7 @@ worst first, the fixes in rank order, errors grouped by cause."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opscope.findings import BENEFIT_KEYS, Finding, Fix, Report, Target
@@ -63,9 +64,10 @@ def fix_pointers(report: Report) -> dict[str, NumberedFix]:
     return {fid: n for n in numbered_fixes(report) for fid in n.fix.findings}
 
 
-def resolves_text(fix: Fix) -> str:
+def resolves_text(fix: Fix, code: Callable[[str], str] = str) -> str:
+    """'resolves 3 findings (a, b, c)', each check id passed through `code`."""
     count = len(fix.findings)
-    checks = ", ".join(dict.fromkeys(fix.checks))
+    checks = ", ".join(code(c) for c in dict.fromkeys(fix.checks))
     return f"resolves {count} finding{'s' if count != 1 else ''} ({checks})"
 
 

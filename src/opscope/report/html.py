@@ -22,7 +22,7 @@ from opscope.report.grouping import (
     resolves_text,
     summary_rows,
 )
-from opscope.units import human_number
+from opscope.units import human_bytes, human_number
 
 
 def template_environment(package: str, folder: str = "templates") -> Environment:
@@ -35,6 +35,7 @@ def template_environment(package: str, folder: str = "templates") -> Environment
         lstrip_blocks=True,
     )
     env.filters["value"] = human_number
+    env.filters["bytes"] = human_bytes
     env.tests["block"] = _is_block
     return env
 

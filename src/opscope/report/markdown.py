@@ -71,7 +71,8 @@ def render_markdown(report: Report, plugins: Plugins) -> str:
         out += [f"## {heading}", ""]
         for n in shown:
             benefit = benefit_text(n.fix)
-            out.append(f"{n.number}. **{inline(n.fix.title)}** — {resolves_text(n.fix)}")
+            resolves = resolves_text(n.fix, code=lambda c: f"`{c}`")
+            out.append(f"{n.number}. **{inline(n.fix.title)}** — {resolves}")
             if benefit:
                 out.append(f"   {benefit}")
             if n.fix.fix_sql:

@@ -14,7 +14,7 @@ from opscope.display import visible
 from opscope.findings import Report, Target
 from opscope.report.html import template_environment
 from opscope.sqltext import short_query
-from opscope.units import human_ms
+from opscope.units import human_bytes, human_ms
 
 _env = template_environment("opscope.db")
 _SPARK = " ▁▂▃▄▅▆▇█"
@@ -69,7 +69,7 @@ def log_summary(report: Report) -> list[RenderableType]:
         )
     )
     out.append(
-        f"read {log.get('bytes', 0) / 1e6:,.1f} MB in {log.get('elapsed_s', 0)} s "
+        f"read {human_bytes(log.get('bytes', 0))} in {log.get('elapsed_s', 0)} s "
         f"({log.get('mb_per_s') or 0} MB/s, {log.get('jobs', 1)} process(es))"
     )
     bad = log.get("bad_entries", {}).get("count", 0)
@@ -130,8 +130,8 @@ def log_summary(report: Report) -> list[RenderableType]:
     temp = log.get("temp_files", {})
     if temp.get("count"):
         out.append(
-            f"\ntemporary files: {temp['count']:,}, {temp['total_bytes'] / 1e6:,.1f} MB "
-            f"(largest {temp['max_bytes'] / 1e6:,.1f} MB)"
+            f"\ntemporary files: {temp['count']:,}, {human_bytes(temp['total_bytes'])} "
+            f"(largest {human_bytes(temp['max_bytes'])})"
         )
         for row in temp.get("top_statements", [])[:5]:
             out.append(Text(f"  {row['count']:>6,} × {_one_line(row['query'])}"))

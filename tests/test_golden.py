@@ -1,0 +1,211 @@
+"""Every renderer, pinned byte for byte: one fixed Report (fixed clock, findings and
+summaries from every area there is) rendered to terminal (no colour, 100 columns), Markdown,
+HTML and JSON, compared with the files in tests/golden/.
+
+After an intended change of the output, regenerate them and review the diff:
+
+    OPSCOPE_REGENERATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from opscope.config import Config
+from opscope.db.fixes import sql_changes
+from opscope.db.logs.analyze import analyze_logs
+from opscope.db.logs.options import LogOptions
+from opscope.findings import CheckError, Finding, Report, Severity, Target
+from opscope.fixes import group_fixes
+from opscope.report import render
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+WHEN = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+SUFFIX = {"terminal": "txt", "markdown": "md", "html": "html", "json": "json"}
+
+LOG = """\
+2026-11-30 11:58:01.100 UTC [4711] LOG:  duration: 1520.250 ms  statement: select * from orders where customer_id = 42
+2026-11-30 11:58:02.200 UTC [4711] LOG:  duration: 3.100 ms  statement: select * from orders where id = 7
+2026-11-30 11:58:03.300 UTC [4712] LOG:  duration: 4.900 ms  statement: select * from orders where id = 8
+2026-11-30 11:59:04.400 UTC [4712] ERROR:  relation "ordres" does not exist at character 15
+2026-11-30 11:59:04.400 UTC [4712] STATEMENT:  select * from ordres
+2026-11-30 11:59:05.500 UTC [4713] LOG:  temporary file: path "base/pgsql_tmp/pgsql_tmp4713.0", size 2400000
+2026-11-30 11:59:05.500 UTC [4713] STATEMENT:  select * from orders order by total
+"""  # noqa: E501
+
+
+def _f(check: str, category: str, severity: Severity, obj: str, **fields: object) -> Finding:
+    return Finding.make(
+        check=check,
+        category=category,
+        severity=severity,
+        target=str(fields.pop("target", "shop")),
+        object=obj,
+        title=str(fields.pop("title")),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _database_findings() -> list[Finding]:
+    index_sql = "CREATE INDEX CONCURRENTLY orders_customer_id_idx ON shop.orders (customer_id);"
+    return [
+        _f(
+            "fk_without_index",
+            "indexes",
+            Severity.warning,
+            "shop.orders",
+            title="Foreign key orders_customer_id_fkey on shop.orders(customer_id) has no index",
+            columns=["customer_id"],
+            detail="Deleting a customer scans the whole of shop.orders.",
+            recommendation="Index shop.orders(customer_id).",
+            fix_sql=index_sql,
+        ),
+        _f(
+            "missing_index",
+            "indexes",
+            Severity.warning,
+            "shop.orders",
+            title="Missing index on shop.orders (customer_id): 1 statement, 99% cheaper",
+            columns=["customer_id"],
+            evidence={"time_saved_ms": 3030.5, "cost_saving": 6129177.0, "size": "7.5 MB"},
+            recommendation="Create it concurrently (no write lock).",
+            fix_sql=index_sql,
+        ),
+        _f(
+            "plan_seq_scan",
+            "plans",
+            Severity.warning,
+            "shop.orders",
+            title="Sequential scan of shop.orders (300,000 rows) keeps 0.0% of them",
+            columns=["customer_id"],
+            evidence={"query": "SELECT * FROM shop.orders WHERE customer_id = $1"},
+            fix_sql="CREATE INDEX CONCURRENTLY orders_customer_id_idx1 ON shop.orders (customer_id);",
+        ),
+        _f(
+            "unused_index",
+            "indexes",
+            Severity.info,
+            "shop.events_account",
+            title="Unused index shop.events_account on shop.events (1.0 MB)",
+            evidence={"bytes_freed": 1048576, "idx_scan": 0},
+            fix_sql="DROP INDEX CONCURRENTLY shop.events_account;",
+        ),
+        _f(
+            "redundant_index",
+            "indexes",
+            Severity.warning,
+            "shop.events_account",
+            title="Index shop.events_account is a prefix of shop.events_account_time",
+            evidence={"bytes_freed": 1048576},
+            fix_sql="DROP INDEX CONCURRENTLY shop.events_account;",
+        ),
+        _f(
+            "table_bloat",
+            "tables",
+            Severity.critical,
+            "shop.sessions",
+            title="shop.sessions is about 67% dead space (10.0 MB of 14.9 MB)",
+            detail="A name with an escape: \x1b[31mred\x1b[0m and a <b>tag</b> | pipe `tick`",
+            recommendation="Vacuum it.",
+            fix_sql="VACUUM (ANALYZE) shop.sessions;",
+        ),
+        _f(
+            "stale_statistics",
+            "tables",
+            Severity.warning,
+            "shop.sessions",
+            title="Statistics of shop.sessions are stale: 200,000 rows changed",
+            fix_sql="ANALYZE shop.sessions;",
+        ),
+        _f(
+            "large_table",
+            "tables",
+            Severity.info,
+            "shop.orders",
+            title="Large table shop.orders: 25.5 MB",
+            evidence={"total_bytes": 26738688},
+            recommendation="Watch its growth.",
+        ),
+    ]
+
+
+def golden_report(tmp_path: Path) -> Report:
+    """The fixed report: the health of one database, an explained statement, an advisor
+    study, a server log and a kind no section renders, with a cause shared by two checks."""
+    log = tmp_path / "postgresql.log"
+    log.write_text(LOG)
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        options = LogOptions(prefix="%m [%p] ", jobs=1)
+        logs = analyze_logs(Config(), ["postgresql.log"], options, clock=lambda: WHEN)
+    finally:
+        os.chdir(cwd)
+    logs.summary["log"].update(elapsed_s=0.01, mb_per_s=0.1)
+    report = Report(generated_at=WHEN, opscope_version="0.0.0-golden")
+    report.targets = [
+        Target(kind="postgresql", name="shop", server_version="15.20"),
+        Target(kind="postgresql", name="shop-explain", server_version="15.20"),
+        Target(kind="postgresql", name="shop-advisor", server_version="15.20"),
+        *logs.targets,
+        Target(kind="custom", name="other"),
+    ]
+    report.summary = {
+        "shop": {
+            "server_version": "15.20",
+            "database_bytes": 90177536,
+            "cache_hit_ratio": 0.9989,
+            "connections": 1,
+            "max_connections": 60,
+            "stats_reset": None,
+            "stats_since": "2026-11-30T09:14:00+00:00",
+            "extensions": {"pg_stat_statements": True, "hypopg": True, "pg_qualstats": False},
+        },
+        "shop-explain": {
+            "plan": {
+                "query": "SELECT * FROM shop.orders WHERE customer_id = 42",
+                "values_from_log": "values from the slowest logged execution",
+                "note": "not run: a generic plan",
+                "tree": (
+                    "Seq Scan on shop.orders  cost=0.00..6190.00 rows=15 width=12\n"
+                    "   Filter: (customer_id = 42)\n"
+                    "   !! plan_seq_scan: Sequential scan of shop.orders (300,000 rows)\n"
+                ),
+            }
+        },
+        "shop-advisor": {
+            "advisor": {
+                "statements_studied": 7,
+                "candidates": 8,
+                "candidates_costed": 8,
+                "explains": 25,
+                "verified": True,
+                "partial": False,
+                "notes": ["shop.orders_tmp is an INVALID index left by opscope"],
+            }
+        },
+        **logs.summary,
+        "other": {"answer": 42, "flag": True, "label": "a <b>label</b>"},
+    }
+    report.findings = [*_database_findings(), *logs.findings]
+    report.fixes = group_fixes(report.findings, sql_changes)
+    report.errors = [
+        CheckError(check="slow_query", target="shop", message="pg_stat_statements is missing"),
+        CheckError(check="plan_seq_scan", target="shop", message="pg_stat_statements is missing"),
+        CheckError(check="table_bloat", target="shop", message="permission denied for pg_class"),
+    ]
+    return report
+
+
+@pytest.mark.parametrize("fmt", list(SUFFIX))
+def test_renderers_match_the_golden_files(fmt: str, tmp_path: Path) -> None:
+    text = render(golden_report(tmp_path), fmt, width=100)
+    golden = GOLDEN / f"report.{SUFFIX[fmt]}"
+    if os.environ.get("OPSCOPE_REGENERATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert golden.exists(), f"{golden} is missing: regenerate (see this module's docstring)"
+    assert text == golden.read_text(encoding="utf-8")
