@@ -1,10 +1,15 @@
-"""Shared fixtures: one real PostgreSQL cluster per test run, a fresh database per test."""
+"""Shared fixtures: one real PostgreSQL cluster per test run, a fresh database per test, and
+the situations opscope detects, made by real second sessions: one holding a lock, one left
+idle in a transaction, one running a long query (`situations`). Every area's tests use
+them, as pg_activity's do."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +88,137 @@ def found(report: Report, check: str, obj: str | None = None) -> list[Finding]:
 
 def objects(report: Report, check: str) -> set[str]:
     return {f.object for f in report.findings if f.check == check}
+
+
+@dataclass
+class Session:
+    """A second session of a situation, until `release()` (or the end of the test)."""
+
+    conn: psycopg.Connection[Any]
+    pid: int
+    _release: Callable[[], None]
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self._release()
+
+    def release_after(self, seconds: float) -> threading.Timer:
+        """End it from another thread `seconds` from now (a blocker the code under test waits
+        for, and that must end for it to finish)."""
+        timer = threading.Timer(seconds, self.release)
+        timer.start()
+        return timer
+
+
+@dataclass
+class Situations:
+    """Second sessions on one database that create what opscope detects. Each is released
+    at the end of the test at the latest; `release()` ends one earlier."""
+
+    dsn: str
+    sessions: list[Session] = field(default_factory=list)
+
+    def _open(self) -> tuple[psycopg.Connection[Any], int]:
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert pid is not None
+        return conn, int(pid[0])
+
+    def _session(self, conn: psycopg.Connection[Any], pid: int, end: Callable[[], None]) -> Session:
+        def release() -> None:
+            try:
+                end()
+            finally:
+                conn.close()
+
+        session = Session(conn, pid, release)
+        self.sessions.append(session)
+        return session
+
+    def idle_in_transaction(self, *statements: str, isolation: str = "") -> Session:
+        """A transaction that ran `statements` and waits, open: it holds their row and table
+        locks and, with `isolation` REPEATABLE READ, a snapshot (what CREATE INDEX
+        CONCURRENTLY and vacuum wait for)."""
+        conn, pid = self._open()
+        conn.execute(f"BEGIN {('ISOLATION LEVEL ' + isolation) if isolation else ''}".encode())
+        for statement in statements:
+            conn.execute(statement.encode())
+
+        def rollback() -> None:
+            conn.execute("ROLLBACK")
+
+        return self._session(conn, pid, rollback)
+
+    def lock(self, table: str, mode: str = "ACCESS EXCLUSIVE") -> Session:
+        """A transaction holding `mode` on `table`, as VACUUM FULL, ALTER TABLE or a
+        maintenance job would."""
+        return self.idle_in_transaction(f"LOCK TABLE {table} IN {mode} MODE")
+
+    def long_query(self, query: str = "SELECT pg_sleep(600)") -> Session:
+        """`query` running in its own session (in a thread) until released, which cancels it.
+        Returns once the server shows it active."""
+        conn, pid = self._open()
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                conn.execute(query.encode())
+            except psycopg.errors.QueryCanceled:
+                pass
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        with psycopg.connect(self.dsn, autocommit=True) as watcher:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                row = watcher.execute(
+                    "SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+                if row is not None and row[0] == "active":
+                    break
+                time.sleep(0.02)
+            else:
+                raise AssertionError(f"the long query never started: {query}")
+
+        def cancel() -> None:
+            with psycopg.connect(self.dsn, autocommit=True) as other:
+                other.execute("SELECT pg_cancel_backend(%s)", (pid,))
+            done.wait(30)
+            thread.join(30)
+
+        return self._session(conn, pid, cancel)
+
+    def release_all(self) -> None:
+        for session in reversed(self.sessions):
+            session.release()
+
+
+@pytest.fixture
+def situations(db: SandboxDb) -> Iterator[Situations]:
+    made = Situations(db.dsn)
+    try:
+        yield made
+    finally:
+        made.release_all()
+
+
+@pytest.fixture
+def lock_holder(situations: Situations) -> Callable[..., Session]:
+    """`lock_holder("t")`: a second session holding ACCESS EXCLUSIVE (or `mode`) on t."""
+    return situations.lock
+
+
+@pytest.fixture
+def idle_in_transaction(situations: Situations) -> Callable[..., Session]:
+    """`idle_in_transaction("INSERT ...")`: a session that ran these and stays open."""
+    return situations.idle_in_transaction
+
+
+@pytest.fixture
+def long_query(situations: Situations) -> Callable[..., Session]:
+    """`long_query("SELECT pg_sleep(600)")`: running until released, then cancelled."""
+    return situations.long_query

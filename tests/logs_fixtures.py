@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from conftest import Situations
 from opscope.db.sandbox import Sandbox
 
 CUSTOM_PREFIX = "%m [%p] %q%u@%d app=%a qid=%Q "
@@ -76,18 +77,18 @@ def _run_workload(box: Sandbox, workload: LoggedWorkload) -> None:
         )
         executed.append("sort")
     # A lock wait: the holder keeps the table locked past deadlock_timeout.
-    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as waiter:
-        holder.execute(b"lock table t in access exclusive mode")
-        executed.append("lock table t")
+    situation = Situations(dsn)
+    holder = situation.lock("t")
+    # the situation's session asks for its pid first; every statement is logged
+    executed += ["SELECT pg_backend_pid()", "BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE"]
+    with psycopg.connect(dsn, autocommit=True) as waiter:
         thread = threading.Thread(target=lambda: waiter.execute(b"insert into t values (1)"))
         thread.start()
         time.sleep(0.4)
-        holder.commit()
-        executed.append("COMMIT")
+        holder.release()
+        executed.append("ROLLBACK")
         thread.join()
         executed.append("insert into t")
-    # psycopg wrapped the holder's first statement in a transaction: BEGIN is logged too.
-    executed.append("BEGIN")
 
 
 #: role passwords the `logged_secrets` cluster was given, in every quoting PostgreSQL takes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import SandboxDb
+from conftest import SandboxDb, Session
 from opscope.db.advisor.candidates import Candidate, KeyPart
 from opscope.db.advisor.command import advise_command
 from opscope.db.advisor.model import Recommendation
@@ -134,7 +134,9 @@ def test_a_database_error_is_one_line_not_a_traceback(db: SandboxDb, tmp_path: P
     assert line.startswith("opscope: error: ") and "statement timeout" in line
 
 
-def test_a_failed_build_leaves_no_invalid_index(db: SandboxDb) -> None:
+def test_a_failed_build_leaves_no_invalid_index(
+    db: SandboxDb, idle_in_transaction: Callable[..., Session]
+) -> None:
     orders_workload(db)
     rec = Recommendation(
         candidate=Candidate("public", "orders", (KeyPart("customer_id"),)),
@@ -146,18 +148,14 @@ def test_a_failed_build_leaves_no_invalid_index(db: SandboxDb) -> None:
     lines: list[str] = []
     # a transaction that wrote to the table and stays open: CREATE INDEX CONCURRENTLY must
     # wait for it, and with a lock timeout it gives up half-way
-    blocker = db.connect()
-    blocker.execute("BEGIN")
-    blocker.execute("INSERT INTO orders VALUES (-1, 1, 1, 'open')")
+    blocker = idle_in_transaction("INSERT INTO orders VALUES (-1, 1, 1, 'open')")
     # the clean-up waits for the same transaction: it ends a little later
-    release = threading.Timer(1.0, blocker.execute, ["COMMIT"])
-    release.start()
+    release = blocker.release_after(1.0)
     try:
         with pytest.raises(VerifyFailed) as failed:
             verify(db.dsn, SessionSettings(), [rec], echo=lines.append, build_lock_timeout_ms=100)
     finally:
         release.join()
-        blocker.close()
     message = str(failed.value)
     assert "\\n" not in message and "lock timeout" in message and "was dropped" in message
     assert any("waits for the transactions open" in line for line in lines)

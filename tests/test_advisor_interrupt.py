@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conftest import SandboxDb
+from conftest import SandboxDb, Situations
 
 BUILD = "opscope_verify_orders_customer_id_idx"
 
@@ -57,14 +57,15 @@ def open_snapshot(db: SandboxDb, *, reading_orders: bool = False) -> Iterator[No
     """A transaction holding a snapshot (and, reading orders, a lock on the table) until
     the block ends: a concurrent build waits for the snapshot, a concurrent drop for the
     lock."""
-    conn = db.connect()
+    situation = Situations(db.dsn)
+    situation.idle_in_transaction(
+        "SELECT count(*) FROM orders" if reading_orders else "SELECT 1",
+        isolation="REPEATABLE READ",
+    )
     try:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        conn.execute("SELECT count(*) FROM orders" if reading_orders else "SELECT 1")
         yield
     finally:
-        conn.execute("ROLLBACK")
-        conn.close()
+        situation.release_all()
 
 
 def opscope(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -191,9 +192,7 @@ def test_indexes_built_before_the_signal_are_kept(db: SandboxDb) -> None:
             conn.execute("SELECT * FROM items WHERE sku = %s", [c]).fetchall()
     # a transaction that wrote to orders and stays open: only orders' build waits for it
     # (for its lock; it holds no snapshot between statements), items' is not held up
-    writer = db.connect()
-    writer.execute("BEGIN")
-    writer.execute("INSERT INTO orders VALUES (-1, 1, 1, 'open')")
+    writer = Situations(db.dsn).idle_in_transaction("INSERT INTO orders VALUES (-1, 1, 1, 'open')")
     try:
         proc = verify_apply(db)
         wait_for(
@@ -210,10 +209,10 @@ def test_indexes_built_before_the_signal_are_kept(db: SandboxDb) -> None:
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'opscope'"
             " AND query LIKE 'DROP INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'",
         )
-        writer.execute("ROLLBACK")
+        writer.release()
         code, err = finish(proc)
     finally:
-        writer.close()
+        writer.release()
     assert code == 130, err
     # items' index was chosen first (more calls), built and renamed before the signal
     applying = [line for line in err.splitlines() if line.startswith("applying: CREATE")]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import SandboxDb
+from conftest import SandboxDb, Session
 from opscope.db.analyze import analyze_database
 from opscope.db.connection import TargetConnectionError, connect, describe_dsn
 from opscope.db.settings import DbThresholds, PostgresSettings, SessionSettings, postgres_config
@@ -78,7 +79,9 @@ def test_a_pg_monitor_role_is_enough(db: SandboxDb) -> None:
         db.execute(f"DROP OWNED BY {role}", f"DROP ROLE {role}")
 
 
-def test_apply_keeps_the_report_when_one_analyze_fails_or_is_skipped(db: SandboxDb) -> None:
+def test_apply_keeps_the_report_when_one_analyze_fails_or_is_skipped(
+    db: SandboxDb, lock_holder: Callable[..., Session]
+) -> None:
     db.execute(
         "CREATE TABLE busy (id int) WITH (autovacuum_enabled = off)",
         "INSERT INTO busy SELECT generate_series(1, 5000)",
@@ -88,11 +91,9 @@ def test_apply_keeps_the_report_when_one_analyze_fails_or_is_skipped(db: Sandbox
     config = postgres_config(
         PostgresSettings(session=SessionSettings(lock_timeout_ms=200)), state_dir=db.state_dir
     )
-    with db.connect() as holder:
-        holder.execute("BEGIN")
-        holder.execute("LOCK TABLE busy IN SHARE UPDATE EXCLUSIVE MODE")  # as a VACUUM would
-        report = analyze_database(config, db.dsn, only=["stale_statistics"], apply=True)
-        holder.execute("ROLLBACK")
+    holder = lock_holder("busy", "SHARE UPDATE EXCLUSIVE")  # as a VACUUM would
+    report = analyze_database(config, db.dsn, only=["stale_statistics"], apply=True)
+    holder.release()
     assert report.summary[db.name]["applied"] == ['ANALYZE "public"."free";']
     [error] = report.errors
     assert error.check == "stale_statistics" and "busy" in error.message

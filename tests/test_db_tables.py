@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import SandboxDb, flush_stats, found, objects
+from collections.abc import Callable
+
+from conftest import SandboxDb, Session, flush_stats, found, objects
 from opscope.db.analyze import analyze_database
 from opscope.db.settings import postgres_config
 
@@ -146,7 +148,9 @@ def test_tiny_table_triggers_nothing(db: SandboxDb) -> None:
         assert "public.small" not in objects(report, check), check
 
 
-def test_a_table_locked_by_another_session_does_not_stall_the_report(db: SandboxDb) -> None:
+def test_a_table_locked_by_another_session_does_not_stall_the_report(
+    db: SandboxDb, lock_holder: Callable[..., Session]
+) -> None:
     db.execute(
         "CREATE TABLE busy (id int PRIMARY KEY, v text)",
         "INSERT INTO busy SELECT g, 'v' FROM generate_series(1, 10000) g",
@@ -159,11 +163,9 @@ def test_a_table_locked_by_another_session_does_not_stall_the_report(db: Sandbox
         "CREATE INDEX other_a2 ON other (a)",
     )
     # a second session holds the lock a VACUUM FULL or ALTER TABLE would hold
-    with db.connect() as holder:
-        holder.execute("BEGIN")
-        holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
-        report = db.analyze()
-        holder.execute("ROLLBACK")
+    holder = lock_holder("busy")
+    report = db.analyze()
+    holder.release()
     assert report.errors == []
     assert found(report, "duplicate_index", "public.other_a2")
     assert not found(report, "duplicate_index", "public.busy_v_partial")
