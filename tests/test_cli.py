@@ -246,7 +246,7 @@ def test_config_names_databases_and_interpolates_secrets(cluster: Sandbox, tmp_p
     missing = opscope("analyze", "db", "-c", str(cfg))
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
-        f"opscope: error: {cfg} key databases.main.dsn: environment variable "
+        f"opscope: error: {cfg}:3: key databases.main.dsn: environment variable "
         "OPSCOPE_TEST_UNSET_VAR is not set"
     )
     cfg.write_text("databases:\n  main:\n    dsn: postgresql://x@h/db\n    treshold: 3\n")

@@ -90,7 +90,7 @@ def test_full_config() -> None:
         ("- just\n- a list\n", "f.yaml:1: the top level must be a mapping of keys"),
         (
             "databases:\n  a:\n    dsn: ${NOPE}\n",
-            "f.yaml key databases.a.dsn: environment variable NOPE is not set",
+            "f.yaml:3: key databases.a.dsn: environment variable NOPE is not set",
         ),
     ],
 )
@@ -143,3 +143,43 @@ def test_database_blocks_override_only_the_keys_they_set() -> None:
     assert own.session.lock_timeout_ms == 50 and own.session.statement_timeout_ms == 30_000
     other = settings_for(config, "other")
     assert other.thresholds.slow_query_ms == 900 and other.advisor.max_indexes == 3
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    # nine levels of nine aliases each: 9**9 (387 million) strings from a few hundred bytes
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 10):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    assert bomb.stat().st_size < 1000
+    # refused from the node graph, before anything walks the expanded values (which would
+    # take hours: this test would not end)
+    with pytest.raises(ConfigError) as info:
+        load_config(bomb, env={})
+    assert str(info.value) == f"{bomb}: the file's aliases expand to more than 100,000 values"
+
+
+def test_aliases_within_the_bound_still_work() -> None:
+    text = (
+        "postgresql:\n  thresholds: &t\n    slow_query_ms: 250\n"
+        "databases:\n  a:\n    dsn: postgresql://h/a\n    thresholds: *t\n"
+    )
+    config = parse_config(text, "f.yaml", env={})
+    assert settings_for(config, "a").thresholds.slow_query_ms == 250
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("w") as fh:
+        fh.write("# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(big, env={})
+    assert str(info.value) == f"{big}: larger than 1 MiB: not a config"
+
+
+def test_a_self_referring_alias_names_its_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("postgresql: {}\na: &a [*a]\n", "f.yaml", env={})
+    assert str(info.value) == "f.yaml:2: a YAML alias refers to itself"

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from opscope import __version__
-from opscope.cli_common import ConfigOpt, fail, load_or_fail
+from opscope.cli_common import ConfigOpt, fail, load_or_fail, say
 from opscope.config import ENV_VAR, Config
 from opscope.plugins import CommandSet, PluginError, default_plugins
 from opscope.redact import MASK, redact
@@ -93,7 +93,7 @@ def config_check(config: ConfigOpt = None) -> None:
     """Validate the config file and print it resolved, with secrets masked."""
     cfg = load_or_fail(config)
     source = str(cfg.source) if cfg.source else f"no file (${ENV_VAR} and ./opscope.yaml unset)"
-    typer.echo(f"# {source}: valid", err=True)
+    say(f"# {source}: valid")
     typer.echo(yaml.safe_dump(resolved(cfg), sort_keys=False, allow_unicode=True), nl=False)
 
 
@@ -107,7 +107,7 @@ def _install_area_commands() -> None:
     try:
         default_plugins().install_commands(cli)
     except PluginError as exc:
-        typer.echo(f"opscope: error: {exc}", err=True)
+        say(f"opscope: error: {exc}")
         sys.exit(2)
 
 

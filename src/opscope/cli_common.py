@@ -13,6 +13,7 @@ import typer
 
 from opscope.atomic import write_atomic
 from opscope.config import Config, ConfigError, load_config
+from opscope.display import visible
 from opscope.findings import Report, Severity
 from opscope.plugins import default_plugins
 from opscope.redact import redact
@@ -21,8 +22,14 @@ from opscope.report import format_for, render
 USAGE_ERROR = 2
 
 
+def say(line: str) -> None:
+    """A line to stderr (progress, the statements `--apply` runs, warnings): passwords
+    removed, control characters made visible, as in every report."""
+    typer.echo(visible(redact(line)), err=True)
+
+
 def fail(message: str) -> NoReturn:
-    typer.echo(f"opscope: error: {redact(message)}", err=True)
+    say(f"opscope: error: {message}")
     raise typer.Exit(USAGE_ERROR)
 
 
@@ -78,7 +85,7 @@ def emit(report: Report, fmt: str | None, output: Path | None, fail_on: str | No
     color = output is None and chosen == "terminal" and sys.stdout.isatty()
     write_output(render(report, chosen, color=color), output)
     if output is not None:
-        typer.echo(f"report written to {output}", err=True)
+        say(f"report written to {output}")
     if report.fails(threshold):
         raise typer.Exit(1)
 

@@ -76,6 +76,9 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def interpolate(text: str, env: Mapping[str, str], where: str) -> str:
+    """`text` with ${NAME} and ${NAME:-default} replaced from `env`; a ConfigError
+    starting with `where` for a variable that is not set."""
+
     def repl(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in env:
@@ -139,17 +142,74 @@ def _duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
     return None
 
 
-def _interpolate_tree(value: Any, env: Mapping[str, str], where: str, path: str) -> Any:
+def _interpolate_tree(
+    value: Any, env: Mapping[str, str], where: _Located, loc: tuple[int | str, ...]
+) -> Any:
     if isinstance(value, str):
-        return interpolate(value, env, f"{where} key {path}")
+        try:
+            return interpolate(value, env, "")
+        except ConfigError as exc:
+            raise where.error(loc, str(exc).removeprefix(": ")) from None
     if isinstance(value, dict):
-        return {
-            k: _interpolate_tree(v, env, where, f"{path}.{k}" if path else str(k))
-            for k, v in value.items()
-        }
+        return {k: _interpolate_tree(v, env, where, (*loc, str(k))) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate_tree(v, env, where, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate_tree(v, env, where, (*loc, i)) for i, v in enumerate(value)]
     return value
+
+
+#: a config file is a few kilobytes; anything this big is a mistake (or an attack)
+MAX_FILE_BYTES = 1 << 20
+#: values the file may hold once its aliases are expanded: YAML aliases let a few hundred
+#: bytes stand for billions of values ("billion laughs"), which every later step would walk
+MAX_VALUES = 100_000
+
+
+def _expanded_size(root: yaml.Node, source: str) -> int:
+    """How many values the document holds with every alias expanded, counted on the node
+    graph (aliases are shared nodes) without expanding anything."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: a YAML alias refers to itself")
+        on_path.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+                if total > MAX_VALUES:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+                if total > MAX_VALUES:
+                    break
+        on_path.discard(key)
+        sizes[key] = min(total, MAX_VALUES + 1)
+        return sizes[key]
+
+    return size(root)
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the data, refusing documents whose aliases
+    expand beyond MAX_VALUES before anything is built from them."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        if _expanded_size(node, source) > MAX_VALUES:
+            raise ConfigError(
+                f"{source}: the file's aliases expand to more than {MAX_VALUES:,} values"
+            )
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 class _Located:
@@ -180,8 +240,9 @@ def parse_config(
     """Validate `text` against `sections` (the installed areas': `Plugins.config`)."""
     env = os.environ if env is None else env
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node, raw = _compose(text, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: the file nests too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}" if mark is not None else ""
@@ -195,11 +256,8 @@ def parse_config(
     if duplicate is not None:
         key, key_line = duplicate
         raise ConfigError(f"{source}:{key_line}: key {key!r} is given twice")
-    try:
-        raw = _interpolate_tree(raw, env, source, "")
-    except RecursionError:
-        raise ConfigError(f"{source}: a YAML alias refers to itself") from None
     where = _Located(source, node)
+    raw = _interpolate_tree(raw, env, where, ())
     moved = {old: s.key for s in sections.values() for old in s.replaces}
     values: dict[str, BaseModel] = {}
     state_dir: Path | None = None
@@ -235,7 +293,11 @@ def load_config(
             raise ConfigError(f"{chosen}: config file not found")
         return Config()
     try:
-        text = chosen.read_text(encoding="utf-8")
+        with chosen.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"{chosen}: larger than {MAX_FILE_BYTES >> 20} MiB: not a config")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{chosen}: cannot read config file: {exc}") from None
     return parse_config(text, str(chosen), sections, env)

@@ -1,4 +1,6 @@
-"""Text from watched systems, made safe to show on a terminal or in Markdown."""
+"""The one sanitizer for text from watched systems (identifiers, query texts, messages):
+every renderer and every line the CLI prints passes such text through `visible`, so nothing
+from a database can drive the reader's terminal."""
 
 from __future__ import annotations
 
@@ -17,3 +19,13 @@ def _caret(m: re.Match[str]) -> str:
 def visible(text: object) -> str:
     """`text` with control characters in caret notation (ESC is `^[`), C1 ones as U+FFFD."""
     return _CONTROLS.sub(_caret, str(text))
+
+
+def _escape_code(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group(0)):04x}"
+
+
+def json_safe(text: str) -> str:
+    """JSON text with the control characters json.dumps leaves raw (DEL and C1) written as
+    \\u escapes: the same data, and inert when someone prints the file."""
+    return _CONTROLS.sub(_escape_code, text)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from opscope import __version__
+from opscope.display import json_safe
 
 JsonValue = Any
 #: what a library function reads the time from; tests hand in a fixed one
@@ -189,7 +190,7 @@ class Report(BaseModel):
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_json_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json_safe(json.dumps(self.to_json_dict(), indent=2, ensure_ascii=False)) + "\n"
 
 
 #: evidence keys that measure how much a finding matters, in order of preference; within one

@@ -18,6 +18,7 @@ from opscope.cli_common import (
     fail,
     load_or_fail,
     parse_duration,
+    say,
 )
 from opscope.config import Config
 from opscope.db.analyze import analyze_database, target_name
@@ -100,7 +101,7 @@ def analyze_db_command(
                     window_s=window_s,
                     only=check,
                     apply=apply,
-                    echo=lambda line: typer.echo(line, err=True),
+                    echo=say,
                 )
             )
         except ValueError as exc:
@@ -110,7 +111,7 @@ def analyze_db_command(
                 fail(str(exc))
             # one database down must not hide the report on the others
             unreachable = True
-            typer.echo(f"opscope: error: {redact(str(exc))}", err=True)
+            say(f"opscope: error: {exc}")
             report.errors.append(
                 CheckError(check="connection", message=redact(str(exc)), target=name)
             )

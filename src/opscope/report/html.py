@@ -9,6 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from opscope.display import visible
 from opscope.findings import Report, Severity, count_by_severity
 from opscope.plugins import Plugins
 from opscope.report.grouping import (
@@ -33,11 +34,20 @@ def template_environment(package: str, folder: str = "templates") -> Environment
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        # every value goes through the one sanitizer before it is escaped; a fragment
+        # (Markup) was rendered, and sanitized, by its own template
+        finalize=_sanitized,
     )
     env.filters["value"] = human_number
     env.filters["bytes"] = human_bytes
     env.tests["block"] = _is_block
     return env
+
+
+def _sanitized(value: Any) -> Any:
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return visible(value)
 
 
 def _is_block(value: Any) -> bool:

@@ -101,7 +101,8 @@ def _summary(console: Console, report: Report, target: Target, plugins: Plugins)
     for section in sections:
         shown = section.terminal(report, target)
         if shown is not None:
-            console.print(shown)
+            # soft wrap: a long line (a plan node) stays one line, as the terminal folds it
+            console.print(shown, soft_wrap=True)
     if sections:
         return
     grid = Table.grid(padding=(0, 2))

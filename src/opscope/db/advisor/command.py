@@ -16,13 +16,13 @@ from opscope.cli_common import (
     emit,
     fail,
     load_or_fail,
+    say,
 )
 from opscope.db.advisor.analysis import advise_indexes
 from opscope.db.advisor.verify import Interrupted, VerifyFailed
 from opscope.db.command import target_and_name
 from opscope.db.connection import TargetConnectionError
 from opscope.errors import first_line
-from opscope.redact import redact
 
 
 def advise_command(
@@ -95,12 +95,12 @@ def advise_command(
             name=name,
             overrides=overrides,
             verify_apply=verify_,
-            echo=lambda line: typer.echo(line, err=True),
+            echo=say,
         )
     except TargetConnectionError as exc:
         fail(str(exc))
     except Interrupted as exc:
-        typer.echo(f"opscope: {redact(str(exc))}", err=True)
+        say(f"opscope: {exc}")
         raise typer.Exit(exc.exit_code) from None
     except VerifyFailed as exc:
         fail(f"--verify failed: {exc}")
@@ -109,5 +109,5 @@ def advise_command(
         # one line, like every other error of the command line
         fail(f"indexes advise failed: {first_line(exc)}")
     for t in report.summary.get(name, {}).get("advisor", {}).get("timings", []):
-        typer.echo(f"query {t['queryid']}: {t['before_ms']} ms -> {t['after_ms']} ms", err=True)
+        say(f"query {t['queryid']}: {t['before_ms']} ms -> {t['after_ms']} ms")
     emit(report, fmt, output, fail_on)
