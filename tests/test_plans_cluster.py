@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import psycopg
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import SandboxDb, found
+from conftest import SandboxDb, Session, found
 from opscope.db.catalog import Catalog
 from opscope.db.connection import SqlRunner, connect
 from opscope.db.plans.command import explain_command
@@ -193,3 +194,30 @@ def test_limit_is_not_a_misestimate_and_a_correlated_scan_names_its_own_column(
     assert not [f for f in findings if f["check"] == "plan_row_misestimate"]
     scans = [f for f in findings if f["check"] == "plan_seq_scan"]
     assert [(f["object"], f["columns"]) for f in scans] == [("public.orders", ["customer_id"])]
+
+
+def test_a_statement_behind_a_lock_is_an_error_not_a_silent_gap(
+    db: SandboxDb, lock_holder: Callable[..., Session]
+) -> None:
+    db.execute(
+        "CREATE TABLE busy (id int, v int)",
+        "INSERT INTO busy SELECT g, g % 50 FROM generate_series(1, 50000) g",
+        "CREATE TABLE calm (id int, v int)",
+        "INSERT INTO calm SELECT g, g % 50 FROM generate_series(1, 50000) g",
+        "ANALYZE busy, calm",
+    )
+    with db.connect() as conn:
+        for v in range(5):
+            conn.execute("SELECT * FROM busy WHERE id = %s", [v]).fetchall()
+            conn.execute("SELECT * FROM calm WHERE id = %s", [v]).fetchall()
+    holder = lock_holder("busy")
+    report = db.analyze()
+    holder.release()
+    # the statements on busy (the SELECT, and the INSERT that filled it)
+    skipped = [e for e in report.errors if e.check == "plan_seq_scan"]
+    assert skipped, report.errors
+    for error in skipped:
+        assert "could not explain a top statement (queryid" in error.message
+        assert "lock timeout" in error.message
+    # the statement that could be explained is still reviewed
+    assert [f.object for f in found(report, "plan_seq_scan")] == ["public.calm"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from opscope.errors import flat_message
@@ -26,6 +27,15 @@ class CheckFailed(Exception):
 
     Its message is one line and ends up verbatim in the report's ``errors``.
     """
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Yielded by a check among its findings for a part it could not examine (a statement
+    whose plan the server refused, a table behind a lock): it becomes an entry in the
+    report's `errors`, and the findings of the rest are kept."""
+
+    message: str
 
 
 @runtime_checkable
@@ -46,7 +56,7 @@ class Check(Protocol):
     @property
     def summary(self) -> str: ...
 
-    def run(self, context: Any) -> Iterable[Finding]: ...
+    def run(self, context: Any) -> Iterable[Finding | Skipped]: ...
 
 
 def scopes_of(check: Check) -> tuple[str, ...]:
@@ -109,10 +119,16 @@ def run_checks(
     errors: list[CheckError] = []
     for check in checks:
         try:
-            findings.extend(check.run(context))
+            results = list(check.run(context))
         except CheckFailed as exc:
             errors.append(CheckError(check=check.id, message=str(exc), target=target))
         except Exception as exc:  # a broken check must not take the report down with it
             log.warning("check %s failed", check.id, exc_info=True)
             errors.append(CheckError(check=check.id, message=flat_message(exc), target=target))
+            continue
+        for item in results:
+            if isinstance(item, Skipped):
+                errors.append(CheckError(check=check.id, message=item.message, target=target))
+            else:
+                findings.append(item)
     return findings, errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from opscope.checks import Skipped
 from opscope.db.context import DATABASE, KIND, DbContext
 from opscope.findings import Finding, Severity
 
@@ -17,7 +18,7 @@ class DbCheck:
     #: the analyses that run it (see opscope.db.context): most read the whole database
     scopes: ClassVar[tuple[str, ...]] = (DATABASE,)
 
-    def run(self, context: DbContext) -> Iterable[Finding]:
+    def run(self, context: DbContext) -> Iterable[Finding | Skipped]:
         raise NotImplementedError
 
     def finding(

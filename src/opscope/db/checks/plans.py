@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from opscope.checks import CheckFailed
+from opscope.checks import CheckFailed, Skipped
 from opscope.db.checks.base import DbCheck
 from opscope.db.context import DATABASE, STATEMENT, DbContext
 from opscope.db.plans.diagnose import RULES, PlanInputs, PlanIssue
@@ -23,10 +23,10 @@ class PlanCheck(DbCheck):
         """What is wrong in `plan`, by this check's rule (opscope.db.plans.diagnose)."""
         return RULES[self.id](plan, inputs)
 
-    def run(self, context: DbContext) -> Iterable[Finding]:
+    def run(self, context: DbContext) -> Iterable[Finding | Skipped]:
         return list(self._findings(context))
 
-    def _findings(self, context: DbContext) -> Iterator[Finding]:
+    def _findings(self, context: DbContext) -> Iterator[Finding | Skipped]:
         reviewed = reviewed_plans(context)
         # the server refusing every EXPLAIN (permissions, timeouts) is worth an error;
         # statements we decline to explain (utility commands) are not
@@ -35,6 +35,10 @@ class PlanCheck(DbCheck):
             raise CheckFailed(f"no top statement could be explained: {refused[0]}")
         for r in reviewed:
             if r.result is None:
+                if r.error and r.error.startswith("EXPLAIN failed"):
+                    # a lock, a timeout: this statement's plan went unexamined, and says so
+                    what = f"queryid {r.statement.queryid}" if r.statement else r.query_key
+                    yield Skipped(f"could not explain a top statement ({what}): {r.error}")
                 continue
             for issue in self.rule(r.result.plan, plan_inputs(context, r)):
                 yield issue_finding(issue, target=context.target, reviewed=r)
