@@ -39,7 +39,12 @@ _EXPLAINABLE = (ast.SelectStmt, *_DATA_MODIFYING)
 
 
 class ExplainFailed(Exception):
-    """The statement could not be explained; the message is one line."""
+    """The statement could not be explained; the message is one line, and `sqlstate` the
+    server's code when the server refused it."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 @dataclass(frozen=True)
@@ -209,10 +214,10 @@ def explain(
             try:
                 document, note = _plan(conn, query, values, shape.param_count, run, note)
             except psycopg.Error as exc:
-                raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}") from None
+                raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}", exc.sqlstate) from None
         note = (note + "; " if note else "") + f"planned with search_path {', '.join(path)}"
     except psycopg.Error as exc:
-        raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}") from None
+        raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}", exc.sqlstate) from None
     plan = parse_plan(document, generic=unknown_params)
     return ExplainResult(plan=plan, shape=shape, note=note if analyze is not False else "")
 

@@ -124,10 +124,10 @@ def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatemen
                     text = s.query
                     result = explain(conn, text, analyze=None if cheap else False)
                 except ExplainFailed as exc2:
-                    out.append(ReviewedStatement(s, text, None, key, error=str(exc2)))
+                    out.append(ReviewedStatement(s, text, None, key, str(exc2), exc2.sqlstate))
                     continue
             else:
-                out.append(ReviewedStatement(s, text, None, key, error=str(exc)))
+                out.append(ReviewedStatement(s, text, None, key, str(exc), exc.sqlstate))
                 continue
         out.append(ReviewedStatement(s, text, result, key))
     return out

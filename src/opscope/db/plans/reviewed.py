@@ -20,6 +20,8 @@ class ReviewedStatement:
     #: tells statements apart in finding ids: the queryid, or the parser's fingerprint
     query_key: str
     error: str | None = None
+    #: the server's SQLSTATE when it refused the EXPLAIN (a lock or statement timeout)
+    sqlstate: str | None = None
 
     @property
     def query(self) -> str:
