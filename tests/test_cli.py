@@ -386,3 +386,42 @@ def test_escape_sequences_from_the_database_never_reach_the_terminal(
         assert "\x1b" not in out and "\x07" not in out
         if fmt == "terminal":
             assert "^[[2J" in out and "^[[31m" in out
+
+
+def test_config_check_masks_secrets_and_rejects_mistakes(tmp_path: Path) -> None:
+    cfg = tmp_path / "opscope.yaml"
+    cfg.write_text(
+        "databases:\n"
+        "  main:\n"
+        "    dsn: postgresql://opscope:${PGPW}@db.internal:5432/app\n"
+        "    thresholds:\n"
+        "      slow_query_ms: 250\n"
+        "  kv:\n"
+        "    dsn: host=db password=Hunter2kv user=x\n"
+        "postgresql:\n"
+        "  advisor:\n"
+        "    max_indexes: 3\n"
+    )
+    proc = opscope("config", "check", "-c", str(cfg), env={"PGPW": "s3cr3t-Pw"})
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cr3t-Pw" not in proc.stdout + proc.stderr
+    assert "Hunter2kv" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip() == f"# {cfg}: valid"
+    import yaml
+
+    shown = yaml.safe_load(proc.stdout)
+    assert shown["databases"]["main"]["dsn"] == "postgresql://opscope:********@db.internal:5432/app"
+    # a database's block shows what it overrides, the shared blocks everything
+    assert shown["databases"]["main"]["thresholds"] == {"slow_query_ms": 250}
+    assert "thresholds" not in shown["databases"]["kv"]
+    # resolved: defaults filled in around what the file set
+    assert shown["postgresql"]["advisor"]["max_indexes"] == 3
+    assert shown["postgresql"]["advisor"]["statements"] == 50
+    assert shown["postgresql"]["session"]["statement_timeout_ms"] == 30000
+    cfg.write_text("thresholds:\n  slow_query_ms: 5\n")
+    bad = opscope("config", "check", "-c", str(cfg))
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        f"opscope: error: {cfg}:1: key thresholds: moved to postgresql.thresholds "
+        "(see docs/config.md)"
+    )

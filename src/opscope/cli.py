@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,13 +60,20 @@ def list_checks(
         typer.echo(f"{c.id:<{width}}  {c.kind}/{c.category}: {c.summary}")
 
 
-def masked(value: Any) -> Any:
+def masked(value: Any, given_only: bool = False) -> Any:
     """A config value as `config check` shows it: secrets (SecretStr, passwords in DSNs and
-    URLs) masked."""
+    URLs) masked. An optional block (a database's overrides) shows the keys it sets, every
+    other block its keys with the defaults filled in."""
     if isinstance(value, SecretStr):
         return MASK
     if isinstance(value, BaseModel):
-        return {k: masked(getattr(value, k)) for k in type(value).model_fields}
+        fields = type(value).model_fields
+        return {
+            k: masked(getattr(value, k), given_only=_optional(fields[k].annotation))
+            for k in fields
+            if not given_only or k in value.model_fields_set
+            if getattr(value, k) is not None
+        }
     if isinstance(value, dict):
         return {str(k): masked(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -74,6 +83,10 @@ def masked(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     return value
+
+
+def _optional(annotation: Any) -> bool:
+    return isinstance(annotation, types.UnionType) and type(None) in typing.get_args(annotation)
 
 
 def resolved(config: Config) -> dict[str, Any]:
