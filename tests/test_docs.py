@@ -72,3 +72,20 @@ def test_every_config_key_is_documented() -> None:
                     f"`{path}.{name}` is not in the table of `{path}` in docs/config.md"
                 )
     assert "state_dir" in sections, "docs/config.md has no section `state_dir`"
+
+
+def test_every_test_docs_security_names_exists() -> None:
+    """docs/security.md says which test proves each promise: each one it names must exist."""
+    text = (DOCS / "security.md").read_text()
+    tests = Path(__file__).resolve().parent
+    current = ""
+    named = 0
+    # `file.py::test_x`, then `::test_y` for another test of the same file
+    for match in re.finditer(r"`(test_\w+\.py)?::(\w+)`", text):
+        file, name = match.group(1), match.group(2)
+        current = file or current
+        assert current, f"::{name} in docs/security.md follows no test file"
+        source = (tests / current).read_text()
+        assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{current}::{name} is gone"
+        named += 1
+    assert named >= 10
