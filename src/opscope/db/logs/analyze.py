@@ -5,9 +5,11 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +43,11 @@ from opscope.findings import CheckError, Report, Target
 
 #: inputs at least this big use every core unless --jobs says otherwise
 PARALLEL_THRESHOLD = 32 << 20
+
+
+class LogWorkerError(Exception):
+    """A worker process died (the kernel's out-of-memory killer, a crash); the message is
+    one line."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
         prefix = stderr_prefix(inner)
         # the year of BSD syslog lines is inferred from when the file was last written
         written = datetime.fromtimestamp(os.path.getmtime(path)) if path != "-" else None
-        source = syslog_to_stderr(source, inner, stats, written)
+        source = syslog_to_stderr(source, inner, stats, written, options.max_entry_bytes)
         split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, log_format, prefix)
     elif log_format in ("csvlog", "jsonlog"):
@@ -116,7 +123,8 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
             prefix = detect_prefix(sample.decode("utf-8", "replace")) or GENERIC
         split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, "stderr", prefix)
-    return plan, chunks(source, split, options.chunk_bytes), stats
+    pieces = chunks(source, split, options.chunk_bytes, options.max_entry_bytes, stats.cuts)
+    return plan, pieces, stats
 
 
 def analyze_logs(paths: Sequence[str], options: LogOptions | None = None) -> Report:
@@ -145,6 +153,7 @@ def aggregate_logs(
     if jobs > 1:
         # forkserver: workers do not inherit the caller's threads or open files.
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"))
+    path = ""
     try:
         in_flight: collections.deque[Future[ChunkResult]] = collections.deque()
         for path in paths:
@@ -163,12 +172,40 @@ def aggregate_logs(
                 )
         while in_flight:
             merger.add(in_flight.popleft().result())
+    except BrokenProcessPool:
+        raise LogWorkerError(_worker_death(pool, path)) from None
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     aggregate = merger.finish()
     elapsed = time.perf_counter() - started
     return aggregate, plans, inputs, options, jobs, elapsed
+
+
+def _worker_death(pool: ProcessPoolExecutor | None, path: str) -> str:
+    """What to tell the user when the pool broke: which worker died how, and what to try."""
+    codes = [
+        getattr(process, "exitcode", None)
+        for process in (getattr(pool, "_processes", None) or {}).values()
+    ]
+    # the pool terminates the other workers itself once one died: SIGTERM is not the cause
+    causes = [c for c in codes if isinstance(c, int) and c != 0 and c != -signal.SIGTERM]
+    if not causes:
+        how = "it ended abruptly"
+    elif causes[0] == -signal.SIGKILL:
+        how = "killed by SIGKILL, as the kernel's out-of-memory killer does"
+    elif causes[0] < 0:
+        try:
+            how = f"killed by {signal.Signals(-causes[0]).name}"
+        except ValueError:
+            how = f"killed by signal {-causes[0]}"
+    else:
+        how = f"exit code {causes[0]}"
+    where = f" reading {'stdin' if path == '-' else path}" if path else ""
+    return (
+        f"a worker process died{where} ({how}); retry with --jobs 1 (one process holds "
+        "one chunk at a time) or a lower --max-entry-bytes"
+    )
 
 
 def build_report(
@@ -236,6 +273,11 @@ def build_report(
             )
     for message in aggregate.warnings:
         report.errors.append(CheckError(check="log_filter", message=message, target=name))
+    cut = report.summary["log"]["cut_entries"]
+    if cut:
+        report.errors.append(
+            CheckError(check="log_input", message=cut_message(report.summary["log"]), target=name)
+        )
     for stats in inputs:
         if stats.warning:
             report.errors.append(
@@ -251,6 +293,17 @@ def build_report(
                 )
             )
     return report
+
+
+def cut_message(log: dict[str, Any]) -> str:
+    """What was cut to keep memory bounded, in one line (for errors and the terminal)."""
+    n, limit = log["cut_entries"], log["max_entry_bytes"]
+    return (
+        f"{n:,} log entr{'y' if n == 1 else 'ies'} over --max-entry-bytes ({limit:,} bytes) "
+        f"cut: {log['cut_bytes']:,} bytes left out (stderr entries keep their first "
+        f"{limit:,} bytes, csvlog/jsonlog records are left out whole); a larger "
+        "--max-entry-bytes keeps more"
+    )
 
 
 def summarize(
@@ -377,6 +430,9 @@ def summarize(
             ],
         },
         "bad_entries": {"count": aggregate.corrupt, "samples": aggregate.corrupt_samples},
+        "max_entry_bytes": options.max_entry_bytes,
+        "cut_entries": aggregate.cut_entries + sum(s.cuts.entries for s in inputs),
+        "cut_bytes": aggregate.cut_bytes + sum(s.cuts.bytes for s in inputs),
         "filtered_out": aggregate.filtered_out,
         "percentiles": (
             f"exact for statements with up to {EXACT_LIMIT} executions, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -10,6 +11,21 @@ import typer
 
 from opscope.cli_common import FailOnOpt, FormatOpt, OutputOpt, check_output_options, emit, fail
 from opscope.db.logs.options import FORMATS, LogOptions
+
+#: below this a prefix and the start of a message may not fit
+MIN_ENTRY_BYTES = 4096
+_SIZE = re.compile(r"(\d+)\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
+
+
+def _size(text: str, option: str) -> int:
+    """`1048576`, `512k`, `4M`, `4MiB`, `1G`: bytes, the suffixes powers of 1024."""
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        fail(f"{option}: {text!r} is not a size (like 1048576, 512k, 4M)")
+    value = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[(m.group(2) or "").lower()]
+    if value < MIN_ENTRY_BYTES:
+        fail(f"{option}: {text!r} is below the minimum of {MIN_ENTRY_BYTES} bytes")
+    return value
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
@@ -89,13 +105,21 @@ def logs_command(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Length of the top lists.", min=1)] = 20,
+    max_entry_bytes: Annotated[
+        str,
+        typer.Option(
+            "--max-entry-bytes",
+            help="Longest entry kept (bytes; k, M, G suffixes): a longer stderr entry is cut, "
+            "a longer csvlog/jsonlog record left out, and both counted. Bounds memory.",
+        ),
+    ] = "1M",
 ) -> None:
     """Slow-query analysis of PostgreSQL server logs.
 
     Top statements, the slowest executions with their parameters, errors, temp files and
     lock waits, from stderr, csvlog, jsonlog or syslog files, compressed or not.
     """
-    from opscope.db.logs.analyze import analyze_logs
+    from opscope.db.logs.analyze import LogWorkerError, analyze_logs
     from opscope.db.logs.prefix import PrefixError, compile_prefix
     from opscope.db.logs.reader import LogInputError
 
@@ -125,9 +149,12 @@ def logs_command(
         slow_ms=slow,
         jobs=jobs,
         top=top,
+        max_entry_bytes=_size(max_entry_bytes, "--max-entry-bytes"),
     )
     try:
         report = analyze_logs(files, options)
-    except LogInputError as exc:
+    except (LogInputError, LogWorkerError) as exc:
         fail(str(exc))
+    except MemoryError:
+        fail("out of memory reading the logs: retry with --jobs 1 or a lower --max-entry-bytes")
     emit(report, fmt, output, fail_on)

@@ -74,6 +74,16 @@ def print_log_summary(console: Console, report: Report) -> None:
     bad = log.get("bad_entries", {}).get("count", 0)
     if bad:
         console.print(Text(f"{bad:,} line(s) could not be parsed", style="yellow"))
+    cut = log.get("cut_entries", 0)
+    if cut:
+        console.print(
+            Text(
+                f"{cut:,} entr{'y' if cut == 1 else 'ies'} longer than "
+                f"{log.get('max_entry_bytes', 0):,} bytes cut, "
+                f"{log.get('cut_bytes', 0) / 1e6:,.1f} MB left out (--max-entry-bytes)",
+                style="yellow",
+            )
+        )
     console.print()
     if log.get("top_by_total_time"):
         console.print(_statement_table("Top statements by total time", log["top_by_total_time"]))
