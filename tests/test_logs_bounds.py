@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from opscope.db.logs.analyze import analyze_logs
+from opscope.db.logs import sessions
+from opscope.db.logs.analyze import analyze_logs, parse_chunk
 from opscope.db.logs.normalize import regex_normalize
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.parse_syslog import syslog_to_stderr
@@ -36,6 +37,7 @@ from opscope.db.logs.reader import (
     json_splitter,
     stderr_splitter,
 )
+from opscope.db.logs.sessions import Merger
 
 LIMIT = 4096
 PREFIX = "%m [%p] %q%u@%d "
@@ -195,6 +197,28 @@ def test_a_normal_log_is_not_cut(tmp_path: Path) -> None:
     assert log["queries"] == 1000 and log["bad_entries"]["count"] == 0
     assert (log["cut_entries"], log["cut_bytes"]) == (0, 0) and log["errors"] == []
     assert log["max_entry_bytes"] == LIMIT
+
+
+def test_what_sessions_leave_pending_across_chunks_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """log_statement = all with many sessions: each statement waits for its duration line
+    in the carry from chunk to chunk; past the budget the oldest sessions' are dropped."""
+    monkeypatch.setattr(sessions, "MAX_CARRIED_TEXT", 2000)
+    monkeypatch.setattr(sessions, "CARRIED_ENTRIES", 0)
+    options = LogOptions(prefix=PREFIX, max_entry_bytes=LIMIT)
+    merger = Merger(options)
+    sql = "select " + "1" * 300
+    for pid in range(20):
+        text = f"2024-05-01 10:00:00.000 UTC [{pid}] u@d LOG:  statement: {sql}\n"
+        merger.add(parse_chunk("stderr", PREFIX, text.encode(), options))
+        assert sum(p.size() for p in merger.carry.values()) <= 2000
+    assert sorted(merger.carry) == [str(pid) for pid in range(14, 20)]
+    for pid in (0, 19):
+        text = f"2024-05-01 10:00:01.000 UTC [{pid}] u@d LOG:  duration: 1.000 ms\n"
+        merger.add(parse_chunk("stderr", PREFIX, text.encode(), options))
+    groups = {s.query: s.calls for s in merger.finish().statements.values()}
+    assert groups == {"(duration logged without its statement)": 1, "select $1": 1}
 
 
 def test_more_literals_than_a_million_are_numbered() -> None:

@@ -28,6 +28,7 @@ from opscope.db.logs.prefix import GENERIC, compile_prefix, detect_prefix, resol
 from opscope.db.logs.reader import (
     SAMPLE_BYTES,
     InputStats,
+    LogInputError,
     Splitter,
     chunks,
     csv_splitter,
@@ -45,9 +46,10 @@ from opscope.findings import CheckError, Report, Target
 PARALLEL_THRESHOLD = 32 << 20
 
 
-class LogWorkerError(Exception):
-    """A worker process died (the kernel's out-of-memory killer, a crash); the message is
-    one line."""
+class LogWorkerError(LogInputError):
+    """A worker process died (the kernel's out-of-memory killer, a crash) while it parsed
+    a file; the message is one line. A LogInputError, so that every command that reads
+    logs says it in one line."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,9 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
 def analyze_logs(paths: Sequence[str], options: LogOptions | None = None) -> Report:
     """Read every file in `paths` ("-" for stdin) in order and report what they show.
 
-    Raises LogInputError (one-line message) when a file cannot be opened; damage inside a
-    file is counted and reported instead.
+    Raises LogInputError (one-line message) when a file cannot be opened, and its
+    LogWorkerError when a worker process died; damage inside a file is counted and
+    reported instead, and so are entries over `options.max_entry_bytes`.
     """
     options = options or LogOptions()
     return build_report(*aggregate_logs(paths, options))

@@ -119,7 +119,7 @@ def logs_command(
     Top statements, the slowest executions with their parameters, errors, temp files and
     lock waits, from stderr, csvlog, jsonlog or syslog files, compressed or not.
     """
-    from opscope.db.logs.analyze import LogWorkerError, analyze_logs
+    from opscope.db.logs.analyze import analyze_logs
     from opscope.db.logs.prefix import PrefixError, compile_prefix
     from opscope.db.logs.reader import LogInputError
 
@@ -153,7 +153,7 @@ def logs_command(
     )
     try:
         report = analyze_logs(files, options)
-    except (LogInputError, LogWorkerError) as exc:
+    except LogInputError as exc:  # LogWorkerError, a dead worker, among them
         fail(str(exc))
     except MemoryError:
         fail("out of memory reading the logs: retry with --jobs 1 or a lower --max-entry-bytes")

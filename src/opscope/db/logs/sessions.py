@@ -26,7 +26,8 @@ from opscope.db.logs.options import LogOptions, time_key, zone_offset
 #: beyond (log_statement = all leaves one per session until it disconnects)
 MAX_PENDING_SESSIONS = 10_000
 #: characters of text (statements, parameters, plans) carried from chunk to chunk, at most,
-#: in units of max_entry_bytes: beyond, the oldest session's entries are dropped
+#: or this many entries of max_entry_bytes if more: beyond, the oldest session's are dropped
+MAX_CARRIED_TEXT = 64 << 20
 CARRIED_ENTRIES = 64
 UNLOGGED_KEY = "unlogged"
 UNLOGGED_TEXT = "(duration logged without its statement)"
@@ -321,7 +322,7 @@ class Merger:
         self.carry: dict[str, Pending] = {}
         # Within a chunk what sessions leave pending is part of the chunk; across chunks
         # it would add up (10,000 sessions with a statement of max_entry_bytes each).
-        self.carry_budget = CARRIED_ENTRIES * options.max_entry_bytes
+        self.carry_budget = max(MAX_CARRIED_TEXT, CARRIED_ENTRIES * options.max_entry_bytes)
 
     def add(self, result: ChunkResult) -> None:
         state = self.state
