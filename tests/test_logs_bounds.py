@@ -274,7 +274,7 @@ def test_max_entry_bytes_option(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     log = json.loads(done.stdout)["summary"]["log"]
     assert (log["max_entry_bytes"], log["cut_entries"]) == (4096, 1)
-    for bad in ("100", "lots", "4 TB"):
+    for bad in ("100", "lots", "4 TB", "2G"):
         done = opscope_logs(str(path), "--max-entry-bytes", bad)
         assert done.returncode == 2 and b"Traceback" not in done.stderr
         assert done.stderr.decode().count("\n") == 1

@@ -12,8 +12,10 @@ import typer
 from opscope.cli_common import FailOnOpt, FormatOpt, OutputOpt, check_output_options, emit, fail
 from opscope.db.logs.options import FORMATS, LogOptions
 
-#: below this a prefix and the start of a message may not fit
+#: below this a prefix and the start of a message may not fit; above, one entry alone
+#: would take more memory than a machine running PostgreSQL can spare
 MIN_ENTRY_BYTES = 4096
+MAX_ENTRY_BYTES = 1 << 30
 _SIZE = re.compile(r"(\d+)\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
 
 
@@ -23,8 +25,8 @@ def _size(text: str, option: str) -> int:
     if m is None:
         fail(f"{option}: {text!r} is not a size (like 1048576, 512k, 4M)")
     value = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[(m.group(2) or "").lower()]
-    if value < MIN_ENTRY_BYTES:
-        fail(f"{option}: {text!r} is below the minimum of {MIN_ENTRY_BYTES} bytes")
+    if not MIN_ENTRY_BYTES <= value <= MAX_ENTRY_BYTES:
+        fail(f"{option}: {text!r} is not between 4k ({MIN_ENTRY_BYTES} bytes) and 1G")
     return value
 
 

@@ -56,8 +56,9 @@ def _count_lines(text: str) -> int:
 
 @functools.lru_cache(maxsize=8)
 def _long_line(limit: int) -> re.Pattern[str]:
-    # Anchored at line starts, so each line is scanned once: linear in the text.
-    return re.compile(rf"(?m)^[^\n]{{{limit + 1}}}")
+    # Anchored at line starts, so each line is scanned once: linear in the text. (A count
+    # is at most 2**32 - 2 for the regex engine; no chunk holds a line that long.)
+    return re.compile(rf"(?m)^[^\n]{{{min(limit + 1, 1 << 31)}}}")
 
 
 def cut_units(text: str, state: ChunkState) -> str:
