@@ -59,6 +59,7 @@ def statement(log: dict[str, Any], needle: str) -> dict[str, Any]:
 def check_workload(log: dict[str, Any], workload: LoggedWorkload) -> None:
     assert log["queries"] == len(workload.executed)
     assert log["bad_entries"]["count"] == 0, log["bad_entries"]
+    assert (log["cut_entries"], log["cut_bytes"]) == (0, 0)  # nothing near the bound
     literal = statement(log, "abs(")
     assert literal["calls"] == LITERAL_RUNS
     assert literal["query"] == "SELECT abs($1) + $2"  # -k is one constant, as in PG

@@ -1,5 +1,6 @@
-"""Property tests of the log parser: any input parses without raising, and how the input is
-cut into chunks never changes what is counted."""
+"""Property tests of the log parser: any input parses without raising, how the input is cut
+into chunks never changes what is counted, and with a bound on entries no parsed entry
+exceeds it, whether the reader or the parser cut it."""
 
 # ruff: noqa: E501 - log lines are long
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from opscope.db.logs.analyze import parse_chunk
 from opscope.db.logs.options import LogOptions
 from opscope.db.logs.prefix import compile_prefix
-from opscope.db.logs.reader import chunks, csv_splitter, json_splitter, stderr_splitter
+from opscope.db.logs.reader import Cuts, chunks, csv_splitter, json_splitter, stderr_splitter
 from opscope.db.logs.sessions import Merger
 
 PREFIX = "%m [%p] %q%u@%d "
@@ -57,17 +58,26 @@ _entry = st.one_of(
 _log = st.lists(_entry, max_size=40).map(lambda lines: "\n".join(lines) + "\n")
 
 
-def analyze_bytes(data: bytes, log_format: str, chunk_bytes: int) -> dict[str, Any]:
+def analyze_bytes(
+    data: bytes, log_format: str, chunk_bytes: int, options: LogOptions = OPTIONS
+) -> dict[str, Any]:
     splitter = {
         "stderr": stderr_splitter(compile_prefix(PREFIX)),
         "csvlog": csv_splitter,
         "jsonlog": json_splitter,
     }[log_format]
-    merger = Merger(OPTIONS)
+    merger = Merger(options)
     blocks = iter([data[i : i + 7] for i in range(0, len(data), 7)])
-    for chunk in chunks(blocks, splitter, chunk_bytes):
-        merger.add(parse_chunk(log_format, PREFIX, chunk, OPTIONS))
+    cuts = Cuts()
+    for chunk in chunks(blocks, splitter, chunk_bytes, options.max_entry_bytes, cuts):
+        merger.add(parse_chunk(log_format, PREFIX, chunk, options))
     agg = merger.finish()
+    kept = [
+        text
+        for record in [r for _, _, r in agg.slowest]
+        + [s.slowest for s in agg.statements.values() if s.slowest is not None]
+        for text in (record.query, record.parameters or "")
+    ] + [text for g in agg.errors.values() for text in (g.message, g.statement)]
     return {
         "queries": agg.queries,
         "total": round(agg.total_ms, 6),
@@ -76,6 +86,8 @@ def analyze_bytes(data: bytes, log_format: str, chunk_bytes: int) -> dict[str, A
         "temp": sum(c.count for c in agg.temp_files.values()),
         "plans": agg.plans,
         "corrupt": agg.corrupt,
+        "cut": (agg.cut_entries + cuts.entries, agg.cut_bytes + cuts.bytes),
+        "longest": max(map(len, kept), default=0),
     }
 
 
@@ -88,10 +100,53 @@ def test_stderr_any_split_counts_the_same(log: str, chunk_bytes: int) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(data=st.binary(max_size=300), chunk_bytes=st.integers(1, 100))
-def test_any_bytes_in_any_format_never_raise(data: bytes, chunk_bytes: int) -> None:
+@given(
+    data=st.binary(max_size=300),
+    chunk_bytes=st.integers(1, 100),
+    limit=st.sampled_from([1 << 20, 1, 5, 40]),
+)
+def test_any_bytes_in_any_format_never_raise(data: bytes, chunk_bytes: int, limit: int) -> None:
+    options = LogOptions(prefix=PREFIX, max_entry_bytes=limit)
     for log_format in ("stderr", "csvlog", "jsonlog"):
-        analyze_bytes(data, log_format, chunk_bytes)
+        analyze_bytes(data, log_format, chunk_bytes, options)
+
+
+# Long entries of every shape a stderr log has, in ASCII (where a byte is a character, so
+# the reader's and the parser's cuts fall at the same place), and no DETAIL lines: one
+# entry spans few units, so a chunk always ends at an entry boundary.
+_ascii = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\t\n"),
+    max_size=400,
+)
+_bounded_entry = st.one_of(
+    st.builds(
+        lambda h, d, q: f"{h}LOG:  duration: {d} ms  statement: {q}", _head, _good_duration, _ascii
+    ),
+    st.builds(
+        lambda h, d, lines: (
+            f"{h}LOG:  duration: {d} ms  statement: select\n\t" + "\n\t".join(lines)
+        ),
+        _head,
+        _good_duration,
+        st.lists(st.text(alphabet="abc ,1", max_size=30), max_size=20),
+    ),
+    st.builds(lambda h, m, q: f"{h}ERROR:  {m}\n{h}STATEMENT:  {q}", _head, _ascii, _ascii),
+    _ascii,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    log=st.lists(_bounded_entry, max_size=30).map(lambda lines: "\n".join(lines) + "\n"),
+    limit=st.integers(16, 300),
+    chunk_bytes=st.integers(1, 400),
+)
+def test_no_parsed_entry_exceeds_the_bound(log: str, limit: int, chunk_bytes: int) -> None:
+    data = log.encode()
+    options = LogOptions(prefix=PREFIX, max_entry_bytes=limit)
+    whole = analyze_bytes(data, "stderr", 1 << 20, options)
+    assert whole["longest"] <= limit
+    assert analyze_bytes(data, "stderr", chunk_bytes, options) == whole
 
 
 _csv_field = st.text(alphabet='ab,"\n 1', max_size=12).map(
@@ -109,11 +164,19 @@ _csv_row = st.builds(
 
 
 @settings(max_examples=100, deadline=None)
-@given(rows=st.lists(_csv_row, max_size=20), chunk_bytes=st.integers(1, 300))
+@given(
+    rows=st.lists(_csv_row, max_size=20),
+    chunk_bytes=st.integers(1, 300),
+    limit=st.sampled_from([1 << 20]) | st.integers(165, 200),
+)
 def test_csv_records_with_newlines_and_quotes_split_exactly(
-    rows: list[str], chunk_bytes: int
+    rows: list[str], chunk_bytes: int, limit: int
 ) -> None:
+    """Records over the bound are left out, and only they, wherever the chunks fall."""
     data = ("\n".join(rows) + "\n").encode()
-    whole = analyze_bytes(data, "csvlog", 1 << 20)
-    assert whole["queries"] == len(rows) and whole["corrupt"] == 0
-    assert analyze_bytes(data, "csvlog", chunk_bytes) == whole
+    options = LogOptions(prefix=PREFIX, max_entry_bytes=limit)
+    whole = analyze_bytes(data, "csvlog", 1 << 20, options)
+    over = [len(row) for row in rows if len(row) > limit]
+    assert whole["queries"] == len(rows) - len(over) and whole["corrupt"] == 0
+    assert whole["cut"] == (len(over), sum(over))
+    assert analyze_bytes(data, "csvlog", chunk_bytes, options) == whole

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 
 # PASSWORD followed by a string in any quoting, cut off or not (an unterminated string
-# runs to the end of the text, as the server reads it), or by a parameter.
+# runs to the end of the text, as the server reads it), or by a parameter. The loops over
+# string characters are possessive: no backtracking state per character of a long literal.
 _PASSWORD = re.compile(
     r"""(?is)(\bPASSWORD\s+)(?:
-        [Ee]'(?:[^'\\]|''|\\.)*(?:'|\\?\Z)
-      | '(?:[^']|'')*'?
+        [Ee]'(?:[^'\\]|''|\\.)*+(?:'|\\?\Z)
+      | '(?:[^']|'')*+'?
       | \$(?P<tag>[A-Za-z_]\w*)?\$.*?(?:\$(?P=tag)\$|\Z)
       | \$\d+
     )""",

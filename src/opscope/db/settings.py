@@ -116,6 +116,9 @@ class LogSettings(_Frozen):
     top: int = Field(default=20, ge=1)
     #: worker processes; None: every core for big input
     jobs: int | None = Field(default=None, ge=1)
+    #: longest entry kept, in bytes: a longer one is cut (stderr) or left out (csvlog,
+    #: jsonlog) and counted; what bounds memory whatever the input
+    max_entry_bytes: int = Field(default=1 << 20, ge=4096, le=1 << 30)
 
 
 class PostgresSettings(_Frozen):

@@ -14,7 +14,6 @@ from opscope.db.plans.model import Plan
 from opscope.db.plans.review import plan_inputs, reviewed_plans
 from opscope.findings import Finding
 
-
 #: SQLSTATEs of an EXPLAIN the server refused for what was going on, not for the statement:
 #: lock_not_available, query_canceled (statement_timeout), insufficient_privilege,
 #: deadlock_detected

@@ -293,6 +293,9 @@ class Aggregate:
     locks_acquired: int = 0
     corrupt: int = 0
     corrupt_samples: list[str] = field(default_factory=list)
+    #: units longer than max_entry_bytes that the parsers cut, and the bytes left out
+    cut_entries: int = 0
+    cut_bytes: int = 0
     filtered_out: int = 0
     #: things the user should know about how the log was read, each said once
     warnings: list[str] = field(default_factory=list)
@@ -331,7 +334,7 @@ class Aggregate:
                 key, display = OTHER_KEY, "(statements beyond the tracked limit)"
                 stats = self.statements.get(key)
             if stats is None:
-                stats = self.statements[key] = StatementStats(key, display)
+                stats = self.statements[key] = StatementStats(key, cap_text(display))
         stats.calls += 1
         stats.total += duration
         if duration < stats.min:
@@ -537,6 +540,8 @@ class Aggregate:
         _merge_counters(self.lock_waits, other.lock_waits)
         self.locks_acquired += other.locks_acquired
         self.corrupt += other.corrupt
+        self.cut_entries += other.cut_entries
+        self.cut_bytes += other.cut_bytes
         room = CORRUPT_SAMPLES - len(self.corrupt_samples)
         self.corrupt_samples.extend(other.corrupt_samples[: max(room, 0)])
         self.filtered_out += other.filtered_out
@@ -568,7 +573,7 @@ def _counter(counters: dict[str, Counter], key: str, display: str) -> Counter:
             key, display = OTHER_KEY, OTHER_COUNTER_LABEL
             counter = counters.get(key)
         if counter is None:
-            counter = counters[key] = Counter(display)
+            counter = counters[key] = Counter(cap_text(display))
     return counter
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from opscope.db.logs.prefix import GENERIC, compile_prefix, detect_prefix, resol
 from opscope.db.logs.reader import (
     SAMPLE_BYTES,
     InputStats,
+    LogInputError,
     Splitter,
     chunks,
     csv_splitter,
@@ -44,6 +47,12 @@ from opscope.redact import redact
 
 #: inputs at least this big use every core unless --jobs says otherwise
 PARALLEL_THRESHOLD = 32 << 20
+
+
+class LogWorkerError(LogInputError):
+    """A worker process died (the kernel's out-of-memory killer, a crash) while it parsed
+    a file; the message is one line. A LogInputError, so that every command that reads
+    logs says it in one line."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,7 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
         prefix = stderr_prefix(inner)
         # the year of BSD syslog lines is inferred from when the file was last written
         written = datetime.fromtimestamp(os.path.getmtime(path)) if path != "-" else None
-        source = syslog_to_stderr(source, inner, stats, written)
+        source = syslog_to_stderr(source, inner, stats, written, options.max_entry_bytes)
         split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, log_format, prefix)
     elif log_format in ("csvlog", "jsonlog"):
@@ -119,7 +128,8 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
             prefix = detect_prefix(sample.decode("utf-8", "replace")) or GENERIC
         split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, "stderr", prefix)
-    return plan, chunks(source, split, options.chunk_bytes), stats
+    pieces = chunks(source, split, options.chunk_bytes, options.max_entry_bytes, stats.cuts)
+    return plan, pieces, stats
 
 
 def analyze_logs(
@@ -133,8 +143,9 @@ def analyze_logs(
     """Read every file in `paths` ("-" for stdin) in order and report what they show, with
     `options` (default: from the config's `postgresql` section).
 
-    Raises LogInputError (one-line message) when a file cannot be opened; damage inside a
-    file is counted and reported instead.
+    Raises LogInputError (one-line message) when a file cannot be opened, and its
+    LogWorkerError when a worker process died; damage inside a file is counted and
+    reported instead, and so are entries over `options.max_entry_bytes`.
     """
     options = options or log_options(config)
     report = build_report(*aggregate_logs(paths, options), registry=registry)
@@ -159,6 +170,7 @@ def aggregate_logs(
     if jobs > 1:
         # forkserver: workers do not inherit the caller's threads or open files.
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"))
+    path = ""
     try:
         in_flight: collections.deque[Future[ChunkResult]] = collections.deque()
         for path in paths:
@@ -177,12 +189,40 @@ def aggregate_logs(
                 )
         while in_flight:
             merger.add(in_flight.popleft().result())
+    except BrokenProcessPool:
+        raise LogWorkerError(_worker_death(pool, path)) from None
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     aggregate = merger.finish()
     elapsed = time.perf_counter() - started
     return aggregate, plans, inputs, options, jobs, elapsed
+
+
+def _worker_death(pool: ProcessPoolExecutor | None, path: str) -> str:
+    """What to tell the user when the pool broke: which worker died how, and what to try."""
+    codes = [
+        getattr(process, "exitcode", None)
+        for process in (getattr(pool, "_processes", None) or {}).values()
+    ]
+    # the pool terminates the other workers itself once one died: SIGTERM is not the cause
+    causes = [c for c in codes if isinstance(c, int) and c != 0 and c != -signal.SIGTERM]
+    if not causes:
+        how = "it ended abruptly"
+    elif causes[0] == -signal.SIGKILL:
+        how = "killed by SIGKILL, as the kernel's out-of-memory killer does"
+    elif causes[0] < 0:
+        try:
+            how = f"killed by {signal.Signals(-causes[0]).name}"
+        except ValueError:
+            how = f"killed by signal {-causes[0]}"
+    else:
+        how = f"exit code {causes[0]}"
+    where = f" reading {'stdin' if path == '-' else path}" if path else ""
+    return (
+        f"a worker process died{where} ({how}); retry with --jobs 1 (one process holds "
+        "one chunk at a time) or a lower --max-entry-bytes"
+    )
 
 
 def build_report(
@@ -254,6 +294,11 @@ def build_report(
             )
     for message in aggregate.warnings:
         report.errors.append(CheckError(check="log_filter", message=message, target=name))
+    cut = report.summary["log"]["cut_entries"]
+    if cut:
+        report.errors.append(
+            CheckError(check="log_input", message=cut_message(report.summary["log"]), target=name)
+        )
     for stats in inputs:
         if stats.warning:
             report.errors.append(
@@ -269,6 +314,17 @@ def build_report(
                 )
             )
     return report
+
+
+def cut_message(log: dict[str, Any]) -> str:
+    """What was cut to keep memory bounded, in one line (for errors and the terminal)."""
+    n, limit = log["cut_entries"], log["max_entry_bytes"]
+    return (
+        f"{n:,} log entr{'y' if n == 1 else 'ies'} over --max-entry-bytes ({limit:,} bytes) "
+        f"cut: {log['cut_bytes']:,} bytes left out (stderr entries keep their first "
+        f"{limit:,} bytes, csvlog/jsonlog records are left out whole); a larger "
+        "--max-entry-bytes keeps more"
+    )
 
 
 def summarize(
@@ -395,6 +451,9 @@ def summarize(
             ],
         },
         "bad_entries": {"count": aggregate.corrupt, "samples": aggregate.corrupt_samples},
+        "max_entry_bytes": options.max_entry_bytes,
+        "cut_entries": aggregate.cut_entries + sum(s.cuts.entries for s in inputs),
+        "cut_bytes": aggregate.cut_bytes + sum(s.cuts.bytes for s in inputs),
         "filtered_out": aggregate.filtered_out,
         "percentiles": (
             f"exact for statements with up to {EXACT_LIMIT} executions, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -22,6 +23,23 @@ from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.options import FORMATS, log_options
 from opscope.db.logs.prefix import PrefixError, compile_prefix
 from opscope.db.logs.reader import LogInputError
+
+#: below this a prefix and the start of a message may not fit; above, one entry alone
+#: would take more memory than a machine running PostgreSQL can spare
+MIN_ENTRY_BYTES = 4096
+MAX_ENTRY_BYTES = 1 << 30
+_SIZE = re.compile(r"(\d+)\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
+
+
+def _size(text: str, option: str) -> int:
+    """`1048576`, `512k`, `4M`, `4MiB`, `1G`: bytes, the suffixes powers of 1024."""
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        fail(f"{option}: {text!r} is not a size (like 1048576, 512k, 4M)")
+    value = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[(m.group(2) or "").lower()]
+    if not MIN_ENTRY_BYTES <= value <= MAX_ENTRY_BYTES:
+        fail(f"{option}: {text!r} is not between 4k ({MIN_ENTRY_BYTES} bytes) and 1G")
+    return value
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
@@ -114,6 +132,16 @@ def logs_command(
             show_default=False,
         ),
     ] = None,
+    max_entry_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--max-entry-bytes",
+            help="Longest entry kept (bytes; k, M, G suffixes): a longer stderr entry is cut, "
+            "a longer csvlog/jsonlog record left out, and both counted. Bounds memory "
+            "(default: postgresql.logs.max_entry_bytes, 1M).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Slow-query analysis of PostgreSQL server logs.
 
@@ -136,7 +164,12 @@ def logs_command(
             compile_prefix(prefix)
         except PrefixError as exc:
             fail(str(exc))
-    given = {"slow_ms": slow, "jobs": jobs, "top": top}
+    given = {
+        "slow_ms": slow,
+        "jobs": jobs,
+        "top": top,
+        "max_entry_bytes": _size(max_entry_bytes, "--max-entry-bytes") if max_entry_bytes else None,
+    }
     options = log_options(
         cfg,
         **{key: value for key, value in given.items() if value is not None},
@@ -150,6 +183,8 @@ def logs_command(
     )
     try:
         report = analyze_logs(cfg, files, options)
-    except LogInputError as exc:
+    except LogInputError as exc:  # LogWorkerError, a dead worker, among them
         fail(str(exc))
+    except MemoryError:
+        fail("out of memory reading the logs: retry with --jobs 1 or a lower --max-entry-bytes")
     emit(report, fmt, output, fail_on)

@@ -13,6 +13,7 @@ regular-expression normalizer so that it still groups sensibly instead of being 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 import pglast.parser
@@ -32,14 +33,17 @@ normalize_cache: dict[str, Normalized] = {}
 _cache = normalize_cache
 _by_normalized: dict[str, Normalized] = {}
 
-_IN_LIST = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)+\s*([)\]])")
+# The loops over list items and string characters are possessive (`*+`, `++`) where giving
+# back could never lead to a match: the regex engine then keeps no backtracking state per
+# item or character, which for a string literal of a megabyte was 250 MB.
+_IN_LIST = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)++\s*([)\]])")
 _PARAM = re.compile(r"\$\d+")
 _LITERAL = re.compile(
     r"""(?xs)
       (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)\$)   # dollar-quoted string
-    | (?P<ident>"(?:[^"]|"")*")                               # quoted identifier: kept
+    | (?P<ident>"[^"]*(?:""[^"]*)*")                          # quoted identifier: kept
     | (?P<param>\$\d+)                                        # existing parameter: kept
-    | (?P<string>[EeBbXxNn]?'(?:[^'\\]|''|\\.)*'?)            # string (maybe truncated)
+    | (?P<string>[EeBbXxNn]?'(?:[^'\\]|''|\\.)*+'?)           # string (maybe truncated)
     | (?P<number>(?<![\w$])-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
     | (?P<word>[A-Za-z_]\w*)                                  # keyword or name: kept
     """
@@ -56,14 +60,14 @@ def collapse_in_lists(normalized: str) -> str:
     if _IN_LIST.search(normalized) is None:
         return normalized
     collapsed = _IN_LIST.sub(r"\g<1>$0 /*, ... */\g<2>", normalized)
-    counter = iter(range(1, 1_000_000))
+    counter = itertools.count(1)
     return _PARAM.sub(lambda _m: f"${next(counter)}", collapsed)
 
 
 def regex_normalize(text: str) -> str:
     """Literal-replacing normalizer for text PostgreSQL's parser rejects."""
     highest = max((int(p[1:]) for p in _PARAM.findall(text)), default=0)
-    counter = iter(range(highest + 1, highest + 1_000_000))
+    counter = itertools.count(highest + 1)
 
     def replace(m: re.Match[str]) -> str:
         kind = m.lastgroup

@@ -34,6 +34,14 @@ class LogOptions:
     top: int = 20
     #: bytes handed to a worker at a time
     chunk_bytes: int = 8 << 20
+    #: the longest line with its continuation lines, csvlog record or jsonlog line kept:
+    #: beyond it a stderr entry is cut, a csvlog/jsonlog record left out (both counted),
+    #: which bounds memory whatever the input
+    max_entry_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.max_entry_bytes < 1 or self.chunk_bytes < 1:
+            raise ValueError("max_entry_bytes and chunk_bytes must be positive")
 
 
 def log_options(config: Config, **given: Any) -> LogOptions:
@@ -44,6 +52,7 @@ def log_options(config: Config, **given: Any) -> LogOptions:
         "slow_ms": settings.thresholds.slow_query_ms,
         "top": settings.logs.top,
         "jobs": settings.logs.jobs,
+        "max_entry_bytes": settings.logs.max_entry_bytes,
     }
     return LogOptions(**{**defaults, **given})
 

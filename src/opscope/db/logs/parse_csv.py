@@ -15,9 +15,24 @@ _MIN_COLUMNS = 23
 
 
 def parse_csv(text: str, state: ChunkState) -> None:
+    # The field limit is the csv module's, for the whole process: no field of this chunk
+    # may stop the reader halfway through its record (a record over the bound is left out
+    # whole, below), and the limit the process had is put back.
+    previous = csv.field_size_limit(max(len(text), 1 << 17))
+    try:
+        _parse(text, state)
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _parse(text: str, state: ChunkState) -> None:
     aggregate = state.aggregate
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    limit = state.max_entry
+    source = io.StringIO(text, newline="")
+    tell = source.tell
+    reader = csv.reader(source, strict=True)
     first = last = ""
+    offset = 0
     while True:
         try:
             row = next(reader)
@@ -25,8 +40,16 @@ def parse_csv(text: str, state: ChunkState) -> None:
             break
         except csv.Error as exc:
             # A broken quote swallows the rest of the record; the reader resumes after it.
-            aggregate.bad_input(f"csv: {exc}")
+            offset, over = _record_end(text, offset, tell(), limit, state)
+            if not over:
+                aggregate.bad_input(f"csv: {exc}")
             continue
+        end = tell()
+        if end - offset > limit:
+            offset, over = _record_end(text, offset, end, limit, state)
+            if over:
+                continue
+        offset = end
         if len(row) < _MIN_COLUMNS:
             if any(row):
                 aggregate.bad_input(",".join(row))
@@ -52,3 +75,14 @@ def parse_csv(text: str, state: ChunkState) -> None:
     if first:
         aggregate.saw(first)
         aggregate.saw(last)
+
+
+def _record_end(text: str, start: int, end: int, limit: int, state: ChunkState) -> tuple[int, bool]:
+    """(`end`, whether the record text[start:end] is over the bound); one that is over is
+    left out, as the reader leaves out one that grows past it: counted, its line end not."""
+    stop = end - 1 if text[end - 1 : end] == "\n" else end
+    if stop - start <= limit:
+        return end, False
+    state.aggregate.cut_entries += 1
+    state.aggregate.cut_bytes += len(text[start:stop].encode())
+    return end, True

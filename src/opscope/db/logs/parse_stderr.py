@@ -8,6 +8,7 @@ the pattern does not explain are the gaps between matches; they are counted as b
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import UTC, datetime
@@ -42,9 +43,68 @@ _SKIP: list[Any] = [_NONE]
 _SKIP_AFTER_MAIN: list[Any] = [_IGNORED]
 
 
+_BLANK_LINE = re.compile(r"(?m)^[^\S\n]*$")
+_NOT_SPACE = re.compile(r"\S")
+_UNIT_START = re.compile(r"\n(?!\t)")
+
+
 def _count_lines(text: str) -> int:
-    """Bad lines are counted one per non-blank line, however the input was cut."""
-    return sum(1 for line in text.split("\n") if line.strip())
+    """Bad lines are counted one per non-blank line, however the input was cut (counted,
+    not split: a chunk of short garbage lines would be a list of millions of strings)."""
+    return text.count("\n") + 1 - _BLANK_LINE.subn("", text)[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _long_line(limit: int) -> re.Pattern[str]:
+    # Anchored at line starts, so each line is scanned once: linear in the text. (A count
+    # is at most 2**32 - 2 for the regex engine; no chunk holds a line that long.)
+    return re.compile(rf"(?m)^[^\n]{{{min(limit + 1, 1 << 31)}}}")
+
+
+def cut_units(text: str, state: ChunkState) -> str:
+    """`text` with every unit (a line and the tab-indented lines after it) longer than
+    max_entry_bytes cut to that length, the cuts counted: what the reader does to a unit
+    that grows past the bound at the end of its buffer, done to the units inside a chunk."""
+    limit = state.max_entry
+    if len(text) <= limit or ("\n\t" not in text and _long_line(limit).search(text) is None):
+        return text
+    aggregate = state.aggregate
+    pieces = []
+    start = 0
+    for m in (*_UNIT_START.finditer(text), None):
+        end = len(text) if m is None else m.start()
+        if end - start > limit:
+            pieces.append(text[start : start + limit])
+            aggregate.cut_entries += 1
+            aggregate.cut_bytes += len(text[start + limit : end].encode())
+        else:
+            pieces.append(text[start:end])
+        start = end + 1
+    return "\n".join(pieces)
+
+
+def _bad_lines(text: str, state: ChunkState) -> None:
+    """Count the non-blank lines of `text` (which are no entry) as bad input, with a
+    sample; units over the bound are cut first, so the count does not depend on whether
+    the reader or the parser cut them."""
+    text = cut_units(text, state)
+    first = _NOT_SPACE.search(text)
+    sample = text[first.start() if first else 0 :][:2000].rstrip()
+    state.aggregate.bad_input(sample, _count_lines(text))
+
+
+def _cut_entry(
+    text: str, start: int, end: int, prefix: CompiledPrefix, state: ChunkState
+) -> re.Match[str] | None:
+    """The entry text[start:end], longer than max_entry_bytes, cut to that length: its
+    match, the cut counted; or None when what is kept is no entry any more (it is then a
+    bad line, cut and counted as such)."""
+    limit = state.max_entry
+    m = prefix.entry.match(text[start : start + limit])
+    if m is not None:
+        state.aggregate.cut_entries += 1
+        state.aggregate.cut_bytes += len(text[start + limit : end].encode())
+    return m
 
 
 def untab(text: str) -> str:
@@ -132,12 +192,19 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     # execution kind] (the arguments of ChunkState.add); errors, temp files and lock waits
     # are [kind, ts, user, db, level, sqlstate, message, statement].
     current: list[Any] = _SKIP
-    for m in prefix.entry.finditer(text):
-        start = m.start()
-        if start != pos:
-            gap = text[pos:start]
-            if gap.strip():
-                aggregate.bad_input(gap.strip(), _count_lines(gap))
+    limit = state.max_entry
+    match: re.Match[str] | None
+    for match in prefix.entry.finditer(text):
+        start = match.start()
+        end = match.end()
+        if end - start > limit:
+            match = _cut_entry(text, start, end, prefix, state)
+        # an entry that is no entry once cut is a bad line, read with the gap before it
+        gap_end = start if match is not None else end
+        if gap_end != pos:
+            gap = text[pos:gap_end]
+            if not gap.isspace():
+                _bad_lines(gap, state)
                 # Lines that are no entry end the entry before them (a chunk may start
                 # right after them): a DETAIL line after them has lost its entry.
                 if x_sid is not None:
@@ -147,7 +214,10 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                 elif current[0] != _IGNORED and current[0] != _NONE:
                     _finish(current, state)
                 current = _SKIP
-        pos = m.end() + 1
+        pos = end + 1
+        if match is None:
+            continue
+        m = match
         ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = m.group(*indices)
         if level in SECONDARY:
             if x_sid is not None:
@@ -260,8 +330,8 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         aggregate.saw(first_ts)
         aggregate.saw(ts)
     tail = text[pos:]
-    if tail.strip():
-        aggregate.bad_input(tail.strip(), _count_lines(tail))
+    if tail and not tail.isspace():
+        _bad_lines(tail, state)
 
 
 def _finish(entry: list[Any], state: ChunkState) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from opscope.db.logs.prefix import GENERIC, compile_prefix, detect_prefix, resolve_prefix
-from opscope.db.logs.reader import SYSLOG_LINE, InputStats
+from opscope.db.logs.reader import MAX_ENTRY_BYTES, SYSLOG_LINE, InputStats, utf8_cut
 
 _MONTHS = {
     m: i
@@ -72,8 +72,15 @@ def _timestamp(m: re.Match[str], reference: datetime) -> str:
 
 
 def syslog_to_stderr(
-    blocks: Iterator[bytes], inner: str, stats: InputStats, reference: datetime | None = None
+    blocks: Iterator[bytes],
+    inner: str,
+    stats: InputStats,
+    reference: datetime | None = None,
+    max_entry_bytes: int = MAX_ENTRY_BYTES,
 ) -> Iterator[bytes]:
+    """The stderr form of syslog lines. A line longer than `max_entry_bytes` keeps its start
+    (counted in `stats.cuts`, the rest skipped as it streams by), so waiting for its end
+    never holds more than that."""
     entry = resolve_prefix(inner).entry
     generic = inner == GENERIC
     add_ts = generic or not compile_prefix(inner).ts_kind
@@ -81,13 +88,27 @@ def syslog_to_stderr(
     reference = reference or datetime.now()
     carry = b""
     other = 0
+    skipping = False
     for block in blocks:
+        if skipping:
+            nl = block.find(b"\n")
+            if nl < 0:
+                stats.cuts.bytes += len(block)
+                continue
+            stats.cuts.bytes += nl
+            block = block[nl:]
+            skipping = False
         data = carry + block
         cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
         carry = data[cut + 1 :]
+        if len(carry) > max_entry_bytes:
+            keep = utf8_cut(carry, max_entry_bytes)
+            stats.cuts.entries += 1
+            stats.cuts.bytes += len(carry) - keep
+            carry = carry[:keep]
+            skipping = True
+        if cut < 0:
+            continue
         out: list[str] = []
         for line in data[:cut].decode("utf-8", "replace").split("\n"):
             m = SYSLOG_LINE.match(line)
@@ -112,5 +133,5 @@ def syslog_to_stderr(
         text = "".join(out)
         yield text.encode()
     if carry.strip():
-        yield from syslog_to_stderr(iter([carry + b"\n"]), inner, stats, reference)
+        yield from syslog_to_stderr(iter([carry + b"\n"]), inner, stats, reference, max_entry_bytes)
     stats.extra["syslog_other_lines"] = stats.extra.get("syslog_other_lines", 0) + other

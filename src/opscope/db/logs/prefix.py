@@ -49,7 +49,9 @@ _ESCAPES: dict[str, tuple[str | None, str]] = {
 }
 
 _LEVEL = r"(?P<level>[A-Z]+[1-5]?):  "
-_MESSAGE = r"(?P<msg>[^\n]*(?:\n\t[^\n]*)*)"
+# Possessive (nothing after the message could make it give back a line): the regex engine
+# then keeps no backtracking state per continuation line.
+_MESSAGE = r"(?P<msg>[^\n]*+(?:\n\t[^\n]*+)*+)"
 
 #: prefixes seen in the wild, most specific first: PostgreSQL's and Debian's defaults, the
 #: ones pgBadger's documentation recommends, and managed services' fixed ones
@@ -178,11 +180,14 @@ def generic_prefix() -> CompiledPrefix:
     either that match or skipped. (The former `[^\\n]*?(?:\\[(\\d+)\\][^\\n]*?)?`
     tried every bracket as the pid against every end of the line: quadratic, 35 s for one
     80 kB line of `[1] ` repeated; this pattern reads a 200 kB such line in milliseconds.)
+    The loop before the pid is possessive: giving back characters could never let the
+    bracket match, and a greedy loop kept about 330 bytes of backtracking state per
+    character (a 1 MB line without `[digits]` took 330 MB).
     """
     absent = "".join(f"(?P<{name}>)" for name in FIELDS if name not in ("ts", "pid"))
     entry = re.compile(
         f"(?m)^{absent}(?P<ts>\\d{{4}}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?{_TZ})?"
-        f"(?:(?:[^\\n\\[]|\\[(?!\\d+\\]))*\\[(?P<pid>\\d+)\\])?"
+        f"(?:(?:[^\\n\\[]|\\[(?!\\d+\\]))*+\\[(?P<pid>\\d+)\\])?"
         f"[^\\n]*?\\b(?P<level>{_GENERIC_LEVELS}):  {_MESSAGE}"
     )
     indices = tuple(entry.groupindex[name] for name in (*FIELDS, "level", "msg"))

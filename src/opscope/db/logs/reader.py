@@ -7,6 +7,13 @@ on the format: stderr entries start at a line that is not a tab continuation nor
 DETAIL/STATEMENT-style line of the entry before; csvlog records end at a newline outside
 quotes (tracked by counting quote characters, which is exact for CSV); jsonlog records are
 lines.
+
+Memory is bounded whatever the input: no *unit* (a stderr line with its tab continuation
+lines, a csvlog record, a jsonlog line) is held beyond `max_entry_bytes`. A unit that grows
+past it while the reader waits for its end is cut there — a stderr unit keeps its first
+`max_entry_bytes`, a csvlog or jsonlog record (which no longer parses once cut) is left out
+— and the rest of it is skipped as it streams by, up to where the next unit starts; the
+parsers apply the same rule to the units inside a chunk. What was cut is counted in `Cuts`.
 """
 
 from __future__ import annotations
@@ -27,13 +34,25 @@ from typing import Any, Protocol
 from opscope.db.logs.prefix import CompiledPrefix
 
 SECONDARY_LEVELS = ("DETAIL", "STATEMENT", "CONTEXT", "HINT", "QUERY", "LOCATION")
-#: an entry bigger than this is cut anyway, to keep memory bounded (and counted as bad)
-MAX_ENTRY_BYTES = 64 << 20
+#: the default bound of one unit (LogOptions.max_entry_bytes)
+MAX_ENTRY_BYTES = 1 << 20
+#: units one stderr entry spans at most: its line and DETAIL, HINT, CONTEXT, STATEMENT,
+#: QUERY and LOCATION lines, with one to spare
+ENTRY_UNITS = 8
 SAMPLE_BYTES = 256 << 10
 
 
 class LogInputError(Exception):
     """A file that cannot be opened or read at all; the message is one line."""
+
+
+@dataclass
+class Cuts:
+    """Units longer than the bound: how many were cut, and the bytes left out of them (a
+    unit's line end not included)."""
+
+    entries: int = 0
+    bytes: int = 0
 
 
 @dataclass
@@ -46,6 +65,8 @@ class InputStats:
     #: something ignored that the user should know of (trailing garbage after the data)
     warning: str = ""
     extra: dict[str, int] = field(default_factory=dict)
+    #: what the reader cut before any parser saw it
+    cuts: Cuts = field(default_factory=Cuts)
 
 
 _MAGIC = (
@@ -293,7 +314,10 @@ def csv_splitter(buf: bytes) -> int:
         return -1
     quotes = buf.count(b'"', 0, nl)
     while quotes & 1:
-        previous = buf.rfind(b"\n", 0, nl)
+        # Every newline after the last quote before `nl` is as much inside quotes as `nl`:
+        # jump over them all (an unterminated quote holds any number of lines).
+        quote = buf.rfind(b'"', 0, nl)
+        previous = buf.rfind(b"\n", 0, quote)
         if previous < 0:
             return -1
         quotes -= buf.count(b'"', previous, nl)
@@ -301,22 +325,170 @@ def csv_splitter(buf: bytes) -> int:
     return nl + 1
 
 
-def chunks(blocks: Iterator[bytes], split: Splitter, chunk_bytes: int) -> Iterator[bytes]:
-    """Re-cut `blocks` into pieces of about `chunk_bytes` that end at entry boundaries."""
+# -- where a unit begins, and skipping the rest of one that is too long ------------------
+
+_UNIT_START = re.compile(rb"\n[^\t]")
+# From a point outside quotes: through quoted fields (newlines in them included) to the
+# newline that ends the record.
+_CSV_RECORD_END = re.compile(rb'[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n')
+
+
+class Units:
+    """The units of one format that `max_entry_bytes` bounds.
+
+    `last_start(buf)` is where the last unit of `buf` begins (`buf` itself starts at one);
+    `skip(block)` is where the next unit begins in a block that follows a unit cut short,
+    or -1 when the whole block still belongs to it."""
+
+    #: a unit cut short keeps its first max_entry_bytes (stderr), or is left out whole
+    keep_cut = False
+
+    def last_start(self, buf: bytes) -> int:
+        raise NotImplementedError
+
+    def start_skip(self, dropped: bytes) -> None:
+        """Skipping begins; `dropped` is the part of the unit already read."""
+
+    def skip(self, block: bytes) -> int:
+        raise NotImplementedError
+
+
+class LineUnits(Units):
+    """stderr (and syslog once converted): a line with the tab-indented lines after it."""
+
+    keep_cut = True
+
+    def __init__(self) -> None:
+        self._after_newline = False
+
+    def last_start(self, buf: bytes) -> int:
+        end = len(buf) - 1  # a newline that ends `buf` starts nothing known yet
+        while True:
+            nl = buf.rfind(b"\n", 0, end)
+            if nl < 0:
+                return 0
+            if buf[nl + 1] != 9:
+                return nl + 1
+            end = nl
+
+    def start_skip(self, dropped: bytes) -> None:
+        self._after_newline = dropped.endswith(b"\n")
+
+    def skip(self, block: bytes) -> int:
+        if self._after_newline and block[:1] != b"\t":
+            return 0
+        m = _UNIT_START.search(block)
+        if m is not None:
+            return m.start() + 1
+        self._after_newline = block.endswith(b"\n")
+        return -1
+
+
+class JsonUnits(Units):
+    def last_start(self, buf: bytes) -> int:
+        return max(0, json_splitter(buf))
+
+    def skip(self, block: bytes) -> int:
+        nl = block.find(b"\n")
+        return -1 if nl < 0 else nl + 1
+
+
+class CsvUnits(Units):
+    def __init__(self) -> None:
+        self._in_quotes = False
+
+    def last_start(self, buf: bytes) -> int:
+        return max(0, csv_splitter(buf))
+
+    def start_skip(self, dropped: bytes) -> None:
+        self._in_quotes = bool(dropped.count(b'"') & 1)
+
+    def skip(self, block: bytes) -> int:
+        start = 0
+        if self._in_quotes:
+            quote = block.find(b'"')
+            if quote < 0:
+                return -1
+            start = quote + 1
+            self._in_quotes = False
+        m = _CSV_RECORD_END.match(block, start)
+        if m is not None:
+            return m.end()
+        self._in_quotes = bool(block.count(b'"', start) & 1)
+        return -1
+
+
+def units_for(split: Splitter) -> Units:
+    if split is csv_splitter:
+        return CsvUnits()
+    if split is json_splitter:
+        return JsonUnits()
+    return LineUnits()
+
+
+def utf8_cut(buf: bytes, at: int) -> int:
+    """`at`, moved back so that it does not fall inside a UTF-8 character."""
+    for back in range(4):
+        if at - back <= 0 or buf[at - back] & 0xC0 != 0x80:
+            return at - back
+    return at
+
+
+def chunks(
+    blocks: Iterator[bytes],
+    split: Splitter,
+    chunk_bytes: int,
+    max_entry_bytes: int = MAX_ENTRY_BYTES,
+    cuts: Cuts | None = None,
+    units: Units | None = None,
+) -> Iterator[bytes]:
+    """Re-cut `blocks` into pieces of about `chunk_bytes` that end at entry boundaries.
+
+    Memory stays under chunk_bytes + ENTRY_UNITS * max_entry_bytes + one block whatever
+    the input: a unit over max_entry_bytes is cut (see the module's docstring), and when
+    more units go by without an entry boundary than one entry can have (DETAIL lines
+    without their entry), the chunk ends at a unit start instead."""
+    units = units if units is not None else units_for(split)
+    cuts = cuts if cuts is not None else Cuts()
     carry = b""
+    skipping = False
+    last_dropped = b""
     for block in blocks:
-        buf = carry + block if carry else block
-        if len(buf) < chunk_bytes:
-            carry = buf
-            continue
-        cut = split(buf)
-        if cut <= 0:
-            if len(buf) < MAX_ENTRY_BYTES:
-                carry = buf
+        if skipping:
+            start = units.skip(block)
+            if start < 0:
+                cuts.bytes += len(block)
+                last_dropped = block[-1:]
                 continue
-            cut = len(buf)  # one absurdly long entry: cut it; the parser counts the pieces
-        yield buf[:cut]
-        carry = buf[cut:]
+            # the line end before the next unit is not counted: it ends the unit kept
+            cuts.bytes += start - 1
+            skipping = False
+            block = block[start:]
+            if not block:
+                continue
+        buf = carry + block if carry else block
+        cut = split(buf) if len(buf) >= chunk_bytes else -1
+        if cut > 0:
+            yield buf[:cut]
+            buf = buf[cut:]
+        start = units.last_start(buf)
+        if len(buf) - start > max_entry_bytes:
+            cuts.entries += 1
+            keep = utf8_cut(buf, start + max_entry_bytes) if units.keep_cut else start
+            dropped = buf[keep:]
+            units.start_skip(dropped)
+            cuts.bytes += len(dropped)
+            last_dropped = dropped[-1:]
+            buf = buf[:keep] + b"\n" if keep > start else buf[:keep]
+            skipping = True
+        elif (
+            cut <= 0 and start > 0 and len(buf) > chunk_bytes + ENTRY_UNITS * (max_entry_bytes + 1)
+        ):
+            yield buf[:start]
+            buf = buf[start:]
+        carry = buf
+    if skipping and last_dropped == b"\n":
+        cuts.bytes -= 1
     if carry:
         yield carry
 

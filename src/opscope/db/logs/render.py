@@ -75,6 +75,16 @@ def log_summary(report: Report) -> list[RenderableType]:
     bad = log.get("bad_entries", {}).get("count", 0)
     if bad:
         out.append(Text(f"{bad:,} line(s) could not be parsed", style="yellow"))
+    cut = log.get("cut_entries", 0)
+    if cut:
+        out.append(
+            Text(
+                f"{cut:,} entr{'y' if cut == 1 else 'ies'} longer than "
+                f"{log.get('max_entry_bytes', 0):,} bytes cut, "
+                f"{human_bytes(log.get('cut_bytes', 0))} left out (--max-entry-bytes)",
+                style="yellow",
+            )
+        )
     out.append(Text(""))
     if log.get("top_by_total_time"):
         out.append(_statement_table("Top statements by total time", log["top_by_total_time"]))

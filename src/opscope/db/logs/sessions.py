@@ -25,6 +25,10 @@ from opscope.db.logs.options import LogOptions, time_key, zone_offset
 #: sessions with entries waiting for their completion, at most: the oldest is dropped
 #: beyond (log_statement = all leaves one per session until it disconnects)
 MAX_PENDING_SESSIONS = 10_000
+#: characters of text (statements, parameters, plans) carried from chunk to chunk, at most,
+#: or this many entries of max_entry_bytes if more: beyond, the oldest session's are dropped
+MAX_CARRIED_TEXT = 64 << 20
+CARRIED_ENTRIES = 64
 UNLOGGED_KEY = "unlogged"
 UNLOGGED_TEXT = "(duration logged without its statement)"
 
@@ -35,6 +39,13 @@ class Pending:
 
     statement: Execution | None = None
     plans: list[Execution] = field(default_factory=list)
+
+    def size(self) -> int:
+        """Characters of text held."""
+        return sum(
+            len(r.query) + len(r.parameters or "") + len(r.plan or "")
+            for r in (*self.plans, *((self.statement,) if self.statement else ()))
+        )
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,8 @@ class ChunkState:
         self.heads: list[Head] = []
         #: no filter to apply: every execution counts
         self.plain = not self.filters.active and self.filters.min_duration <= 0
+        #: units longer than this are cut (stderr) or left out (csvlog, jsonlog)
+        self.max_entry = options.max_entry_bytes
 
     # -- executions ---------------------------------------------------------------------
 
@@ -307,6 +320,9 @@ class Merger:
         self.state = ChunkState(options)
         self.total = Aggregate(top=options.top)
         self.carry: dict[str, Pending] = {}
+        # Within a chunk what sessions leave pending is part of the chunk; across chunks
+        # it would add up (10,000 sessions with a statement of max_entry_bytes each).
+        self.carry_budget = max(MAX_CARRIED_TEXT, CARRIED_ENTRIES * options.max_entry_bytes)
 
     def add(self, result: ChunkResult) -> None:
         state = self.state
@@ -338,6 +354,13 @@ class Merger:
             oldest = self.carry.pop(next(iter(self.carry)))
             for plan in oldest.plans:
                 state.count(plan)
+        if result.tails:
+            held = sum(p.size() for p in self.carry.values())
+            while held > self.carry_budget:
+                oldest = self.carry.pop(next(iter(self.carry)))
+                held -= oldest.size()
+                for plan in oldest.plans:
+                    state.count(plan)
         self.total.merge(result.aggregate)
 
     def finish(self) -> Aggregate:
