@@ -122,6 +122,7 @@ def run_checks(
             results = list(check.run(context))
         except CheckFailed as exc:
             errors.append(CheckError(check=check.id, message=str(exc), target=target))
+            continue
         except Exception as exc:  # a broken check must not take the report down with it
             log.warning("check %s failed", check.id, exc_info=True)
             errors.append(CheckError(check=check.id, message=flat_message(exc), target=target))
