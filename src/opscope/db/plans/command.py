@@ -30,6 +30,7 @@ from opscope.db.plans.explain import ExplainFailed, explain
 from opscope.db.plans.findings import issue_finding
 from opscope.db.plans.render import render_issues, render_plan
 from opscope.db.plans.review import read_setting
+from opscope.db.plans.vouch import ReadOnly
 from opscope.findings import Report, Severity, Target, fingerprint
 
 
@@ -86,7 +87,13 @@ def explain_command(
         catalog = Catalog(SqlRunner(conn))
         summary = catalog.summary
         try:
-            result = explain(conn, text, analyze=analyze, params=param)
+            result = explain(
+                conn,
+                text,
+                analyze=analyze,
+                params=param,
+                read_only=ReadOnly(cfg.plans.read_only_functions, cfg.plans.read_only_extensions),
+            )
         except ExplainFailed as exc:
             fail(str(exc))
         tables = {t.qualified: t for t in catalog.tables}

@@ -18,6 +18,7 @@ from opscope.db.context import DbContext
 from opscope.db.plans.diagnose import PlanIssue, PlanSetting, diagnose
 from opscope.db.plans.explain import ExplainFailed, ExplainResult, explain
 from opscope.db.plans.samples import Sample, read_samples
+from opscope.db.plans.vouch import ReadOnly
 from opscope.db.statements import Statement
 
 T = TypeVar("T")
@@ -86,6 +87,7 @@ def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatemen
     setting = read_setting(conn)
     tables = {t.qualified: t for t in context.catalog.tables}
     known = samples(context)
+    read_only = ReadOnly(settings.read_only_functions, settings.read_only_extensions)
     out: list[ReviewedStatement] = []
     for s in top_statements(context, settings.review_statements):
         text = s.query
@@ -96,12 +98,16 @@ def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatemen
             text, params = sample.text, sample.params
         cheap = s.mean_exec_time <= settings.review_analyze_max_mean_ms
         try:
-            result = explain(conn, text, analyze=None if cheap else False, params=params)
+            result = explain(
+                conn, text, analyze=None if cheap else False, params=params, read_only=read_only
+            )
         except ExplainFailed as exc:
             if text is not s.query:
                 try:
                     text = s.query
-                    result = explain(conn, text, analyze=None if cheap else False)
+                    result = explain(
+                        conn, text, analyze=None if cheap else False, read_only=read_only
+                    )
                 except ExplainFailed as exc2:
                     out.append(ReviewedStatement(s, text, None, error=str(exc2)))
                     continue
