@@ -64,14 +64,22 @@ class OperatorUse:
 class Names:
     relations: set[tuple[str, str]] = field(default_factory=set)
     types: set[tuple[str, str]] = field(default_factory=set)
+    #: types an expression of some other type is cast to (`x::mood`, `mood(x)`); a
+    #: literal's cast (`'ok'::mood`) only runs the type's input function
+    cast_targets: set[tuple[str, str]] = field(default_factory=set)
     calls: set[Call] = field(default_factory=set)
     operators: set[OperatorUse] = field(default_factory=set)
+    #: a construct that chooses a common type for its inputs (CASE, COALESCE, IN lists,
+    #: UNION, ...), converting any of them with an implicit cast
+    mixing: bool = False
 
     def update(self, other: Names) -> None:
         self.relations |= other.relations
         self.types |= other.types
+        self.cast_targets |= other.cast_targets
         self.calls |= other.calls
         self.operators |= other.operators
+        self.mixing |= other.mixing
 
 
 _BETWEEN = frozenset(
@@ -84,6 +92,8 @@ _BETWEEN = frozenset(
 )
 # BETWEEN is sugar for >= AND <=, NOT BETWEEN for < OR >
 _BETWEEN_OPERATORS = (">=", "<=", "<", ">")
+#: parse nodes whose inputs PostgreSQL converts to a common type (select_common_type)
+_COMMON_TYPE = (ast.CaseExpr, ast.CoalesceExpr, ast.MinMaxExpr, ast.A_ArrayExpr, ast.XmlExpr)
 
 
 def qualified(names: Sequence[Any] | None) -> tuple[str, str] | None:
@@ -117,12 +127,18 @@ def names_in(tree: Any) -> Names:
     """Every name in a parse tree (a statement, or an expression wrapped in one)."""
     found = Names()
     for node in walk(tree):
+        if isinstance(node, _COMMON_TYPE) or _sets_common_type(node):
+            found.mixing = True
         if isinstance(node, ast.RangeVar) and node.relname:
             found.relations.add((str(node.schemaname or ""), str(node.relname)))
         elif isinstance(node, ast.TypeName):
             name = qualified(node.names)
             if name:
                 found.types.add(name)
+        elif isinstance(node, ast.TypeCast) and not _untyped(node.arg):
+            name = qualified(node.typeName.names if node.typeName else None)
+            if name:
+                found.cast_targets.add(name)
         elif isinstance(node, ast.FuncCall):
             _call(node, found)
         elif isinstance(node, ast.A_Expr):
@@ -155,6 +171,14 @@ def names_in(tree: Any) -> Names:
     return found
 
 
+def _sets_common_type(node: ast.Node) -> bool:
+    if isinstance(node, ast.SelectStmt):
+        return bool(node.larg) or len(node.valuesLists or ()) > 1
+    if isinstance(node, ast.JoinExpr):
+        return bool(node.usingClause) or bool(node.isNatural)
+    return isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_IN
+
+
 def _call(node: ast.FuncCall, found: Names) -> None:
     name = qualified(node.funcname)
     if not name:
@@ -165,6 +189,8 @@ def _call(node: ast.FuncCall, found: Names) -> None:
     if len(args) == 1:
         # `mood(x)` is a cast to the type mood when no function of that name fits
         found.types.add(name)
+        if not free:
+            found.cast_targets.add(name)
 
 
 def _operator(node: ast.A_Expr, found: Names) -> None:

@@ -181,7 +181,7 @@ def _allowed(conn: psycopg.Connection[Any], read_only: ReadOnly) -> _Allowed:
 
 def _params(text: Names, plan: Names, read_only: ReadOnly, allowed: _Allowed) -> dict[str, Any]:
     relations = sorted(text.relations | plan.relations)
-    types = sorted(text.types | plan.types)
+    types = sorted(text.types | plan.types | text.cast_targets | plan.cast_targets)
     calls = sorted(text.calls | plan.calls, key=lambda c: (c.schema, c.name, c.nargs, c.free))
     operators = sorted(text.operators | plan.operators, key=lambda o: (o.schema, o.name, o.free))
     return {
@@ -191,6 +191,7 @@ def _params(text: Names, plan: Names, read_only: ReadOnly, allowed: _Allowed) ->
         "type_schemas": [s for s, _ in types],
         "type_names": [n for _, n in types],
         "type_plan": [t not in text.types for t in types],
+        "type_target": [t in text.cast_targets or t in plan.cast_targets for t in types],
         "call_schemas": [c.schema for c in calls],
         "call_names": [c.name for c in calls],
         "call_nargs": [c.nargs for c in calls],
@@ -200,6 +201,7 @@ def _params(text: Names, plan: Names, read_only: ReadOnly, allowed: _Allowed) ->
         "op_names": [o.name for o in operators],
         "op_free": [o.free for o in operators],
         "op_plan": [o not in text.operators for o in operators],
+        "mixing": text.mixing or plan.mixing,
         "harmless": sorted(HARMLESS),
         "denied": sorted(DENIED),
         "allowed": list(allowed.oids),
@@ -264,7 +266,8 @@ def _chain(node: Node, came: dict[Node, tuple[Node | None, str]], labels: dict[N
     # a name in the text reaches the object directly: that is a call, not a path
     while source is not None and how not in _CALLS:
         label = labels[source]
-        shown = source[0] == "func" or label.startswith(_SHOWN)
+        # the type whose input or output function it is, is worth naming
+        shown = source[0] == "func" or label.startswith(_SHOWN) or not steps
         if shown and (not steps or steps[-1] != label):
             steps.append(label)
         source, how = came[source]

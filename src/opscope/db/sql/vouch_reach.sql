@@ -29,12 +29,14 @@ relation_seed AS (
          AS x(nspname, relname, plan)
     GROUP BY 1
 ),
+-- `target`: some expression is cast to it (not only a literal)
 type_seed AS (
     SELECT to_regtype(CASE WHEN x.nspname = '' THEN format('%%I', x.typname)
                       ELSE format('%%I.%%I', x.nspname, x.typname) END)::oid AS oid,
-           bool_and(x.plan) AS plan
-    FROM unnest(%(type_schemas)s::text[], %(type_names)s::text[], %(type_plan)s::bool[])
-         AS x(nspname, typname, plan)
+           bool_and(x.plan) AS plan,
+           bool_or(x.target) AS target
+    FROM unnest(%(type_schemas)s::text[], %(type_names)s::text[], %(type_plan)s::bool[],
+                %(type_target)s::bool[]) AS x(nspname, typname, plan, target)
     GROUP BY 1
 ),
 -- types of literals, system columns and SQL value functions (CURRENT_DATE, ...)
@@ -91,6 +93,38 @@ operator_candidate AS (
           WHERE q.oprname = o.oprname AND q.oprleft = o.oprleft AND q.oprright = o.oprright
             AND sq.ord < s.ord))
     GROUP BY o.oid
+),
+-- the types each candidate takes, with the base types of domains among them: an argument
+-- of the base type is coerced to the domain without a cast
+candidate_type(kind, oid, t) AS (
+    SELECT 'func', f.oid, a.t FROM function_candidate f CROSS JOIN LATERAL unnest(f.args) AS a(t)
+    UNION
+    SELECT 'oper', o.oid, a.t
+    FROM operator_candidate o
+    CROSS JOIN LATERAL (VALUES (o.oprleft), (o.oprright)) AS a(t)
+    WHERE a.t <> 0
+    UNION
+    SELECT c.kind, c.oid, d.typbasetype
+    FROM candidate_type c JOIN pg_type d ON d.oid = c.t
+    WHERE d.typtype = 'd'
+),
+-- the types an implicit cast may convert to: what a candidate takes (or the elements of an
+-- array it takes), a condition's boolean, LIMIT's bigint, the text and xml of built-in
+-- constructs; when a common type is chosen (CASE, COALESCE, IN lists, UNION, VALUES,
+-- ARRAY[], USING joins, anycompatible arguments), any
+wanted(t) AS (
+    SELECT t FROM candidate_type
+    UNION
+    SELECT d.typelem FROM candidate_type c JOIN pg_type d ON d.oid = c.t WHERE d.typelem <> 0
+    UNION
+    SELECT unnest(ARRAY['bool', 'int8', 'float4', 'float8', 'text', 'xml']::regtype[])::oid
+),
+mixing(yes) AS (
+    SELECT %(mixing)s::bool OR EXISTS (
+        SELECT 1 FROM candidate_type c JOIN pg_type d ON d.oid = c.t
+        WHERE d.typname IN ('anycompatible', 'anycompatiblearray', 'anycompatiblenonarray',
+                            'anycompatiblerange', 'anycompatiblemultirange')
+          AND d.typnamespace = 'pg_catalog'::regnamespace)
 ),
 reach(kind, oid, from_kind, from_oid, how) AS (
     SELECT 'rel', oid, NULL::text, NULL::oid, CASE WHEN plan THEN 'plan' ELSE 'named' END
@@ -166,19 +200,23 @@ reach(kind, oid, from_kind, from_oid, how) AS (
         SELECT 'con', c.oid, 'constraint'
         FROM pg_constraint c WHERE r.kind = 'type' AND c.contypid = r.oid
         UNION ALL
-        -- implicit casts may apply anywhere; explicit ones only to a type the text names
+        -- implicit casts to a type that may be wanted, explicit ones to a type the text
+        -- casts an expression to
         SELECT 'cast', c.oid, 'cast'
         FROM pg_cast c
         WHERE r.kind = 'type' AND c.castsource = r.oid
-          AND (c.castcontext = 'i' OR c.casttarget IN (SELECT oid FROM type_seed))
+          AND ((c.castcontext = 'i' AND ((SELECT yes FROM mixing)
+                                         OR c.casttarget IN (SELECT t FROM wanted)))
+               OR c.casttarget IN (SELECT oid FROM type_seed WHERE target))
         UNION ALL
-        SELECT 'func', f.oid, 'call'
-        FROM function_candidate f
-        WHERE r.kind = 'type' AND NOT f.seeded AND r.oid = ANY(f.args)
-        UNION ALL
-        SELECT 'oper', o.oid, 'call'
-        FROM operator_candidate o
-        WHERE r.kind = 'type' AND NOT o.seeded AND r.oid IN (o.oprleft, o.oprright)
+        -- a candidate taking this type
+        SELECT c.kind, c.oid, 'call'
+        FROM candidate_type c
+        WHERE r.kind = 'type' AND c.t = r.oid
+          AND NOT coalesce((SELECT f.seeded FROM function_candidate f
+                            WHERE c.kind = 'func' AND f.oid = c.oid),
+                           (SELECT o.seeded FROM operator_candidate o
+                            WHERE c.kind = 'oper' AND o.oid = c.oid))
         UNION ALL
         -- a cast: its function (initdb's casts use immutable and stable built-ins), and what
         -- it produces
