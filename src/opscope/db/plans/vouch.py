@@ -274,19 +274,35 @@ def _chain(node: Node, came: dict[Node, tuple[Node | None, str]], labels: dict[N
     return " > ".join(reversed(steps))
 
 
-def _note(rows: list[tuple[Any, ...]], allowed: _Allowed) -> str | None:
-    labels: dict[Node, str] = {}
-    problems: dict[Node, str] = {}
-    for kind, oid, _, _, _, label, problem in rows:
-        node = (str(kind), int(oid))
-        labels[node] = str(label)
-        if problem:
-            problems[node] = str(problem)
+def _path(node: Node, came: dict[Node, tuple[Node | None, str]]) -> list[Node]:
+    out = [node]
+    source = came[node][0]
+    while source is not None:
+        out.append(source)
+        source = came[source][0]
+    return out
+
+
+def _labels(conn: psycopg.Connection[Any], nodes: list[Node]) -> dict[Node, str]:
+    text = sql.SQL(load_sql("vouch_labels", conn.info.server_version))
+    rows = conn.execute(
+        text, {"kinds": [k for k, _ in nodes], "oids": [o for _, o in nodes]}
+    ).fetchall()
+    found = {(str(r[0]), int(r[1])): str(r[2]) for r in rows}
+    # an object dropped meanwhile still needs a name
+    return {n: found.get(n, f"{n[0]} {n[1]}") for n in nodes}
+
+
+def _note(
+    conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], allowed: _Allowed
+) -> str | None:
+    problems = {(str(r[0]), int(r[1])): str(r[5]) for r in rows if r[5]}
     if not problems:
         return None
     came, order = _paths(rows)
     bad = [n for n in order if n in problems]
     first = bad[0]
+    labels = _labels(conn, list(dict.fromkeys([*_path(first, came), *bad[1:3]])))
     if problems[first] == "foreign":
         text = f"it reads {labels[first]} (the remote side may do anything)"
     else:
@@ -309,7 +325,8 @@ def why_not_run(
     read_only: ReadOnly | None = None,
 ) -> str | None:
     """None when everything `statement` (with its plan `document`) can reach is known to be
-    read-only; otherwise the reason, for the note the user sees."""
+    read-only; otherwise the reason, for the note the user sees. One catalog query, and a
+    second one to name the objects when there is something to refuse."""
     read_only = read_only or ReadOnly()
     found = plan_names(document)
     if found.problems:
@@ -318,11 +335,16 @@ def why_not_run(
         allowed = _allowed(conn, read_only)
         text = sql.SQL(load_sql("vouch_reach", conn.info.server_version))
         with conn.transaction():
-            # the estimates of a recursive query are huge: JIT would compile it for seconds
-            conn.execute("SELECT set_config('jit', 'off', true)")
+            # the estimates of a recursive query are huge: JIT would compile it for seconds.
+            # Planning it costs more than running it: prepared with a generic plan, it is
+            # planned once per session (`analyze db` vouches for ten statements)
+            conn.execute(
+                "SELECT set_config('jit', 'off', true), "
+                "set_config('plan_cache_mode', 'force_generic_plan', true)"
+            )
             params = _params(statement, found.names, read_only, allowed)
-            rows = conn.execute(text, params).fetchall()
+            rows = conn.execute(text, params, prepare=True).fetchall()
+            return _note(conn, rows, allowed)
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()
         return f"cannot tell what it reaches ({first[0] if first else type(exc).__name__})"
-    return _note(rows, allowed)

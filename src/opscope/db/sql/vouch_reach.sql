@@ -13,7 +13,7 @@
 -- every object it uses except the pinned built-ins, which its node tree names by OID.
 -- Objects initdb created (OID below 16384) lead only to their types: their functions are
 -- immutable or stable built-ins (tests/test_plans_vouch.py checks this on the server), and
--- only a superuser could change them.
+-- only a superuser could change them; and those types lead nowhere else unless way_out.
 WITH RECURSIVE
 search AS (
     SELECT n.oid AS nsp, s.ord
@@ -125,6 +125,17 @@ mixing(yes) AS (
         WHERE d.typname IN ('anycompatible', 'anycompatiblearray', 'anycompatiblenonarray',
                             'anycompatiblerange', 'anycompatiblemultirange')
           AND d.typnamespace = 'pg_catalog'::regnamespace)
+),
+-- initdb's types, casts, functions and operators only lead to one another, except through a
+-- cast someone else created from one of those types, or a candidate someone else created
+-- that takes one. Without such a way out, initdb's types need not be followed at all (most
+-- statements, in most databases: it saves most of the work).
+way_out(yes) AS (
+    SELECT EXISTS (
+        SELECT 1 FROM pg_cast c
+        WHERE c.oid >= 16384 AND c.castsource < 16384
+          AND (c.castcontext = 'i' OR c.casttarget IN (SELECT oid FROM type_seed WHERE target)))
+        OR EXISTS (SELECT 1 FROM candidate_type WHERE oid >= 16384 AND t < 16384)
 ),
 reach(kind, oid, from_kind, from_oid, how) AS (
     SELECT 'rel', oid, NULL::text, NULL::oid, CASE WHEN plan THEN 'plan' ELSE 'named' END
@@ -310,69 +321,40 @@ reach(kind, oid, from_kind, from_oid, how) AS (
             tree.body, ':(funcid|aggfnoid|winfnoid|tsmhandler|opno|eqop|sortop) (\d+)', 'g'
         ) AS m
     ) AS e
+    WHERE r.kind <> 'type' OR r.oid >= 16384 OR (SELECT yes FROM way_out)
 ),
 node AS (
-    SELECT DISTINCT kind, oid FROM reach
+    SELECT DISTINCT kind, oid FROM reach WHERE kind IN ('func', 'rel')
 ),
-info AS (
-    SELECT nd.kind, nd.oid,
-           CASE nd.kind
-               WHEN 'func' THEN format('%%I.%%I(%%s)', pn.nspname, p.proname,
-                                       array_to_string(ARRAY(
-                                           SELECT format_type(a, NULL)
-                                           FROM unnest(p.proargtypes::oid[]) AS a), ', '))
-               WHEN 'rel' THEN CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
-                                              WHEN 'f' THEN 'foreign table ' ELSE 'table ' END
-                               || format('%%I.%%I', cn.nspname, c.relname)
-               WHEN 'type' THEN CASE t.typtype WHEN 'd' THEN 'domain ' ELSE 'type ' END
-                                || format_type(t.oid, NULL)
-               WHEN 'cast' THEN format('cast %%s -> %%s', format_type(k.castsource, NULL),
-                                       format_type(k.casttarget, NULL))
-               WHEN 'oper' THEN format('operator %%I.%%s(%%s, %%s)', opn.nspname, o.oprname,
-                                       coalesce(format_type(nullif(o.oprleft, 0), NULL), 'NONE'),
-                                       format_type(o.oprright, NULL))
-               WHEN 'policy' THEN format('policy %%I on %%s', pol.polname, owner.name)
-               WHEN 'con' THEN format('constraint %%I of domain %%s', con.conname,
-                                      format_type(con.contypid, NULL))
-               WHEN 'rule' THEN 'view ' || owner.name
-           END AS label,
-           CASE
-               WHEN nd.kind = 'rel' AND c.relkind = 'f' THEN 'foreign'
-               WHEN nd.kind <> 'func' OR p.oid IS NULL THEN NULL
-               WHEN p.oid < 16384 AND p.pronamespace = 'pg_catalog'::regnamespace THEN
-                   CASE WHEN p.proname = ANY(%(harmless)s::text[])
-                          OR (p.provolatile <> 'v' AND NOT p.proname = ANY(%(denied)s::text[]))
-                        THEN NULL ELSE 'builtin' END
-               WHEN p.oid = ANY(%(allowed)s::oid[]) THEN NULL
-               -- an extension the user trusts keeps the promise of its volatility markings
-               WHEN p.provolatile <> 'v' AND NOT p.proname = ANY(%(denied)s::text[])
-                    AND EXISTS (SELECT 1 FROM pg_depend x
-                                JOIN pg_extension ext ON ext.oid = x.refobjid
-                                WHERE x.classid = 'pg_proc'::regclass AND x.objid = p.oid
-                                  AND x.refclassid = 'pg_extension'::regclass
-                                  AND x.deptype = 'e'
-                                  AND ext.extname = ANY(%(extensions)s::text[])) THEN NULL
-               ELSE 'function'
-           END AS problem
+-- why a function or relation may not run under EXPLAIN ANALYZE (NULL: it may)
+problem AS (
+    SELECT nd.kind, nd.oid, x.problem
     FROM node nd
-    LEFT JOIN pg_proc p ON nd.kind = 'func' AND p.oid = nd.oid
-    LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
-    LEFT JOIN pg_class c ON nd.kind = 'rel' AND c.oid = nd.oid
-    LEFT JOIN pg_namespace cn ON cn.oid = c.relnamespace
-    LEFT JOIN pg_type t ON nd.kind = 'type' AND t.oid = nd.oid
-    LEFT JOIN pg_cast k ON nd.kind = 'cast' AND k.oid = nd.oid
-    LEFT JOIN pg_operator o ON nd.kind = 'oper' AND o.oid = nd.oid
-    LEFT JOIN pg_namespace opn ON opn.oid = o.oprnamespace
-    LEFT JOIN pg_policy pol ON nd.kind = 'policy' AND pol.oid = nd.oid
-    LEFT JOIN pg_constraint con ON nd.kind = 'con' AND con.oid = nd.oid
-    LEFT JOIN pg_rewrite w ON nd.kind = 'rule' AND w.oid = nd.oid
-    -- the table of a policy, the view of a rule
-    LEFT JOIN LATERAL (
-        SELECT format('%%I.%%I', rn.nspname, rc.relname) AS name
-        FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-        WHERE rc.oid = coalesce(pol.polrelid, w.ev_class)
-    ) AS owner ON true
+    CROSS JOIN LATERAL (
+        SELECT 'foreign' AS problem
+        FROM pg_class c WHERE nd.kind = 'rel' AND c.oid = nd.oid AND c.relkind = 'f'
+        UNION ALL
+        SELECT CASE
+                   WHEN p.oid < 16384 AND p.pronamespace = 'pg_catalog'::regnamespace THEN
+                       CASE WHEN p.proname = ANY(%(harmless)s::text[])
+                              OR (p.provolatile <> 'v'
+                                  AND NOT p.proname = ANY(%(denied)s::text[]))
+                            THEN NULL ELSE 'builtin' END
+                   WHEN p.oid = ANY(%(allowed)s::oid[]) THEN NULL
+                   -- an extension the user trusts keeps the promise of its volatility
+                   WHEN p.provolatile <> 'v' AND NOT p.proname = ANY(%(denied)s::text[])
+                        AND EXISTS (SELECT 1 FROM pg_depend x
+                                    JOIN pg_extension ext ON ext.oid = x.refobjid
+                                    WHERE x.classid = 'pg_proc'::regclass AND x.objid = p.oid
+                                      AND x.refclassid = 'pg_extension'::regclass
+                                      AND x.deptype = 'e'
+                                      AND ext.extname = ANY(%(extensions)s::text[])) THEN NULL
+                   ELSE 'function'
+               END
+        FROM pg_proc p WHERE nd.kind = 'func' AND p.oid = nd.oid
+    ) AS x
+    WHERE x.problem IS NOT NULL
 )
-SELECT r.kind, r.oid, r.from_kind, r.from_oid, r.how, i.label, i.problem
+SELECT r.kind, r.oid, r.from_kind, r.from_oid, r.how, pr.problem
 FROM reach r
-JOIN info i ON i.kind = r.kind AND i.oid = r.oid
+LEFT JOIN problem pr ON pr.kind = r.kind AND pr.oid = r.oid
