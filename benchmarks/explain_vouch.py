@@ -8,13 +8,13 @@ refuses; one per allowlist entry, once per connection); the baseline sends the s
 without it, and without opscope's parsing of the statement and of the plan.
 
 Measured on the 2-core development machine (PostgreSQL 15 sandbox over loopback, shared with
-other jobs, load average 3), three runs:
-    explain() with the check:       124-137 ms
+other jobs, load average 3), five runs:
+    explain() with the check:       111-143 ms
     bare EXPLAIN + EXPLAIN ANALYZE: 3-7 ms
-    check: 12-13 ms per statement, ratio 20-39x
+    check: 11-14 ms per statement, ratio 20-39x
 The statements read 50-row tables, so the bare EXPLAINs cost almost nothing and the ratio is
 the worst case; `analyze db` vouches for at most `plans.review_statements` (10) statements,
-about 0.12 s. Statements whose names reach only built-ins, in a database where no one added a
+about 0.1-0.15 s. Statements whose names reach only built-ins, in a database where no one added a
 cast from a built-in type or an overload taking one, skip initdb's types altogether (~50 rows
 of closure); the two that reach user casts and operators here walk 300-750.
 """

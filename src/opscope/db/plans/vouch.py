@@ -167,6 +167,7 @@ def _allowed(conn: psycopg.Connection[Any], read_only: ReadOnly) -> _Allowed:
                         "any_args": entry.args is None,
                         "args": list(entry.args or ()),
                     },
+                    prepare=_NEVER_PREPARE,
                 ).fetchall()
             except psycopg.Error:
                 # a type the server cannot read: the entry allows nothing
@@ -210,6 +211,11 @@ def _params(text: Names, plan: Names, read_only: ReadOnly, allowed: _Allowed) ->
 
 
 Node = tuple[str, int]
+
+# psycopg prepares a query it has run five times; its cache answers a ROLLBACK (every EXPLAIN
+# ends in one) with DEALLOCATE ALL, which would also drop explain.py's own PREPAREd statement
+# in the middle of its use
+_NEVER_PREPARE = False
 
 
 @dataclass(frozen=True)
@@ -286,7 +292,9 @@ def _path(node: Node, came: dict[Node, tuple[Node | None, str]]) -> list[Node]:
 def _labels(conn: psycopg.Connection[Any], nodes: list[Node]) -> dict[Node, str]:
     text = sql.SQL(load_sql("vouch_labels", conn.info.server_version))
     rows = conn.execute(
-        text, {"kinds": [k for k, _ in nodes], "oids": [o for _, o in nodes]}
+        text,
+        {"kinds": [k for k, _ in nodes], "oids": [o for _, o in nodes]},
+        prepare=_NEVER_PREPARE,
     ).fetchall()
     found = {(str(r[0]), int(r[1])): str(r[2]) for r in rows}
     # an object dropped meanwhile still needs a name
@@ -335,15 +343,10 @@ def why_not_run(
         allowed = _allowed(conn, read_only)
         text = sql.SQL(load_sql("vouch_reach", conn.info.server_version))
         with conn.transaction():
-            # the estimates of a recursive query are huge: JIT would compile it for seconds.
-            # Planning it costs more than running it: prepared with a generic plan, it is
-            # planned once per session (`analyze db` vouches for ten statements)
-            conn.execute(
-                "SELECT set_config('jit', 'off', true), "
-                "set_config('plan_cache_mode', 'force_generic_plan', true)"
-            )
+            # the estimates of a recursive query are huge: JIT would compile it for seconds
+            conn.execute("SELECT set_config('jit', 'off', true)", prepare=False)
             params = _params(statement, found.names, read_only, allowed)
-            rows = conn.execute(text, params, prepare=True).fetchall()
+            rows = conn.execute(text, params, prepare=_NEVER_PREPARE).fetchall()
             return _note(conn, rows, allowed)
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()
