@@ -157,7 +157,12 @@ def _allowed(conn: psycopg.Connection[Any], read_only: ReadOnly) -> _Allowed:
         unmatched: list[str] = []
         text = sql.SQL(load_sql("vouch_allowlist", conn.info.server_version))
         for raw in read_only.functions:
-            entry = parse_function_entry(raw)
+            try:
+                entry = parse_function_entry(raw)
+            except ValueError:
+                # the config refuses these; a caller's own list may not
+                unmatched.append(raw)
+                continue
             try:
                 rows = conn.execute(
                     text,
@@ -344,7 +349,7 @@ def why_not_run(
         text = sql.SQL(load_sql("vouch_reach", conn.info.server_version))
         with conn.transaction():
             # the estimates of a recursive query are huge: JIT would compile it for seconds
-            conn.execute("SELECT set_config('jit', 'off', true)", prepare=False)
+            conn.execute("/* opscope */ SELECT set_config('jit', 'off', true)", prepare=False)
             params = _params(statement, found.names, read_only, allowed)
             rows = conn.execute(text, params, prepare=_NEVER_PREPARE).fetchall()
             return _note(conn, rows, allowed)
