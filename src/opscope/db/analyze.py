@@ -59,6 +59,7 @@ def summary_dict(s: Summary, queries_sent: int) -> dict[str, Any]:
             "pg_qualstats": s.has_pg_qualstats,
         },
         "catalog_queries": queries_sent,
+        "superuser": s.superuser,
     }
 
 

@@ -48,6 +48,8 @@ class Summary:
     shared_preload_libraries: str
     #: the schema pg_stat_statements was created in, None when it is not installed
     pg_stat_statements_schema: str | None = None
+    #: opscope's session runs as a superuser: more power than it needs
+    superuser: bool = False
 
     @property
     def cache_hit_ratio(self) -> float | None:

@@ -62,6 +62,14 @@ def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
     ext = summary.get("extensions")
     if isinstance(ext, dict):
         out.append(("extensions", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in ext.items())))
+    if summary.get("superuser"):
+        out.append(
+            (
+                "role",
+                "superuser: opscope needs only pg_monitor (or pg_read_all_stats), and SELECT "
+                "on the tables whose statements it explains; connect as such a role",
+            )
+        )
     return out
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from opscope.config import Config, ConfigSection
+from opscope.db.plans.signature import parse_function_entry
 
 
 class _Frozen(BaseModel):
@@ -83,6 +84,19 @@ class PlanSettings(_Frozen):
     #: the review runs EXPLAIN ANALYZE only for read-only statements whose mean time is
     #: below this: a review must not add heavy load
     review_analyze_max_mean_ms: float = Field(default=500.0, ge=0)
+    #: functions outside PostgreSQL's built-ins that the user knows only read, so EXPLAIN
+    #: ANALYZE may run statements that reach them: `schema.name(type, ...)`, or
+    #: `schema.name` for every overload
+    read_only_functions: tuple[str, ...] = ()
+    #: extensions whose immutable and stable functions are trusted to only read
+    read_only_extensions: tuple[str, ...] = ()
+
+    @field_validator("read_only_functions")
+    @classmethod
+    def _function_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            parse_function_entry(entry)
+        return value
 
 
 class AdvisorSettings(_Frozen):

@@ -18,6 +18,7 @@ from opscope.db.logs.examples import slowest_example
 from opscope.db.plans.explain import explain
 from opscope.db.plans.render import render_plan
 from opscope.db.plans.reviewed import ReviewedStatement
+from opscope.db.plans.vouch import ReadOnly
 from opscope.db.settings import settings_for
 from opscope.findings import Clock, Finding, Report, Target, fingerprint, utc_now
 from opscope.fixes import group_fixes
@@ -70,7 +71,14 @@ def explain_statement(
     try:
         context = DbContext(target=name, runner=SqlRunner(conn), settings=settings, scope=STATEMENT)
         summary = context.summary
-        result = explain(conn, statement, analyze=analyze, params=params)
+        plans = settings.plans
+        result = explain(
+            conn,
+            statement,
+            analyze=analyze,
+            params=params,
+            read_only=ReadOnly(plans.read_only_functions, plans.read_only_extensions),
+        )
         key = statement_key(statement)
         context.explained = ReviewedStatement(None, statement, result, key)
         findings, errors = run_checks(registry.for_kind(KIND, STATEMENT), context, target=name)

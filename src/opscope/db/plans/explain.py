@@ -1,8 +1,9 @@
 """Running EXPLAIN on a watched database without changing it.
 
 EXPLAIN ANALYZE executes the statement, so it is only used when the statement is provably
-read-only: a single plain SELECT with no data-modifying CTE, no row locks, no SELECT INTO and
-only functions we can vouch for. Everything else is planned without running it. Statements
+read-only: a single plain SELECT with no data-modifying CTE, no row locks, no SELECT INTO, and
+nothing it can reach (functions, casts, operators, domains, views, policies: see vouch.py)
+that is not known to be read-only. Everything else is planned without running it. Statements
 normalized by pg_stat_statements carry ``$n`` parameters: PostgreSQL 16 plans them with
 ``EXPLAIN (GENERIC_PLAN)``; on 15 we ``PREPARE`` them and explain ``EXECUTE`` under
 ``plan_cache_mode = force_generic_plan``, or with real values when they are known.
@@ -14,7 +15,7 @@ import contextlib
 import itertools
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -23,17 +24,15 @@ from psycopg import sql
 
 from opscope.db.connection import load_sql
 from opscope.db.plans.model import Plan, parse_plan
-from opscope.db.plans.vouch import why_not_run
+from opscope.db.plans.reach import Names, names_in
+from opscope.db.plans.reach import children as children
+from opscope.db.plans.reach import walk as walk
+from opscope.db.plans.vouch import ReadOnly, why_not_run
 from opscope.db.relations import referenced_tables
 from opscope.errors import first_line
 
 GENERIC_PLAN_VERSION = 160000
 
-#: functions known not to write, whatever pg_proc says about their volatility (random() and
-#: the clock functions are volatile only because their result changes)
-_HARMLESS_VOLATILE = frozenset(
-    {"random", "clock_timestamp", "timeofday", "statement_timestamp", "gen_random_uuid"}
-)
 _DATA_MODIFYING = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 _EXPLAINABLE = (ast.SelectStmt, *_DATA_MODIFYING)
 
@@ -58,28 +57,8 @@ class StatementShape:
     reason: str
     #: the highest $n in the text: how many parameters EXECUTE must pass
     param_count: int
-    #: names of the functions it calls (unqualified, lower case)
-    functions: frozenset[str]
-
-
-def children(node: Any) -> Iterator[Any]:
-    """Direct children of a pglast AST node (nodes and lists of nodes)."""
-    if isinstance(node, ast.Node):
-        for name in node:
-            value = getattr(node, name, None)
-            if isinstance(value, ast.Node | tuple | list):
-                yield value
-    elif isinstance(node, tuple | list):
-        yield from node
-
-
-def walk(node: Any) -> Iterator[ast.Node]:
-    stack = [node]
-    while stack:
-        cur = stack.pop()
-        if isinstance(cur, ast.Node):
-            yield cur
-        stack.extend(children(cur))
+    #: the relations, types, functions and operators it names, for the vouching
+    names: Names = field(default_factory=Names)
 
 
 def parse_single(query: str) -> ast.Node:
@@ -105,12 +84,9 @@ def inspect_statement(query: str) -> StatementShape:
     kind = type(stmt).__name__.removesuffix("Stmt").lower()
     reason = ""
     params = 0
-    functions: set[str] = set()
     for node in walk(stmt):
         if isinstance(node, ast.ParamRef):
             params = max(params, node.number or 0)
-        elif isinstance(node, ast.FuncCall) and node.funcname:
-            functions.add(str(node.funcname[-1].sval).lower())
         if reason:
             continue
         if isinstance(node, _DATA_MODIFYING):
@@ -121,24 +97,15 @@ def inspect_statement(query: str) -> StatementShape:
             reason = "it locks rows (FOR UPDATE/SHARE)"
         elif isinstance(node, ast.SelectStmt) and node.intoClause:
             reason = "SELECT INTO creates a table"
+    if not reason and kind != "select":
+        reason = f"{kind.upper()} writes rows"
     return StatementShape(
         kind=kind,
         read_only=not reason,
         reason=reason,
         param_count=params,
-        functions=frozenset(functions),
+        names=names_in(stmt),
     )
-
-
-def unvouched_functions(conn: psycopg.Connection[Any], names: frozenset[str]) -> set[str]:
-    """Functions we cannot show to be free of writes: volatile ones, or unknown names."""
-    todo = sorted(names - _HARMLESS_VOLATILE)
-    if not todo:
-        return set()
-    version = conn.info.server_version
-    query = sql.SQL(load_sql("function_volatility", version))
-    rows = conn.execute(query, {"names": todo}).fetchall()
-    return set(todo) - {r[0] for r in rows}
 
 
 @dataclass(frozen=True)
@@ -172,12 +139,14 @@ def explain(
     *,
     analyze: bool | None = None,
     params: Sequence[Any] | None = None,
+    read_only: ReadOnly | None = None,
 ) -> ExplainResult:
     """Plan `query` (and run it, when that is safe and wanted) in `conn`.
 
     `analyze`: True asks for ANALYZE (refused, with a note, unless the statement is read-only),
     False never runs it, None runs it when it is safe and all parameter values are known.
     `params`: values for $1..$n, when they are known (from logs or pg_qualstats).
+    `read_only`: the functions and extensions the user vouches for (config).
     """
     query = plannable(query)
     shape = inspect_statement(query)
@@ -193,13 +162,9 @@ def explain(
     if run and unknown_params:
         note = "not run (no ANALYZE): parameter values are not known, showing the generic plan"
         run = False
-    if run:
-        bad = unvouched_functions(conn, shape.functions)
-        if bad:
-            note = f"not run (no ANALYZE): cannot vouch that {', '.join(sorted(bad))} only reads"
-            run = False
+    vouch = _Vouch(shape.names, read_only or ReadOnly())
     try:
-        document, note = _plan(conn, query, values, shape.param_count, run, note)
+        document, note = _plan(conn, query, values, shape.param_count, run, note, vouch)
     except psycopg.errors.UndefinedTable:
         # The application may run with another search_path than ours (ALTER ROLE ... SET
         # search_path); when each unqualified name exists in exactly one schema, that is
@@ -212,7 +177,7 @@ def explain(
             ) from None
         with _search_path(conn, path):
             try:
-                document, note = _plan(conn, query, values, shape.param_count, run, note)
+                document, note = _plan(conn, query, values, shape.param_count, run, note, vouch)
             except psycopg.Error as exc:
                 raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}", exc.sqlstate) from None
         note = (note + "; " if note else "") + f"planned with search_path {', '.join(path)}"
@@ -222,6 +187,12 @@ def explain(
     return ExplainResult(plan=plan, shape=shape, note=note if analyze is not False else "")
 
 
+@dataclass(frozen=True)
+class _Vouch:
+    names: Names
+    read_only: ReadOnly
+
+
 def _plan(
     conn: psycopg.Connection[Any],
     query: str,
@@ -229,13 +200,14 @@ def _plan(
     count: int,
     run: bool,
     note: str,
+    vouch: _Vouch,
 ) -> tuple[Any, str]:
     options = [sql.SQL("FORMAT JSON"), sql.SQL("VERBOSE")]
-    # plan first, without running anything: the plan shows every function and operator the
-    # statement would evaluate (views, operators and rules expanded)
+    # plan first, without running anything; the vouching runs on the search_path the plan
+    # was made with, and takes the plan's own names too (views and policies expanded)
     document = _document(conn, query, options, values, count, False)
     if run:
-        reason = why_not_run(conn, document)
+        reason = why_not_run(conn, vouch.names, document, vouch.read_only)
         if reason:
             note = f"not run (no ANALYZE): {reason}"
             run = False

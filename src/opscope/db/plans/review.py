@@ -17,6 +17,7 @@ from opscope.db.plans.diagnose import PlanInputs, PlanSetting
 from opscope.db.plans.explain import ExplainFailed, explain
 from opscope.db.plans.reviewed import ReviewedStatement
 from opscope.db.plans.samples import Sample, read_samples
+from opscope.db.plans.vouch import ReadOnly
 from opscope.db.settings import PlanSettings
 from opscope.db.statements import Statement, is_maintenance
 
@@ -106,6 +107,7 @@ def plan_inputs(context: DbContext, reviewed: ReviewedStatement) -> PlanInputs:
 def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatement]:
     conn = context.runner.conn
     known = samples(context)
+    read_only = ReadOnly(settings.read_only_functions, settings.read_only_extensions)
     out: list[ReviewedStatement] = []
     for s in top_statements(context, settings.review_statements):
         key = str(s.queryid)
@@ -117,12 +119,16 @@ def _review(context: DbContext, settings: PlanSettings) -> list[ReviewedStatemen
             text, params = sample.text, sample.params
         cheap = s.mean_exec_time <= settings.review_analyze_max_mean_ms
         try:
-            result = explain(conn, text, analyze=None if cheap else False, params=params)
+            result = explain(
+                conn, text, analyze=None if cheap else False, params=params, read_only=read_only
+            )
         except ExplainFailed as exc:
             if text is not s.query:
                 try:
                     text = s.query
-                    result = explain(conn, text, analyze=None if cheap else False)
+                    result = explain(
+                        conn, text, analyze=None if cheap else False, read_only=read_only
+                    )
                 except ExplainFailed as exc2:
                     out.append(ReviewedStatement(s, text, None, key, str(exc2), exc2.sqlstate))
                     continue

@@ -1,37 +1,48 @@
-"""May EXPLAIN ANALYZE run this statement? Decided from the server's own plan.
+"""May EXPLAIN ANALYZE run this statement? Only when everything it can reach is known to be
+read-only.
 
-The statement text does not show everything that runs: a view hides its functions, an
-operator hides the function behind it, `t.f` calls `f(t)`. EXPLAIN VERBOSE (which does not
-run anything) prints every expression the executor would evaluate, views and row-level
-security expanded. We parse each with PostgreSQL's parser and vouch for every function and
-operator in it; anything we cannot read or vouch for means no ANALYZE.
+What runs is not what the text shows: a cast runs its function, a domain its CHECK
+constraint, an operator its function, a view its query, a table its row-level security
+policies, `t.f` calls `f(t)`; EXPLAIN prints most of these as `(x)::type` or not at all. So
+we do not vouch by what EXPLAIN prints. From the names in the statement (and in its plan),
+one catalog query (vouch_reach.sql) collects every function the executor could call through
+any of those paths, and each must be known to be read-only:
+- a built-in (builtins.py says which of PostgreSQL's own functions qualify),
+- a function the user lists in `plans.read_only_functions`,
+- or an immutable or stable function of an extension the user lists in
+  `plans.read_only_extensions`.
+Anything else, whatever volatility it declares (anyone can declare a writer IMMUTABLE), and
+any foreign table, means the statement is planned without running it.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from pglast import ast, parse_sql
-from pglast.enums.parsenodes import A_Expr_Kind
+from pglast import parse_sql
 from psycopg import sql
 
 from opscope.db.connection import load_sql
+from opscope.db.plans.builtins import DENIED, HARMLESS
+from opscope.db.plans.reach import Names, names_in
+from opscope.db.plans.signature import parse_function_entry
 
-#: functions known not to write, whatever pg_proc says about their volatility (random() and
-#: the clock functions are volatile only because their result changes); pg_catalog's only
-HARMLESS_VOLATILE = (
-    "random",
-    "clock_timestamp",
-    "timeofday",
-    "statement_timestamp",
-    "gen_random_uuid",
-    "now",
-    "transaction_timestamp",
-)
+
+@dataclass(frozen=True)
+class ReadOnly:
+    """What the user vouches for, from the config."""
+
+    #: `schema.name` (every overload) or `schema.name(type, ...)`
+    functions: tuple[str, ...] = ()
+    #: extensions whose immutable and stable functions are trusted
+    extensions: tuple[str, ...] = ()
+
 
 #: plan properties that hold expressions the executor evaluates
 _EXPRESSION_KEYS = frozenset(
@@ -69,21 +80,10 @@ _PLAN_REFS = re.compile(r"\((?:hashed )?(?:SubPlan|InitPlan) \d+\)(?:\.col\d+)?"
 _WINDOW = re.compile(r"\bOVER\s+(?:\(\?\)|w\d+)")
 
 
-_BETWEEN = frozenset(
-    {
-        A_Expr_Kind.AEXPR_BETWEEN,
-        A_Expr_Kind.AEXPR_NOT_BETWEEN,
-        A_Expr_Kind.AEXPR_BETWEEN_SYM,
-        A_Expr_Kind.AEXPR_NOT_BETWEEN_SYM,
-    }
-)
-
-
 @dataclass
-class PlanObjects:
-    functions: set[tuple[str, str]] = field(default_factory=set)
-    operators: set[tuple[str, str]] = field(default_factory=set)
-    problems: list[str] = field(default_factory=list)
+class PlanNames:
+    names: Names
+    problems: list[str]
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -94,14 +94,7 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _qualified(names: Any) -> tuple[str, str] | None:
-    parts = [n.sval for n in names or () if isinstance(n, ast.String)]
-    if not parts:
-        return None
-    return ("" if len(parts) == 1 else str(parts[-2]), str(parts[-1]))
-
-
-def _collect(expression: str, sort_key: bool, into: PlanObjects) -> None:
+def _expression_names(expression: str, sort_key: bool, into: PlanNames) -> None:
     text = _WINDOW.sub("OVER ()", _PLAN_REFS.sub("NULL", expression))
     wrapped = f"SELECT 1 ORDER BY {text}" if sort_key else f"SELECT {text}"
     try:
@@ -109,31 +102,16 @@ def _collect(expression: str, sort_key: bool, into: PlanObjects) -> None:
     except Exception:  # pglast's ParseError: an expression we cannot read is not vouched for
         into.problems.append(f"cannot read the plan expression {expression[:80]!r}")
         return
-    stack: list[Any] = [s.stmt for s in stmts]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.FuncCall):
-            name = _qualified(node.funcname)
-            if name:
-                into.functions.add(name)
-        elif isinstance(node, ast.A_Expr):
-            if node.kind in _BETWEEN:
-                # BETWEEN is sugar for >= and <= (deparsed plans spell those out anyway)
-                into.operators.update({("", ">="), ("", "<=")})
-            else:
-                name = _qualified(node.name)
-                if name:
-                    into.operators.add(name)
-        if isinstance(node, ast.Node):
-            stack.extend(getattr(node, attr, None) for attr in node)
-        elif isinstance(node, tuple | list):
-            stack.extend(node)
+    for s in stmts:
+        into.names.update(names_in(s.stmt))
 
 
-def plan_objects(document: Any) -> PlanObjects:
-    """Functions, operators and refused node types in an EXPLAIN (VERBOSE, FORMAT JSON)
-    document."""
-    found = PlanObjects()
+def plan_names(document: Any) -> PlanNames:
+    """The names in an EXPLAIN (VERBOSE, FORMAT JSON) document: every expression the executor
+    evaluates (views and row-level security expanded) and every relation scanned, plus the
+    node types refused outright. They add to the statement's own names: more to check, never
+    less."""
+    found = PlanNames(Names(), [])
     stack: list[Any] = [document]
     while stack:
         node = stack.pop()
@@ -145,39 +123,236 @@ def plan_objects(document: Any) -> PlanObjects:
         kind = node.get("Node Type")
         if isinstance(kind, str) and kind in _REFUSED_NODES:
             found.problems.append(_REFUSED_NODES[kind])
+        relation = node.get("Relation Name")
+        if isinstance(relation, str):
+            found.names.relations.add((str(node.get("Schema") or ""), relation))
         for key, value in node.items():
             if key in _EXPRESSION_KEYS or key in _SORT_KEYS:
                 for text in _strings(value):
-                    _collect(text, key in _SORT_KEYS, found)
+                    _expression_names(text, key in _SORT_KEYS, found)
             elif isinstance(value, dict | list):
                 stack.append(value)
     return found
 
 
-def why_not_run(conn: psycopg.Connection[Any], document: Any) -> str | None:
-    """None when every function and operator the plan evaluates is vouched for; otherwise
-    the reason, for the note the user sees."""
-    found = plan_objects(document)
+@dataclass(frozen=True)
+class _Allowed:
+    oids: tuple[int, ...]
+    #: entries that name no function: they allow nothing, and the note says so
+    unmatched: tuple[str, ...]
+
+
+# resolved once per connection: `analyze db` vouches for ten statements on one session
+_allowed_cache: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[ReadOnly, _Allowed]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _allowed(conn: psycopg.Connection[Any], read_only: ReadOnly) -> _Allowed:
+    if not read_only.functions:
+        return _Allowed((), ())
+    per_conn = _allowed_cache.setdefault(conn, {})
+    if read_only not in per_conn:
+        oids: list[int] = []
+        unmatched: list[str] = []
+        text = sql.SQL(load_sql("vouch_allowlist", conn.info.server_version))
+        for raw in read_only.functions:
+            try:
+                entry = parse_function_entry(raw)
+            except ValueError:
+                # the config refuses these; a caller's own list may not
+                unmatched.append(raw)
+                continue
+            try:
+                rows = conn.execute(
+                    text,
+                    {
+                        "schema": entry.schema,
+                        "name": entry.name,
+                        "any_args": entry.args is None,
+                        "args": list(entry.args or ()),
+                    },
+                    prepare=_NEVER_PREPARE,
+                ).fetchall()
+            except psycopg.Error:
+                # a type the server cannot read: the entry allows nothing
+                rows = []
+            if rows:
+                oids.extend(int(r[0]) for r in rows)
+            else:
+                unmatched.append(raw)
+        per_conn[read_only] = _Allowed(tuple(oids), tuple(unmatched))
+    return per_conn[read_only]
+
+
+def _params(text: Names, plan: Names, read_only: ReadOnly, allowed: _Allowed) -> dict[str, Any]:
+    relations = sorted(text.relations | plan.relations)
+    types = sorted(text.types | plan.types | text.cast_targets | plan.cast_targets)
+    calls = sorted(text.calls | plan.calls, key=lambda c: (c.schema, c.name, c.nargs, c.free))
+    operators = sorted(text.operators | plan.operators, key=lambda o: (o.schema, o.name, o.free))
+    return {
+        "rel_schemas": [s for s, _ in relations],
+        "rel_names": [n for _, n in relations],
+        "rel_plan": [r not in text.relations for r in relations],
+        "type_schemas": [s for s, _ in types],
+        "type_names": [n for _, n in types],
+        "type_plan": [t not in text.types for t in types],
+        "type_target": [t in text.cast_targets or t in plan.cast_targets for t in types],
+        "call_schemas": [c.schema for c in calls],
+        "call_names": [c.name for c in calls],
+        "call_nargs": [c.nargs for c in calls],
+        "call_free": [c.free for c in calls],
+        "call_plan": [c not in text.calls for c in calls],
+        "op_schemas": [o.schema for o in operators],
+        "op_names": [o.name for o in operators],
+        "op_free": [o.free for o in operators],
+        "op_plan": [o not in text.operators for o in operators],
+        "mixing": text.mixing or plan.mixing,
+        "harmless": sorted(HARMLESS),
+        "denied": sorted(DENIED),
+        "allowed": list(allowed.oids),
+        "extensions": list(read_only.extensions),
+    }
+
+
+Node = tuple[str, int]
+
+# psycopg prepares a query it has run five times; its cache answers a ROLLBACK (every EXPLAIN
+# ends in one) with DEALLOCATE ALL, which would also drop explain.py's own PREPAREd statement
+# in the middle of its use
+_NEVER_PREPARE = False
+
+
+@dataclass(frozen=True)
+class _Edge:
+    node: Node
+    how: str
+
+
+#: seeds from the statement's text: the note prefers a path from them to one that starts at
+#: a literal's type or at a name only the plan shows
+_TEXT_SEEDS = ("named", "call")
+#: edges that a name in the text makes: the note's path starts there
+_CALLS = ("call", "plan")
+
+
+def _paths(rows: list[tuple[Any, ...]]) -> tuple[dict[Node, tuple[Node | None, str]], list[Node]]:
+    """Shortest way from the statement to each object, and the objects in that order."""
+    out: dict[Node, list[_Edge]] = {}
+    seeds: list[_Edge] = []
+    for kind, oid, from_kind, from_oid, how, *_ in rows:
+        edge = _Edge((str(kind), int(oid)), str(how))
+        if from_kind is None:
+            seeds.append(edge)
+        else:
+            out.setdefault((str(from_kind), int(from_oid)), []).append(edge)
+    came: dict[Node, tuple[Node | None, str]] = {}
+    order: list[Node] = []
+    queue: deque[Node] = deque()
+
+    def visit(node: Node, source: Node | None, how: str) -> None:
+        if node not in came:
+            came[node] = (source, how)
+            order.append(node)
+            queue.append(node)
+
+    for phase in (True, False):
+        for seed in seeds:
+            if (seed.how in _TEXT_SEEDS) == phase:
+                visit(seed.node, None, seed.how)
+        while queue:
+            source = queue.popleft()
+            for edge in out.get(source, ()):
+                visit(edge.node, source, edge.how)
+    return came, order
+
+
+# objects worth naming on the way to the culprit; types and plain tables say little
+_SHOWN = ("view ", "materialized view ", "cast ", "operator ", "policy ", "constraint ")
+
+
+def _chain(node: Node, came: dict[Node, tuple[Node | None, str]], labels: dict[Node, str]) -> str:
+    steps: list[str] = []
+    source, how = came[node]
+    # a name in the text reaches the object directly: that is a call, not a path
+    while source is not None and how not in _CALLS:
+        label = labels[source]
+        # the type whose input or output function it is, is worth naming
+        shown = source[0] == "func" or label.startswith(_SHOWN) or not steps
+        if shown and (not steps or steps[-1] != label):
+            steps.append(label)
+        source, how = came[source]
+    return " > ".join(reversed(steps))
+
+
+def _path(node: Node, came: dict[Node, tuple[Node | None, str]]) -> list[Node]:
+    out = [node]
+    source = came[node][0]
+    while source is not None:
+        out.append(source)
+        source = came[source][0]
+    return out
+
+
+def _labels(conn: psycopg.Connection[Any], nodes: list[Node]) -> dict[Node, str]:
+    text = sql.SQL(load_sql("vouch_labels", conn.info.server_version))
+    rows = conn.execute(
+        text,
+        {"kinds": [k for k, _ in nodes], "oids": [o for _, o in nodes]},
+        prepare=_NEVER_PREPARE,
+    ).fetchall()
+    found = {(str(r[0]), int(r[1])): str(r[2]) for r in rows}
+    # an object dropped meanwhile still needs a name
+    return {n: found.get(n, f"{n[0]} {n[1]}") for n in nodes}
+
+
+def _note(
+    conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], allowed: _Allowed
+) -> str | None:
+    problems = {(str(r[0]), int(r[1])): str(r[5]) for r in rows if r[5]}
+    if not problems:
+        return None
+    came, order = _paths(rows)
+    bad = [n for n in order if n in problems]
+    first = bad[0]
+    labels = _labels(conn, list(dict.fromkeys([*_path(first, came), *bad[1:3]])))
+    if problems[first] == "foreign":
+        text = f"it reads {labels[first]} (the remote side may do anything)"
+    else:
+        chain = _chain(first, came, labels)
+        culprit = f"{labels[first]}, which is not known to be read-only"
+        text = f"{chain} uses {culprit}" if chain else f"it calls {culprit}"
+    if len(bad) > 1:
+        others = ", ".join(labels[n] for n in bad[1:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        text += f" (also {others}{more})"
+    for entry in allowed.unmatched:
+        text += f"; read_only_functions entry {entry!r} matches no function"
+    return text
+
+
+def why_not_run(
+    conn: psycopg.Connection[Any],
+    statement: Names,
+    document: Any,
+    read_only: ReadOnly | None = None,
+) -> str | None:
+    """None when everything `statement` (with its plan `document`) can reach is known to be
+    read-only; otherwise the reason, for the note the user sees. One catalog query, and a
+    second one to name the objects when there is something to refuse."""
+    read_only = read_only or ReadOnly()
+    found = plan_names(document)
     if found.problems:
         return found.problems[0]
-    version = conn.info.server_version
-    for what, sql_name, names in (
-        ("function", "vouch_functions", found.functions),
-        ("operator", "vouch_operators", found.operators),
-    ):
-        if not names:
-            continue
-        ordered = sorted(names)
-        rows = conn.execute(
-            sql.SQL(load_sql(sql_name, version)),
-            {
-                "schemas": [s for s, _ in ordered],
-                "names": [n for _, n in ordered],
-                "harmless": list(HARMLESS_VOLATILE),
-            },
-        ).fetchall()
-        vouched = {(r[0], r[1]) for r in rows}
-        bad = [f"{s}.{n}" if s else n for s, n in ordered if (s, n) not in vouched]
-        if bad:
-            return f"cannot vouch that {what} {', '.join(bad[:3])} only reads"
-    return None
+    try:
+        allowed = _allowed(conn, read_only)
+        text = sql.SQL(load_sql("vouch_reach", conn.info.server_version))
+        with conn.transaction():
+            # the estimates of a recursive query are huge: JIT would compile it for seconds
+            conn.execute("/* opscope */ SELECT set_config('jit', 'off', true)", prepare=False)
+            params = _params(statement, found.names, read_only, allowed)
+            rows = conn.execute(text, params, prepare=_NEVER_PREPARE).fetchall()
+            return _note(conn, rows, allowed)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()
+        return f"cannot tell what it reaches ({first[0] if first else type(exc).__name__})"

@@ -26,7 +26,8 @@ SELECT current_database() AS database,
         WHERE e.extname = 'pg_stat_statements') AS pg_stat_statements_schema,
        EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg') AS has_hypopg,
        EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_qualstats') AS has_pg_qualstats,
-       current_setting('shared_preload_libraries') AS shared_preload_libraries
+       current_setting('shared_preload_libraries') AS shared_preload_libraries,
+       current_setting('is_superuser') = 'on' AS superuser
 FROM pg_stat_database d
 JOIN pg_database db ON db.oid = d.datid
 WHERE d.datname = current_database()
