@@ -28,10 +28,10 @@ from typing import Any
 
 import psycopg
 
-from opscope.db.settings import SessionSettings
 from opscope.db.connection import connect
 from opscope.db.plans.explain import explain
 from opscope.db.sandbox import running_sandbox
+from opscope.db.settings import SessionSettings
 
 STATEMENTS = [
     "SELECT count(*) FROM t1 WHERE a = 5",

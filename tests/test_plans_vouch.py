@@ -24,8 +24,6 @@ import pytest
 
 from conftest import SandboxDb
 from opscope.config import ConfigError, load_config
-from opscope.db.settings import PlanSettings, SessionSettings
-from opscope.plugins import default_plugins
 from opscope.db.connection import connect
 from opscope.db.plans.explain import explain as explain_plan
 from opscope.db.plans.explain import inspect_statement
@@ -33,6 +31,8 @@ from opscope.db.plans.reach import Call, OperatorUse, names_in
 from opscope.db.plans.signature import parse_function_entry
 from opscope.db.plans.vouch import ReadOnly, why_not_run
 from opscope.db.sections import summary_lines
+from opscope.db.settings import PlanSettings, SessionSettings
+from opscope.plugins import default_plugins
 
 
 def _write(db: SandboxDb) -> str:
@@ -82,6 +82,9 @@ def trapped(db: SandboxDb) -> SandboxDb:
         "CREATE FUNCTION liar(int) RETURNS int IMMUTABLE LANGUAGE sql AS "
         "$$ SELECT CASE WHEN write_audit() THEN $1 END $$",
         "CREATE FUNCTION double_it(int) RETURNS int LANGUAGE sql AS $$ SELECT $1 * 2 $$",
+        "CREATE VIEW lies AS SELECT liar(1) AS x",
+        "CREATE FUNCTION stable_liar() RETURNS int STABLE LANGUAGE sql AS "
+        "$$ SELECT CASE WHEN write_audit() THEN 1 END $$",
         # an integer argument becomes a `watched` without any cast: the domain's CHECK runs
         "CREATE FUNCTION takes_watched(w watched) RETURNS int LANGUAGE plpgsql AS "
         "$$ BEGIN RETURN w; END $$",
@@ -159,8 +162,57 @@ TRAPS = [
         id="operator",
     ),
     pytest.param("SELECT tally(id) FROM t", "it calls public.tally(integer)", id="aggregate"),
-    pytest.param("SELECT liar(id) FROM t", "it calls public.liar(integer)", id="immutable-liar"),
 ]
+
+#: statements that reach a function which only claims to be immutable or stable: the planner
+#: itself runs such a function on constant arguments, so even a plain EXPLAIN writes
+PLANNER_TRAPS = [
+    pytest.param("SELECT liar(1)", id="constant-argument"),
+    pytest.param("SELECT * FROM t WHERE id = liar(1)", id="in-a-filter"),
+    pytest.param("SELECT liar(id) FROM t", id="column-argument"),
+    pytest.param("SELECT * FROM lies", id="through-a-view"),
+    pytest.param("SELECT * FROM t WHERE id = stable_liar()", id="stable-no-argument"),
+]
+
+
+def plain_explain_fires(db: SandboxDb, statement: str) -> bool:
+    """Whether a plain EXPLAIN (no ANALYZE) of `statement` in a read-only session writes."""
+    with db.connect() as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute(f"EXPLAIN {statement}".encode())
+    wrote = audit_rows(db) > 0
+    db.execute("TRUNCATE audit")
+    return wrote
+
+
+@pytest.mark.parametrize("statement", PLANNER_TRAPS)
+def test_the_planner_never_runs_a_function_that_lies_about_its_volatility(
+    trapped: SandboxDb, statement: str
+) -> None:
+    if "liar(id)" not in statement:  # a column argument is not folded: planning is harmless
+        assert plain_explain_fires(trapped, statement)
+    for extra in ((), ("--no-analyze",), ("--analyze",)):
+        proc = opscope("explain", trapped.dsn, statement, *extra)
+        assert proc.returncode == 2, proc.stdout
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("opscope: error: not explained, not even planned: it reaches ")
+        assert "which the planner itself may run" in line
+        assert audit_rows(trapped) == 0
+
+
+def test_an_allowlisted_function_is_planned_and_run(trapped: SandboxDb, tmp_path: Path) -> None:
+    cfg = tmp_path / "opscope.yaml"
+    cfg.write_text("postgresql:\n  plans:\n    read_only_functions: [public.double_it]\n")
+    trapped.execute(
+        "CREATE FUNCTION honest(int) RETURNS int IMMUTABLE LANGUAGE sql AS $$ SELECT $1 + 1 $$"
+    )
+    refused = opscope("explain", trapped.dsn, "SELECT honest(1)")
+    assert refused.returncode == 2 and "public.honest(integer)" in refused.stderr
+    cfg.write_text("postgresql:\n  plans:\n    read_only_functions: [public.honest]\n")
+    proc = opscope("explain", trapped.dsn, "SELECT honest(1)", "-c", str(cfg), "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    plan = next(iter(json.loads(proc.stdout)["summary"].values()))["plan"]
+    assert plan["analyzed"] is True
 
 
 @pytest.mark.parametrize(("statement", "reason"), TRAPS)
@@ -333,15 +385,16 @@ def test_analyze_db_never_runs_a_refused_workload_statement(
     trapped: SandboxDb, reader: str, tmp_path: Path
 ) -> None:
     traps = [str(p.values[0]) for p in TRAPS]
+    unplannable = [str(p.values[0]) for p in PLANNER_TRAPS]
     control = "SELECT count(*) FROM t"
     with trapped.connect() as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
         # the application runs them: that is how they reach pg_stat_statements
-        for statement in [*traps, control]:
+        for statement in [*traps, *unplannable, control]:
             conn.execute(statement.encode()).fetchall()
     with psycopg.connect(trapped.cluster.dsn(trapped.name, user=reader)) as conn:
         conn.execute("SELECT * FROM secret").fetchall()
-    assert audit_rows(trapped) >= len(traps) + 1
+    assert audit_rows(trapped) >= len(traps) + len(unplannable) + 1
     trapped.execute("TRUNCATE audit")
 
     cfg = tmp_path / "opscope.yaml"
@@ -364,6 +417,10 @@ def test_analyze_db_never_runs_a_refused_workload_statement(
     refused = {*traps, "SELECT * FROM secret"}
     assert refused <= planned
     assert control in analyzed and not analyzed & refused
+    # those whose planning alone would run a lying function were not even planned
+    everything = {q.split(") ", 1)[1] for q in sent}
+    assert not {s.replace("1", "$1") for s in unplannable} & everything
+    assert not set(unplannable) & everything
     # connected as a superuser: said once, with the grants that are enough
     assert proc.stdout.count("superuser: opscope needs only pg_monitor") == 1
 

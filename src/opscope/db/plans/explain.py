@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from opscope.db.plans.model import Plan, parse_plan
 from opscope.db.plans.reach import Names, names_in
 from opscope.db.plans.reach import children as children
 from opscope.db.plans.reach import walk as walk
-from opscope.db.plans.vouch import ReadOnly, why_not_run
+from opscope.db.plans.vouch import ReadOnly, planner_would_run, why_not_run
 from opscope.db.relations import referenced_tables
 from opscope.errors import first_line
 
@@ -163,6 +164,7 @@ def explain(
         note = "not run (no ANALYZE): parameter values are not known, showing the generic plan"
         run = False
     vouch = _Vouch(shape.names, read_only or ReadOnly())
+    _refuse_if_the_planner_would_run(conn, query, shape, vouch.read_only, "")
     try:
         document, note = _plan(conn, query, values, shape.param_count, run, note, vouch)
     except psycopg.errors.UndefinedTable:
@@ -176,6 +178,7 @@ def explain(
                 "schema cannot be told for sure"
             ) from None
         with _search_path(conn, path):
+            _refuse_if_the_planner_would_run(conn, query, shape, vouch.read_only, ",".join(path))
             try:
                 document, note = _plan(conn, query, values, shape.param_count, run, note, vouch)
             except psycopg.Error as exc:
@@ -185,6 +188,27 @@ def explain(
         raise ExplainFailed(f"EXPLAIN failed: {first_line(exc)}", exc.sqlstate) from None
     plan = parse_plan(document, generic=unknown_params)
     return ExplainResult(plan=plan, shape=shape, note=note if analyze is not False else "")
+
+
+# the advisor explains one statement once per candidate index: its closure is read once per
+# session (and search_path)
+_planner_checked: weakref.WeakKeyDictionary[
+    psycopg.Connection[Any], dict[tuple[str, ReadOnly, str], str | None]
+] = weakref.WeakKeyDictionary()
+
+
+def _refuse_if_the_planner_would_run(
+    conn: psycopg.Connection[Any], query: str, shape: StatementShape, read_only: ReadOnly, path: str
+) -> None:
+    """Planning alone may run a function (see vouch.planner_would_run): such a statement is
+    not planned, whatever was asked."""
+    seen = _planner_checked.setdefault(conn, {})
+    key = (query, read_only, path)
+    if key not in seen:
+        seen[key] = planner_would_run(conn, shape.names, read_only)
+    danger = seen[key]
+    if danger:
+        raise ExplainFailed(f"not explained, not even planned: {danger}")
 
 
 @dataclass(frozen=True)

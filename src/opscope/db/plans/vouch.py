@@ -356,3 +356,43 @@ def why_not_run(
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()
         return f"cannot tell what it reaches ({first[0] if first else type(exc).__name__})"
+
+
+def planner_would_run(
+    conn: psycopg.Connection[Any], statement: Names, read_only: ReadOnly | None = None
+) -> str | None:
+    """Why even planning `statement` could run something not known to be read-only, or None.
+
+    PostgreSQL's planner evaluates immutable and stable functions whose arguments are
+    constants (to fold them, and to estimate selectivities), so a plain EXPLAIN of
+    `SELECT f(1)` runs `f` when it only claims to be immutable. A statement that reaches such
+    a function (through its text, a view, a policy, a cast, an operator...) is not planned
+    at all. One catalog query for the closure, and one to read the volatility of what it
+    refuses."""
+    read_only = read_only or ReadOnly()
+    try:
+        allowed = _allowed(conn, read_only)
+        text = sql.SQL(load_sql("vouch_reach", conn.info.server_version))
+        with conn.transaction():
+            conn.execute("/* opscope */ SELECT set_config('jit', 'off', true)", prepare=False)
+            params = _params(statement, Names(), read_only, allowed)
+            rows = conn.execute(text, params, prepare=_NEVER_PREPARE).fetchall()
+        refused = sorted({int(r[1]) for r in rows if r[0] == "func" and r[5]})
+        if not refused:
+            return None
+        found = conn.execute(
+            sql.SQL(load_sql("vouch_planner", conn.info.server_version)),
+            {"oids": refused},
+            prepare=_NEVER_PREPARE,
+        ).fetchall()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()
+        return f"cannot tell what it reaches ({first[0] if first else type(exc).__name__})"
+    if not found:
+        return None
+    label, volatility = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return (
+        f"it reaches {label}{more}, declared {volatility} but not known to be read-only, "
+        "which the planner itself may run"
+    )
