@@ -104,6 +104,13 @@ def _changes(stmt: ast.Node, text: str) -> list[Change]:
             for r in stmt.rels
             if r.relation is not None
         ]
+    if (
+        isinstance(stmt, ast.ReindexStmt)
+        and stmt.kind == enums.ReindexObjectType.REINDEX_OBJECT_INDEX
+        and stmt.relation is not None
+    ):
+        index = _relation(stmt.relation)
+        return [Change("reindex", index, title=f"Rebuild index {index}")]
     normalized = flatten(text)
     return [Change("sql", normalized, title=short_query(normalized, 70))]
 
