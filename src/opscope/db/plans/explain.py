@@ -164,8 +164,8 @@ def explain(
         note = "not run (no ANALYZE): parameter values are not known, showing the generic plan"
         run = False
     vouch = _Vouch(shape.names, read_only or ReadOnly())
-    _refuse_if_the_planner_would_run(conn, query, shape, vouch.read_only, "")
     try:
+        _refuse_if_the_planner_would_run(conn, query, shape, vouch.read_only, "")
         document, note = _plan(conn, query, values, shape.param_count, run, note, vouch)
     except psycopg.errors.UndefinedTable:
         # The application may run with another search_path than ours (ALTER ROLE ... SET

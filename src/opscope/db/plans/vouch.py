@@ -386,6 +386,8 @@ def planner_would_run(
             prepare=_NEVER_PREPARE,
         ).fetchall()
     except psycopg.Error as exc:
+        if conn.broken:
+            raise  # a lost link is not a verdict on the statement
         first = str(exc).strip().splitlines()
         return f"cannot tell what it reaches ({first[0] if first else type(exc).__name__})"
     if not found:
