@@ -32,6 +32,7 @@ from opscope.db.connection import load_sql
 from opscope.db.plans.builtins import DENIED, HARMLESS
 from opscope.db.plans.reach import Names, names_in
 from opscope.db.plans.signature import parse_function_entry
+from opscope.errors import first_line
 
 
 @dataclass(frozen=True)
@@ -354,8 +355,7 @@ def why_not_run(
             rows = conn.execute(text, params, prepare=_NEVER_PREPARE).fetchall()
             return _note(conn, rows, allowed)
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()
-        return f"cannot tell what it reaches ({first[0] if first else type(exc).__name__})"
+        return f"cannot tell what it reaches ({first_line(exc)})"
 
 
 def planner_would_run(
@@ -388,8 +388,7 @@ def planner_would_run(
     except psycopg.Error as exc:
         if conn.broken:
             raise  # a lost link is not a verdict on the statement
-        first = str(exc).strip().splitlines()
-        return f"cannot tell what it reaches ({first[0] if first else type(exc).__name__})"
+        return f"cannot tell what it reaches ({first_line(exc)})"
     if not found:
         return None
     label, volatility = found[0]
