@@ -152,7 +152,7 @@ class Execution:
             "ts": self.ts,
             "duration_ms": round(self.duration_ms, 3),
             "query": redact(self.query),
-            "parameters": redact(redact_parameters(self.query, self.parameters) or "") or None,
+            "parameters": redact_parameters(self.query, self.parameters) or None,
             "database": self.database or None,
             "user": self.user or None,
             "application": self.application or None,
