@@ -8,9 +8,12 @@ it holds (a conninfo or URI with a password, a statement that sets one, any othe
 names a password). It is blanked at the span the scanner found it in the original text, so
 every quoting the server accepts is covered (E'', U&'', dollar quoting, a literal continued
 on the next line, comments anywhere). DO blocks and function bodies are code that can build
-a password in ways no rule recognises: they are hidden whole. Text the parser rejects
-(truncated, another dialect, a message) keeps its words but none of its quoted strings, nor
-what follows a role's PASSWORD.
+a password in ways no rule recognises: they are hidden whole.
+
+Text the parser rejects is a statement cut off or in another product's SQL (it starts like
+one, or names DO, a function, dblink, a user mapping, a subscription): none of its string
+constants is shown, nor what follows a role's PASSWORD. Any other text (a message, a DSN, a
+plan) hides the strings that name a password, and conninfo `password=…` and URI `user:…@`.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ _COMMENTS = frozenset(("C_COMMENT", "SQL_COMMENT"))
 _CACHE_LIMIT = 10_000
 #: longer texts are not cached (they rarely repeat exactly)
 _CACHE_TEXT = 8192
+#: characters (texts and what they show) the cache holds at most before it is emptied
+_CACHE_CHARS = 8 << 20
 
 # How a secret place is hidden: the password inside its conninfo, or the constant whole.
 _CONNINFO_ONLY, _WHOLE = 1, 2
@@ -106,6 +111,7 @@ class _Redacted:
 
 
 _cache: dict[str, _Redacted] = {}
+_held = [0]
 #: short texts known to hold no secret: messages repeat, and log analysis redacts an error's
 #: statement twice (for its message, then itself)
 _clean: set[str] = set()
@@ -226,9 +232,12 @@ def _redaction(text: str) -> _Redacted | None:
     if masked != result.text:
         result = replace(result, text=masked)
     if len(text) <= _CACHE_TEXT:
-        if len(_cache) >= _CACHE_LIMIT:
+        size = len(text) + len(result.text)
+        if len(_cache) >= _CACHE_LIMIT or _held[0] + size > _CACHE_CHARS:
             _cache.clear()
+            _held[0] = 0
         _cache[text] = result
+        _held[0] += size
     return result
 
 
@@ -629,6 +638,10 @@ def _names_code(low: str) -> bool:
         or "subscription" in low
         or "identified" in low
         or "u&" in low
-        or (_LETTER_ESCAPE.search(low) is not None and _ESCAPES.search(low) is not None)
+        or (
+            "\\" in low
+            and _LETTER_ESCAPE.search(low) is not None
+            and _ESCAPES.search(low) is not None
+        )
         or ("do" in low and _mentions_do(low))
     )
