@@ -354,8 +354,11 @@ def test_bind_parameters() -> None:
 
 # -- the property: any password, in any form of every class --------------------------------
 
+#: any characters PostgreSQL takes in a string, and often those that end or escape one
 _PASSWORDS = st.text(
-    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=4
+    st.sampled_from("'\\$\"%@:=;-/* \n\tUEe&")
+    | st.characters(codec="utf-8", exclude_characters="\x00"),
+    min_size=4,
 ).filter(lambda p: p.strip() != "" and MASK not in f"'{p}'")
 
 
@@ -462,3 +465,24 @@ def test_no_password_survives_in_any_form(
     for i in range(len(password) - 3):
         window = password[i : i + 4]
         assert window not in shown or window not in out, (short, out)
+
+
+@given(
+    password=st.from_regex(r"[A-Za-z_\u00c0-\u024f][\w$]{3,20}", fullmatch=True),
+    statement=st.sampled_from(
+        [
+            "ALTER ROLE r PASSWORD {}",
+            "CREATE USER r WITH LOGIN PASSWORD {} VALID UNTIL 'infinity'",
+            "DO $$ begin execute 'alter role r password {}'; end $$",
+        ]
+    ),
+)
+def test_a_message_never_quotes_a_password(password: str, statement: str) -> None:
+    """The password written without quotes: the server's syntax error quotes it, as the
+    log's message and STATEMENT lines show."""
+    sql = statement.format(password)
+    assume(password.lower() not in sql.replace(password, "").lower())
+    assume(sql.startswith("DO") or not parses(sql))  # PASSWORD NULL is no password
+    message = f'syntax error at or near "{password}"'
+    assert password not in redact_message(message, sql)
+    assert password not in redact(sql)

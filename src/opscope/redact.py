@@ -71,13 +71,18 @@ _PASSWORD_WORD = re.compile(r"(?i)\b(?:password|identified\s+by)\b(?!\s*=)")
 _ROLE_WORD = re.compile(r"(?i)\b(?:role|user|group|mapping)\b")
 _COMMENTS_FIRST = r"(?:\s+|/\*.*?\*/|--[^\n]*(?:\n|\Z))*"
 _ROLE_STATEMENT = re.compile(rf"(?is){_COMMENTS_FIRST}(?:create|alter)\b")
+_DO_STATEMENT = re.compile(rf"(?is){_COMMENTS_FIRST}do\b")
+_FUNCTION_STATEMENT = re.compile(
+    rf"(?is){_COMMENTS_FIRST}create\s+(?:or\s+replace\s+)?(?:function|procedure)\b"
+)
+_AS_WORD = re.compile(r"(?i)\bas\b")
 #: text that starts like a statement (after white space and comments)
 _STATEMENT_START = re.compile(
     rf"""(?isx){_COMMENTS_FIRST}(?:select|insert|update|delete|merge|with|values|table
     |create|alter|drop|do|set|reset|grant|revoke|copy|call|execute|prepare|comment|security
     |import|explain|declare|fetch|lock|truncate|vacuum|analyze|reindex|refresh)\b"""
 )
-_PARAMETER = re.compile(r"\$\d+(?!\w)")
+_PARAMETER = re.compile(r"\$\d+")
 #: the quotes around a string constant's value
 _QUOTES = re.compile(
     r"(?is)\A(?:(?:e|n|b|x|u&)?'|\$(?P<tag>[^$]*)\$)(?P<value>.*?)(?:'|\$(?P=tag)\$)?\Z"
@@ -570,8 +575,8 @@ def _unparsed(text: str) -> _Redacted:
     """Text the parser rejects. A statement (it starts like one, or names what holds code
     or a conninfo: DO, a function, dblink, a user mapping, a subscription, escapes) shows
     none of its string constants; other text (a message, a DSN) hides those that name a
-    password. What follows a role's PASSWORD is hidden to the end of its statement: the
-    password may be unquoted, or quoted in a way that is unknown."""
+    password. What follows a role's PASSWORD, DO or a function's AS is hidden to the end of
+    its statement: the password may be unquoted, or quoted in a way that is unknown."""
     every = _STATEMENT_START.match(text) is not None or _names_code(text.lower())
     # (start, end, what stands for it, what it hid)
     spans: list[tuple[int, int, str, list[str]]] = []
@@ -590,22 +595,20 @@ def _unparsed(text: str) -> _Redacted:
                 spans.append((start, end, _quote(found[0]), [*found[1], raw, value]))
     seen = "".join(view)
     secret_parameters = False
-    for m in _PASSWORD_WORD.finditer(seen):
-        begin = seen.rfind(";", 0, m.start()) + 1
-        if (
-            _ROLE_STATEMENT.match(seen, begin) is None
-            or _ROLE_WORD.search(seen, begin, m.start()) is None
-        ):
-            continue
-        end = seen.find(";", m.end())
-        end = len(text) if end < 0 else end
-        start = m.end() + len(seen[m.end() : end]) - len(seen[m.end() : end].lstrip())
-        end = start + len(text[start:end].rstrip())
-        if _PARAMETER.match(seen, start) is not None:
-            # PASSWORD $1: the bound value is the secret (a normalized text's $1 is none)
-            secret_parameters = True
-        elif start < end:
-            spans.append((start, end, _QUOTED_MASK, [text[start:end]]))
+    begin = 0
+    while begin < len(seen):
+        end = seen.find(";", begin)
+        end = len(seen) if end < 0 else end
+        rest = _secret_rest(seen, begin, end)
+        if rest is not None:
+            start = rest + len(seen[rest:end]) - len(seen[rest:end].lstrip())
+            stop = start + len(text[start:end].rstrip())
+            if _PARAMETER.fullmatch(seen, start, stop) is not None:
+                # PASSWORD $1: the bound value is the secret (a normalized text's $1 is none)
+                secret_parameters = True
+            elif start < stop:
+                spans.append((start, stop, _QUOTED_MASK, [text[start:stop]]))
+        begin = end + 1
     if not spans:
         return _Redacted(text, (), secret_parameters)
     spans.sort(key=lambda span: (span[0], -span[1]))
@@ -625,6 +628,25 @@ def _unparsed(text: str) -> _Redacted:
         pos = end
     pieces.append(text[pos:])
     return _Redacted("".join(pieces), tuple(secrets), secret_parameters)
+
+
+def _secret_rest(seen: str, begin: int, end: int) -> int | None:
+    """Where the part of a statement (seen[begin:end], its strings blanked) that may hold a
+    secret in unknown quoting begins: after a role's PASSWORD (or IDENTIFIED BY), after DO,
+    after a function's AS; None when it holds none."""
+    do = _DO_STATEMENT.match(seen, begin, end)
+    if do is not None:
+        return do.end()
+    function = _FUNCTION_STATEMENT.match(seen, begin, end)
+    if function is not None:
+        body = _AS_WORD.search(seen, function.end(), end)
+        return None if body is None else body.end()
+    if _ROLE_STATEMENT.match(seen, begin, end) is None:
+        return None
+    for m in _PASSWORD_WORD.finditer(seen, begin, end):
+        if _ROLE_WORD.search(seen, begin, m.start()) is not None:
+            return m.end()
+    return None
 
 
 def _names_code(low: str) -> bool:
