@@ -12,8 +12,9 @@ a password in ways no rule recognises: they are hidden whole.
 
 Text the parser rejects is a statement cut off or in another product's SQL (it starts like
 one, or names DO, a function, dblink, a user mapping, a subscription): none of its string
-constants is shown, nor what follows a role's PASSWORD. Any other text (a message, a DSN, a
-plan) hides the strings that name a password, and conninfo `password=…` and URI `user:…@`.
+constants is shown, nor what follows a role's PASSWORD, DO or a function's AS. Any other
+text (a message, a DSN, a plan) hides the strings that name a password, and conninfo
+`password=…` and URI `user:…@`.
 """
 
 from __future__ import annotations
@@ -116,9 +117,9 @@ class _Redacted:
 
 
 _cache: dict[str, _Redacted] = {}
+#: characters held by _cache
 _held = [0]
-#: short texts known to hold no secret: messages repeat, and log analysis redacts an error's
-#: statement twice (for its message, then itself)
+#: short texts known to hold no secret: error messages repeat
 _clean: set[str] = set()
 _CLEAN_TEXT = 512
 
