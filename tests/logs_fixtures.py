@@ -91,7 +91,9 @@ def _run_workload(box: Sandbox, workload: LoggedWorkload) -> None:
         executed.append("insert into t")
 
 
-#: role passwords the `logged_secrets` cluster was given, in every quoting PostgreSQL takes
+#: passwords the `logged_secrets` cluster was given, as its log writes them: in every
+#: quoting PostgreSQL takes, with comments, continued, built in a DO block, in user
+#: mappings, dblink and subscription conninfos (the first 8 characters tell them apart)
 SECRETS = (
     "Hunter1Plain",
     "Hunter2Escape",
@@ -99,22 +101,79 @@ SECRETS = (
     "Hunter4Unterminated",
     "Hunter5Conn",
     "Hunter6Uri",
+    "Hunter7NoSpace",
+    "Hunter8Comment",
+    "Hunter9Line",
+    "Hunter10Uni",
+    "Hunter11Esc",
+    "Hunter12First",
+    "Hunter13Second",
+    "Hunter14",
+    "Hunter15DoError",
+    "Hunter16Mapping",
+    "Hunter17Mapping",
+    "Hunter18Dblink",
+    "Hunter19",
+    "Hunter20Param",
+    "Hunter21Sub",
+    "Hunter22SubUri",
+    "Hunter23Hex",
 )
 
 
 def _run_secrets(box: Sandbox, workload: LoggedWorkload) -> None:
     box.psql("CREATE DATABASE work")
+    # dblink connects back to this server, over TCP (the sandbox trusts 127.0.0.1)
+    server = f"host=127.0.0.1 port={box.port} dbname=work user=postgres"
     with psycopg.connect(box.dsn("work"), autocommit=True) as conn:
+
+        def failing(sql: bytes) -> None:
+            try:
+                conn.execute(sql)
+            except psycopg.Error:
+                workload.errors += 1
+
         conn.execute(b"create role bob login")
         conn.execute(b"alter role bob password 'Hunter1Plain'")
         conn.execute(b"alter role bob password E'Hunter2Escape\\'s'")
         conn.execute(b"alter role bob with password $pw$Hunter3Dollar$pw$")
-        try:
-            conn.execute(b"alter role bob password 'Hunter4Unterminated")
-        except psycopg.Error:
-            workload.errors += 1
+        failing(b"alter role bob password 'Hunter4Unterminated")
         conn.execute(b"select 'host=x password=Hunter5Conn dbname=y' as conninfo")
         conn.execute(b"select 'postgresql://bob:Hunter6Uri@db.example/work' as uri")
+        conn.execute(b"alter role bob password'Hunter7NoSpace'")
+        conn.execute(b"alter role bob password /* rotated */ 'Hunter8Comment'")
+        conn.execute(b"alter role bob password -- rotated\n'Hunter9Line'")
+        conn.execute(b"alter role bob password U&'Hunter10Uni\\00e9'")
+        conn.execute(b"alter role bob password U&'Hunter11Esc!00e9' UESCAPE '!'")
+        conn.execute(b"alter role bob password 'Hunter12First'\n  'Hunter13Second'")
+        conn.execute(
+            b"DO $$ begin execute format('alter role bob password %L', 'Hunter14' || 'Built');"
+            b" end $$"
+        )
+        # the server quotes the body's statement in its message: at or near "Hunter15…"
+        failing(b"DO $$ begin execute 'alter role bob password Hunter15DoError'; end $$")
+        conn.execute(b"create extension postgres_fdw")
+        conn.execute(b"create server far foreign data wrapper postgres_fdw options (dbname 'work')")
+        conn.execute(
+            b"create user mapping for bob server far"
+            b" options (user 'bob', password 'Hunter16Mapping')"
+        )
+        conn.execute(
+            b"alter user mapping for bob server far options (set password 'Hunter17Mapping')"
+        )
+        conn.execute(b"create extension dblink")
+        conn.execute(f"select dblink_connect('one', '{server} password=Hunter18Dblink')".encode())
+        pieces = f"'{server} password=' || 'Hunter19' || 'Pieces'"
+        conn.execute(f"select dblink_exec({pieces}, 'set work_mem = 1024')".encode())
+        # bound: logged as $2, with the conninfo in the DETAIL line's parameters
+        conn.execute("select dblink_connect(%s, %s)", ("two", f"{server} password=Hunter20Param"))
+        conn.execute(b"select dblink_disconnect('one'), dblink_disconnect('two')")
+        conn.execute(
+            b"create subscription sub connection 'host=127.0.0.1 dbname=nowhere"
+            b" password=Hunter21Sub' publication pub with (connect = false)"
+        )
+        conn.execute(b"alter subscription sub connection 'postgresql://bob:Hunter22SubUri@x/work'")
+        conn.execute(b"select E'host=x p\\x61ssword=Hunter23Hex' as conninfo")
 
 
 def _logging_cluster(
@@ -173,7 +232,8 @@ def logged_verbose() -> Iterator[LoggedWorkload]:
 
 @pytest.fixture(scope="session")
 def logged_secrets() -> Iterator[LoggedWorkload]:
-    """Role passwords set in every quoting, one statement failing inside its password."""
+    """Passwords set in every quoting and place the server takes (see SECRETS), two
+    statements failing inside their password."""
     yield from _logging_cluster(CUSTOM_PREFIX, {"log_min_duration_statement": "0"}, _run_secrets)
 
 

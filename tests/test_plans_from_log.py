@@ -46,6 +46,10 @@ def logging_cluster() -> Iterator[Sandbox]:
             # literal text (simple protocol): the log has the values in the statement
             conn.execute(b"SELECT max(id) FROM t WHERE kind = 'common' AND id > 10").fetchall()
             conn.execute(b"SELECT max(id) FROM t WHERE kind = 'rare' AND id > 10").fetchall()
+            # someone else's statement with a secret in it, as the log keeps it
+            conn.execute(
+                b"SELECT count(*) FROM t WHERE kind <> 'host=db password=Zebra7Secret user=app'"
+            ).fetchall()
         yield box
     finally:
         box.stop()
@@ -143,3 +147,24 @@ def test_parameter_lists_round_trip(values: list[str | None]) -> None:
         assert parsed is None
     else:
         assert parsed == tuple(values)
+
+
+def test_a_logged_secret_is_masked_in_the_plan_and_the_findings(
+    logging_cluster: Sandbox,
+) -> None:
+    data = explain_json(logging_cluster, "SELECT count(*) FROM t WHERE kind <> $1")
+    plan = _plan(data)
+    assert "as logged" in str(plan["values_from_log"])
+    # planned with the real text (EXPLAIN VERBOSE repeats the constant), shown masked
+    assert "password=********" in str(plan["query"]) and "password=********" in str(plan["tree"])
+    for fmt in ("json", "terminal", "markdown", "html"):
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "opscope", "explain", logging_cluster.dsn("app"),
+                "SELECT count(*) FROM t WHERE kind <> $1", "-f", fmt,
+                "--log", str(logging_cluster.datadir / "log" / "pg.log"),
+            ],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "Zebra7Secret" not in proc.stdout + proc.stderr, fmt

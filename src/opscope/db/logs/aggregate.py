@@ -152,7 +152,7 @@ class Execution:
             "ts": self.ts,
             "duration_ms": round(self.duration_ms, 3),
             "query": redact(self.query),
-            "parameters": redact(redact_parameters(self.query, self.parameters) or "") or None,
+            "parameters": redact_parameters(self.query, self.parameters) or None,
             "database": self.database or None,
             "user": self.user or None,
             "application": self.application or None,
@@ -442,7 +442,6 @@ class Aggregate:
         self.error_levels[level] = self.error_levels.get(level, 0) + 1
         # A failed CREATE/ALTER ROLE quotes its password in the message ("at or near …").
         message = redact_message(message, statement)
-        statement = redact(statement)
         if not sqlstate:
             sqlstate = infer_sqlstate(message)
         if sqlstate:
@@ -459,7 +458,7 @@ class Aggregate:
                 )
         group.count += 1
         if statement and not group.statement:
-            group.statement = statement[:4000]
+            group.statement = redact(statement)[:4000]
         if ts:
             minute = self.per_minute.get(ts[:16])
             if minute is None:

@@ -23,6 +23,7 @@ from opscope.db.settings import settings_for
 from opscope.findings import Clock, Finding, Report, Target, fingerprint, utc_now
 from opscope.fixes import group_fixes
 from opscope.plugins import default_plugins
+from opscope.redact import redact
 from opscope.sqltext import short_query
 
 
@@ -93,8 +94,10 @@ def explain_statement(
         findings=findings,
         errors=errors,
     )
+    # a statement taken from a server log is someone else's text, and EXPLAIN VERBOSE repeats
+    # its constants: both are shown with their secrets masked
     plan_info: dict[str, Any] = {
-        "query": statement.strip(),
+        "query": redact(statement.strip()),
         "fingerprint": key,
         "analyzed": plan.analyzed,
         "generic_plan": plan.generic,
@@ -102,7 +105,7 @@ def explain_statement(
         "execution_ms": plan.execution_ms,
         "note": result.note or None,
         "values_from_log": values_note,
-        "tree": render_plan(plan, plan_marks(findings, statement)),
+        "tree": redact(render_plan(plan, plan_marks(findings, statement))),
     }
     report.summary[name] = {"plan": plan_info}
     report.fixes = group_fixes(findings, sql_changes)

@@ -6,6 +6,7 @@ from opscope.db.plans.diagnose import PlanIssue
 from opscope.db.plans.model import Plan, PlanNode
 from opscope.db.plans.reviewed import ReviewedStatement
 from opscope.findings import Finding
+from opscope.redact import redact
 from opscope.sqltext import short_query
 
 CATEGORY = "plans"
@@ -18,9 +19,14 @@ def node_index(plan: Plan, node: PlanNode) -> int | None:
 
 
 def issue_finding(issue: PlanIssue, *, target: str, reviewed: ReviewedStatement) -> Finding:
-    query = reviewed.query
+    query = redact(reviewed.query)
     obj = issue.relation or f"query:{reviewed.query_key}"
-    evidence = {"query": query, **reviewed.evidence(), **issue.evidence}
+    evidence = {
+        "query": query,
+        **reviewed.evidence(),
+        # the plan's own texts (a filter) repeat the statement's constants
+        **{k: redact(v) if isinstance(v, str) else v for k, v in issue.evidence.items()},
+    }
     if reviewed.result is not None:
         evidence["plan_node"] = node_index(reviewed.result.plan, issue.node)
     return Finding.make(
@@ -32,7 +38,7 @@ def issue_finding(issue: PlanIssue, *, target: str, reviewed: ReviewedStatement)
         title=f"{issue.title} in: {short_query(query, 60)}",
         key=(reviewed.query_key, issue.node.node_type, issue.node.relation or ""),
         columns=list(issue.columns),
-        detail=issue.detail,
+        detail=redact(issue.detail),
         evidence=evidence,
         recommendation=issue.recommendation,
         fix_sql=issue.fix_sql,
