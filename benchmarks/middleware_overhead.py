@@ -1,0 +1,126 @@
+"""What the API middleware costs per request: the same FastAPI app bare, with opscope's
+`Instrument`, and with prometheus-fastapi-instrumentator, side by side in one run.
+
+Each request is an in-process ASGI call (no network, no server): a GET of a small JSON
+endpoint, so the figure is the middleware's own work. Rounds alternate between the apps and
+the median round is reported, which keeps a noisy neighbour on a shared machine from
+favouring one of them.
+
+    .venv/bin/python benchmarks/middleware_overhead.py [--requests 20000] [--rounds 7]
+
+Measured here (2 shared cores, Python 3.11, FastAPI 0.165, Starlette 1.10):
+    see the report of the change that added this file; figures are printed by the script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from opscope.api import Instrument
+from opscope.api.recorder import Recorder
+from opscope.api.types import ASGIApp, Message
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, Any]:
+        return {"id": item_id, "name": "widget", "price": 9.5}
+
+    return app
+
+
+def opscope_app() -> FastAPI:
+    app = make_app()
+    app.add_middleware(Instrument, recorder=Recorder(), metrics_path=None)
+    return app
+
+
+def instrumentator_app() -> FastAPI:
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    app = make_app()
+    Instrumentator(registry=CollectorRegistry()).instrument(app)
+    return app
+
+
+async def run(app: ASGIApp, requests: int) -> float:
+    """Seconds per request over `requests` sequential calls."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def scope(i: int) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": f"/items/{i % 100}",
+            "raw_path": f"/items/{i % 100}".encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"bench"), (b"accept", b"application/json")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+        }
+
+    scopes = [scope(i) for i in range(requests)]
+    start = time.perf_counter()
+    for s in scopes:
+        await app(s, receive, send)
+        sent.clear()
+    return (time.perf_counter() - start) / requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    makers: dict[str, Callable[[], FastAPI]] = {
+        "bare": make_app,
+        "opscope": opscope_app,
+        "instrumentator": instrumentator_app,
+    }
+    apps = {name: make() for name, make in makers.items()}
+    times: dict[str, list[float]] = {name: [] for name in apps}
+
+    async def bench() -> None:
+        for app in apps.values():
+            await run(app, 2000)  # warm-up: build the middleware stacks, fill caches
+        for _ in range(args.rounds):
+            for name, app in apps.items():
+                times[name].append(await run(app, args.requests))
+
+    asyncio.run(bench())
+    per = {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
+    bare = per["bare"]
+    print(f"bare FastAPI request: {bare:.1f} µs (median of {args.rounds} rounds)")
+    for name in ("opscope", "instrumentator"):
+        print(f"{name}: {per[name]:.1f} µs per request, adds {per[name] - bare:.1f} µs")
+    added_opscope = per["opscope"] - bare
+    added_peer = per["instrumentator"] - bare
+    ratio = added_peer / added_opscope if added_opscope > 0 else float("inf")
+    print(
+        f"added per request: opscope {added_opscope:.1f} µs, "
+        f"prometheus-fastapi-instrumentator {added_peer:.1f} µs, ratio {ratio:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
