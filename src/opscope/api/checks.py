@@ -33,6 +33,8 @@ def _base_evidence(ctx: ApiContext, e: Endpoint) -> dict[str, Any]:
         "p95_ms": _r(e.quantile_ms(0.95)),
         "p99_ms": _r(e.quantile_ms(0.99)),
     }
+    if e.connects:
+        evidence["connections_per_request"] = round(e.connects / e.requests, 2)
     if e.duration_s is not None:
         # rate x latency over the same span: what ranks endpoints against each other
         evidence["total_ms"] = round(e.duration_s * 1000, 1)
@@ -99,6 +101,16 @@ def _database_advice(ctx: ApiContext, e: Endpoint) -> tuple[str, dict[str, Any]]
     )
 
 
+def _pool_note(e: Endpoint) -> str:
+    """A sentence about connections the requests open themselves, if they do."""
+    if not e.connects or not e.requests or e.connects / e.requests < 0.5:
+        return ""
+    return (
+        f" It opens {e.connects / e.requests:.1f} new database connection(s) per request: take "
+        "them from a pool opened at startup (psycopg_pool.ConnectionPool, or the engine's pool)."
+    )
+
+
 class SlowEndpoint:
     id = "slow_endpoint"
     category = CATEGORY
@@ -146,6 +158,7 @@ class SlowEndpoint:
                     "Instrument the app with opscope.api.Instrument (or InstrumentWSGI) to see "
                     "whether the time is the database's, serialization's or the handler's."
                 )
+            recommendation += _pool_note(e)
             severity = Severity.critical if p95 >= t.critical_p95_ms else Severity.warning
             rate = ctx.rate(e)
             at = f", {rate:,.2f}/s" if rate is not None else ""
@@ -197,6 +210,7 @@ class DbHeavyEndpoint:
                     f"It runs {queries:.0f} queries per request: fetch the rows in fewer "
                     "queries (see n_plus_one). " + recommendation
                 )
+            recommendation += _pool_note(e)
             yield Finding.make(
                 check=self.id,
                 category=self.category,
@@ -260,7 +274,8 @@ class NPlusOne:
                         "`WHERE id = ANY(%s)` with the list of ids (psycopg); with the "
                         "SQLAlchemy ORM, load the relationship with "
                         "`.options(selectinload(Parent.children))` (or `joinedload`)."
-                    ),
+                    )
+                    + _pool_note(e),
                 )
 
 

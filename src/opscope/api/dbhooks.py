@@ -1,7 +1,8 @@
 """Database time and queries per request, from the drivers themselves.
 
-- psycopg 3: `execute` and `executemany` of its cursor classes (client-side, raw, server-side,
-  sync and async) are wrapped at the class level, once per process. That covers every
+- psycopg 3: `Connection.connect` (what `psycopg.connect` is), whose time is database time
+  and whose count per request is kept, and `execute` and `executemany` of its cursor classes
+  (client-side, raw, server-side, sync and async) are wrapped at the class level, once per process. That covers every
   connection however it was made: `psycopg.connect` in a handler, a psycopg_pool pool,
   SQLAlchemy's psycopg dialect. A server-side cursor's time is its DECLARE; the fetches that
   follow are not counted.
@@ -86,8 +87,56 @@ def _patch(cls: type, name: str, wrap: Callable[[Callable[..., Any]], Callable[.
         setattr(cls, name, wrap(method))
 
 
+def _wrap_connect(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        record = CURRENT.get()
+        if record is None:
+            return func(cls, *args, **kwargs)
+        timer = record.timer
+        start = timer()
+        try:
+            return func(cls, *args, **kwargs)
+        finally:
+            record.db_time += timer() - start
+            record.connects += 1
+
+    connect.__opscope_wrapped__ = True  # type: ignore[attr-defined]
+    return connect
+
+
+def _wrap_connect_async(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        record = CURRENT.get()
+        if record is None:
+            return await func(cls, *args, **kwargs)
+        timer = record.timer
+        start = timer()
+        try:
+            return await func(cls, *args, **kwargs)
+        finally:
+            record.db_time += timer() - start
+            record.connects += 1
+
+    connect.__opscope_wrapped__ = True  # type: ignore[attr-defined]
+    return connect
+
+
+def _patch_connect(cls: type, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    method = cls.__dict__.get("connect")
+    if isinstance(method, classmethod) and not getattr(method.__func__, "__opscope_wrapped__", 0):
+        setattr(cls, "connect", classmethod(wrap(method.__func__)))  # noqa: B010
+
+
 def install_psycopg() -> None:
     import psycopg
+
+    # opening a connection in a request is database time too (TCP, TLS, authentication);
+    # psycopg.connect is Connection.connect, bound when psycopg was imported
+    _patch_connect(psycopg.Connection, _wrap_connect)
+    _patch_connect(psycopg.AsyncConnection, _wrap_connect_async)
+    psycopg.connect = psycopg.Connection.connect
 
     for cls in (psycopg.Cursor, psycopg.ServerCursor):
         _patch(cls, "execute", _wrap_sync)

@@ -51,6 +51,8 @@ class Endpoint:
     queries: float | None = None
     serialization_s: float | None = None
     n_plus_one: float | None = None
+    #: connections the requests opened themselves
+    connects: float | None = None
     statements: list[Statement] = field(default_factory=list)
     exceptions: dict[str, float] = field(default_factory=dict)
 

@@ -87,6 +87,7 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             for name in ("db", "queries", "serialization", "stable"):
                 _add(mine[name], stats[name])
             mine["n_plus_one"] += stats["n_plus_one"]
+            mine["connects"] += stats["connects"]
             mine["responses"] = [
                 a + b for a, b in zip(mine["responses"], stats["responses"], strict=True)
             ]
@@ -152,6 +153,16 @@ def families(snapshot: dict[str, Any]) -> Iterator[Metric]:
     for route, stats in routes.items():
         n_plus_one.add_metric([route], stats["n_plus_one"])
     yield n_plus_one
+
+    connects = CounterMetricFamily(
+        "opscope_db_connections_opened_total",
+        "Database connections the requests opened themselves (psycopg.connect, not a pool).",
+        labels=[ROUTE],
+    )
+    for route, stats in routes.items():
+        if stats["connects"]:
+            connects.add_metric([route], stats["connects"])
+    yield connects
 
     labels = [ROUTE, "db_statement_fingerprint", "db_statement"]
     calls = CounterMetricFamily(

@@ -20,6 +20,7 @@ class RequestRecord:
 
     __slots__ = (
         "body_digest",
+        "connects",
         "db_count",
         "db_time",
         "error",
@@ -51,6 +52,8 @@ class RequestRecord:
         self.error: str | None = None
         self.db_time = 0.0
         self.db_count = 0
+        #: connections the request opened itself (their time is in db_time)
+        self.connects = 0
         #: (statement text, seconds) of each query, made on the first query
         self.queries: list[tuple[str, float]] | None = None
         self.serialization_time = 0.0

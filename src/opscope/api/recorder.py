@@ -60,6 +60,7 @@ class Hist:
 class RouteStats:
     __slots__ = (
         "changes",
+        "connects",
         "db",
         "exceptions",
         "keys",
@@ -78,6 +79,8 @@ class RouteStats:
         self.serialization = Hist(DURATION_BUCKETS)
         #: requests in which one statement ran `n_plus_one` times or more
         self.n_plus_one = 0
+        #: connections opened by the requests themselves (not taken from a pool)
+        self.connects = 0
         #: fingerprint -> [text, calls, seconds, n+1 requests, most repeats in one request]
         self.statements: dict[str, list[Any]] = {}
         self.exceptions: dict[str, int] = {}
@@ -96,6 +99,7 @@ class RouteStats:
             "queries": self.queries.dump(),
             "serialization": self.serialization.dump(),
             "n_plus_one": self.n_plus_one,
+            "connects": self.connects,
             "statements": {fp: list(v) for fp, v in self.statements.items()},
             "exceptions": dict(self.exceptions),
             "responses": [self.repeats, self.changes, self.private, self.keys],
@@ -213,6 +217,8 @@ class Recorder:
             stats.db.observe(record.db_time)
             stats.queries.observe(record.db_count)
             stats.serialization.observe(record.serialization_time)
+            if record.connects:
+                stats.connects += record.connects
             if record.error is not None:
                 self._exception(stats, record.error)
             if grouped is not None:

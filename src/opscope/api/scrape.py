@@ -106,6 +106,8 @@ def endpoints(samples: Samples) -> dict[str, Endpoint]:
             ep(route).queries = value
         elif name == "opscope_serialization_seconds_sum":
             ep(route).serialization_s = value
+        elif name == "opscope_db_connections_opened_total":
+            ep(route).connects = value
         elif name == "opscope_n_plus_one_total":
             ep(route).n_plus_one = value
         elif name == "opscope_unhandled_exceptions_total":
