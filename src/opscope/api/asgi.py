@@ -139,7 +139,8 @@ class Instrument:
             if cacheable:
                 if not record.private and _private(scope):
                     record.private = True
-                if 200 <= record.status < 300:
+                # an answer for one user says nothing about what others would get
+                if 200 <= record.status < 300 and not record.private:
                     key = _response_key(scope, record.vary)
             recorder.finish(
                 record,

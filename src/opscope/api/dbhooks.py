@@ -2,10 +2,10 @@
 
 - psycopg 3: `Connection.connect` (what `psycopg.connect` is), whose time is database time
   and whose count per request is kept, and `execute` and `executemany` of its cursor classes
-  (client-side, raw, server-side, sync and async) are wrapped at the class level, once per process. That covers every
-  connection however it was made: `psycopg.connect` in a handler, a psycopg_pool pool,
-  SQLAlchemy's psycopg dialect. A server-side cursor's time is its DECLARE; the fetches that
-  follow are not counted.
+  (client-side, raw, server-side, sync and async) are wrapped at the class level, once per
+  process. That covers every connection however it was made: `psycopg.connect` in a
+  handler, a psycopg_pool pool, SQLAlchemy's psycopg dialect. A server-side cursor's time is
+  its DECLARE; the fetches that follow are not counted.
 - SQLAlchemy engines on another driver (psycopg2, asyncpg through its sync adapter, pg8000,
   sqlite): the `before/after_cursor_execute` events of the Engine class. An engine on psycopg
   is left to the cursor hook, so nothing is counted twice.

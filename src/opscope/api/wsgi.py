@@ -158,7 +158,7 @@ class InstrumentWSGI:
         if cacheable:
             if not record.private and ("HTTP_AUTHORIZATION" in environ or "HTTP_COOKIE" in environ):
                 record.private = True
-            if 200 <= record.status < 300:
+            if 200 <= record.status < 300 and not record.private:
                 key = _response_key(environ, record.vary)
         self.recorder.finish(
             record,
