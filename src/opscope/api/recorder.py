@@ -246,7 +246,7 @@ class Recorder:
                 room = self.statements_per_route + (
                     self.n_plus_one_statements_extra if repeated else 0
                 )
-                if len(table) >= room:
+                if len(table) - (OTHER_STATEMENT in table) >= room:
                     fp, text = OTHER_STATEMENT, OTHER_STATEMENT
                     entry = table.get(fp)
                 if entry is None:
