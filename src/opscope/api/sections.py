@@ -22,19 +22,7 @@ TERMINAL_ROWS = 15
 
 _env = template_environment("opscope.api")
 
-COLUMNS = (
-    "route",
-    "requests",
-    "rate/s",
-    "p50",
-    "p95",
-    "p99",
-    "5xx",
-    "DB",
-    "queries",
-    "serial.",
-    "N+1",
-)
+COLUMNS = ("route", "requests", "rate/s", "p50", "p95", "p99", "5xx", "DB", "q/req", "ser.", "N+1")
 
 
 def _ms(value: Any) -> str:
@@ -109,6 +97,10 @@ class ApiSection:
         table = Table(*COLUMNS, title_justify="left", pad_edge=False, box=None)
         for col in table.columns[1:]:
             col.justify = "right"
+            col.no_wrap = True
+        # a route template is shown whole, folded over lines if it must
+        table.columns[0].overflow = "fold"
+        table.columns[0].min_width = 24
         rows = endpoint_rows(summary)
         for row in rows[:TERMINAL_ROWS]:
             table.add_row(*(Text(visible(cell)) for cell in row))
