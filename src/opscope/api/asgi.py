@@ -50,7 +50,10 @@ def _response_key(scope: Scope, vary: bytes | None) -> Hashable:
 
 
 def _private(scope: Scope) -> bool:
-    return any(k == b"authorization" or k == b"cookie" for k, _ in scope.get("headers", ()))
+    for name, _ in scope.get("headers", ()):
+        if name == b"authorization" or name == b"cookie":
+            return True
+    return False
 
 
 class Instrument:
@@ -102,7 +105,7 @@ class Instrument:
         root_path = record.root_path = scope.get("root_path", "")
         method = METHODS.get(scope["method"], OTHER_METHOD)
         recorder = self.recorder
-        recorder.begin(record, method, _route_of)
+        recorder.active[record] = (method, _route_of)  # Recorder.begin, inlined
         cacheable = method in _CACHEABLE
         if cacheable:
             record.body_digest = 0

@@ -213,10 +213,18 @@ class Recorder:
             series = self.series.get(key)
             if series is None:
                 series = self.series[key] = Hist(DURATION_BUCKETS)
-            series.observe(duration)
-            stats.db.observe(record.db_time)
-            stats.queries.observe(record.db_count)
-            stats.serialization.observe(record.serialization_time)
+            # Hist.observe, inlined: four of them per request
+            series.counts[bisect_left(DURATION_BUCKETS, duration)] += 1
+            series.sum += duration
+            hist = stats.db
+            hist.counts[bisect_left(DURATION_BUCKETS, record.db_time)] += 1
+            hist.sum += record.db_time
+            hist = stats.queries
+            hist.counts[bisect_left(QUERY_BUCKETS, record.db_count)] += 1
+            hist.sum += record.db_count
+            hist = stats.serialization
+            hist.counts[bisect_left(DURATION_BUCKETS, record.serialization_time)] += 1
+            hist.sum += record.serialization_time
             if record.connects:
                 stats.connects += record.connects
             if record.error is not None:

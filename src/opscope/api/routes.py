@@ -32,7 +32,10 @@ METHODS = {
 OTHER_METHOD = "_OTHER"
 
 _MOUNTED_CACHE_SIZE = 4096
-_mounted: dict[tuple[int, str], str] = {}
+_mounted: dict[tuple[int, str], tuple[Any, str]] = {}
+#: a route's own template by id (routes are not hashable); the route is kept with it, so its
+#: id cannot be reused by another object while the entry exists
+_plain: dict[int, tuple[Any, str]] = {}
 
 
 def _is_mount(route: Any) -> bool:
@@ -76,11 +79,17 @@ def starlette_route(scope: Scope, root_path: str) -> str:
         return UNMATCHED
     mounted = scope.get("root_path", "")
     if len(mounted) == len(root_path):
-        return _own_template(route) or UNMATCHED
+        known = _plain.get(id(route))
+        if known is not None and known[0] is route:
+            return known[1]
+        template = _own_template(route) or UNMATCHED
+        if len(_plain) < _MOUNTED_CACHE_SIZE:
+            _plain[id(route)] = (route, template)
+        return template
     key = (id(route), mounted[len(root_path) :])
     cached = _mounted.get(key)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is route:
+        return cached[1]
     router = scope.get("router")
     path = scope.get("path", "")
     if root_path and path.startswith(root_path):
@@ -88,7 +97,7 @@ def starlette_route(scope: Scope, root_path: str) -> str:
     found = _find(getattr(router, "routes", ()), path, route) if router is not None else None
     template = found or _own_template(route) or UNMATCHED
     if len(_mounted) < _MOUNTED_CACHE_SIZE:
-        _mounted[key] = template
+        _mounted[key] = (route, template)
     return template
 
 

@@ -67,6 +67,22 @@ def timed_async(method: Callable[..., Any]) -> Callable[..., Any]:
     return serialize
 
 
+def timed_response_init(init: Callable[..., Any]) -> Callable[..., Any]:
+    """`Response.__init__`, timed when it has content to render: FastAPI also makes an empty
+    Response per request for its dependencies' headers, which renders nothing."""
+    timed_init = timed(init)
+
+    @functools.wraps(init)
+    def response_init(self: Any, content: Any = None, *args: Any, **kwargs: Any) -> None:
+        if content is None:
+            init(self, content, *args, **kwargs)
+        else:
+            timed_init(self, content, *args, **kwargs)
+
+    setattr(response_init, _MARK, True)
+    return response_init
+
+
 def install_asgi() -> None:
     """Hook Starlette's responses and FastAPI's serializer, if the process has them."""
     with _lock:
@@ -74,7 +90,7 @@ def install_asgi() -> None:
         if "starlette" not in _installed and starlette is not None:
             response = starlette.Response
             if not getattr(response.__init__, _MARK, False):
-                response.__init__ = timed(response.__init__)
+                response.__init__ = timed_response_init(response.__init__)
             _installed.add("starlette")
         routing = sys.modules.get("fastapi.routing")
         if "fastapi" not in _installed and routing is not None:
