@@ -49,11 +49,11 @@ def _response_key(scope: Scope, vary: bytes | None) -> Hashable:
     return (scope.get("path", ""), query, values)
 
 
+_PRIVATE = frozenset((b"authorization", b"cookie"))
+
+
 def _private(scope: Scope) -> bool:
-    for name, _ in scope.get("headers", ()):
-        if name == b"authorization" or name == b"cookie":
-            return True
-    return False
+    return any(name in _PRIVATE for name, _ in scope.get("headers", ()))
 
 
 class Instrument:
@@ -146,14 +146,9 @@ class Instrument:
                 if 200 <= record.status < 300 and not record.private:
                     key = _response_key(scope, record.vary)
             recorder.finish(
-                record,
-                starlette_route(scope, root_path),
-                method,
-                end - record.start,
-                n_plus_one=self.n_plus_one,
-                response_key=key,
-                now=end,
-            )
+                record, starlette_route(scope, root_path), method, end - record.start,
+                self.n_plus_one, key, end,
+            )  # fmt: skip
 
     def _serves_metrics(self, scope: Scope) -> bool:
         if self.serve_metrics is None:

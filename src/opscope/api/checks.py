@@ -84,6 +84,14 @@ def _database_advice(ctx: ApiContext, e: Endpoint) -> tuple[str, dict[str, Any]]
         return text, extra
     if not top:
         return "Find which statements take the time (run it under the middleware).", {}
+    repeated = [s for s in e.statements if s.n_plus_one_requests > 0]
+    if repeated and sum(s.seconds for s in repeated) >= 0.5 * sum(s.seconds for s in e.statements):
+        return (
+            f"Most of its database time is one statement run once per item "
+            f"(`{short_query(repeated[0].text, 100)}`): fetch the rows in one query (see "
+            "n_plus_one).",
+            {},
+        )
     text = short_query(top[0].text, 100)
     if ctx.database is not None:
         note = f" ({ctx.advice_note})" if ctx.advice_note else ""
@@ -205,7 +213,7 @@ class DbHeavyEndpoint:
             if e.statements:
                 evidence["query"] = e.top_statements(1)[0].text
             recommendation, extra = _database_advice(ctx, e)
-            if queries >= 10 and not extra:
+            if queries >= 10 and not extra and not e.n_plus_one:
                 recommendation = (
                     f"It runs {queries:.0f} queries per request: fetch the rows in fewer "
                     "queries (see n_plus_one). " + recommendation

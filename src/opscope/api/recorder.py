@@ -190,7 +190,6 @@ class Recorder:
         route: str,
         method: str,
         duration: float,
-        *,
         n_plus_one: int = 5,
         response_key: Hashable | None = None,
         now: float = 0.0,

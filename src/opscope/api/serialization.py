@@ -70,14 +70,21 @@ def timed_async(method: Callable[..., Any]) -> Callable[..., Any]:
 def timed_response_init(init: Callable[..., Any]) -> Callable[..., Any]:
     """`Response.__init__`, timed when it has content to render: FastAPI also makes an empty
     Response per request for its dependencies' headers, which renders nothing."""
-    timed_init = timed(init)
 
     @functools.wraps(init)
     def response_init(self: Any, content: Any = None, *args: Any, **kwargs: Any) -> None:
-        if content is None:
+        record = CURRENT.get()
+        if content is None or record is None or record.in_serialization:
             init(self, content, *args, **kwargs)
-        else:
-            timed_init(self, content, *args, **kwargs)
+            return
+        record.in_serialization = True
+        timer = record.timer
+        start = timer()
+        try:
+            init(self, content, *args, **kwargs)
+        finally:
+            record.in_serialization = False
+            record.serialization_time += timer() - start
 
     setattr(response_init, _MARK, True)
     return response_init
