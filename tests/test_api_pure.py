@@ -24,6 +24,7 @@ from opscope.api.accesslog import (
     parse_uvicorn,
     read_logs,
 )
+from opscope.api.analyze import target_name
 from opscope.api.exposition import merge
 from opscope.api.latency import LogHistogram, bucket_quantile, quantile
 from opscope.api.probe import Outcome, ProbePlan, ProbeResult, run_probe, summarize
@@ -326,3 +327,13 @@ def test_the_probe_counts_a_refused_connection_as_an_error(tmp_path: Path) -> No
     assert (
         summary["requests"] == 5 and summary["errors"] == 5 and summary["statuses"] == {"error": 5}
     )
+
+
+def test_a_password_in_the_metrics_url_is_never_shown(tmp_path: Path) -> None:
+    done = _opscope(
+        "analyze", "api", "--metrics-url", "http://scraper:s3cret-pw@127.0.0.1:9/metrics",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "s3cret-pw" not in done.stderr and "127.0.0.1:9" in done.stderr
+    assert target_name("http://scraper:s3cret-pw@shop:8000/metrics", ()) == "shop:8000"

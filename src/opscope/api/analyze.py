@@ -51,7 +51,10 @@ def _advise(config: Config, dsn: str, name: str) -> Report:
 
 def target_name(metrics_url: str | None, access_logs: Sequence[str]) -> str:
     if metrics_url:
-        return urlsplit(metrics_url).netloc or "api"
+        # host and port only: a URL's user:password@ never names anything
+        parts = urlsplit(metrics_url)
+        host = parts.hostname or "api"
+        return f"{host}:{parts.port}" if parts.port else host
     return "api" if not access_logs else access_logs[0].rsplit("/", 1)[-1]
 
 
@@ -170,11 +173,12 @@ def analyze_api(
         own = client is None
         http = client or httpx.Client(timeout=API.of(config).timeout_s)
         try:
-            samples = parse(fetch(metrics_url, http), metrics_url)
+            shown_url = redact(metrics_url)
+            samples = parse(fetch(metrics_url, http), shown_url)
             if window_s:
-                echo(f"scraping {metrics_url} again in {window_s:g} s")
+                echo(f"scraping {shown_url} again in {window_s:g} s")
                 sleep(window_s)
-                samples = difference(samples, parse(fetch(metrics_url, http), metrics_url))
+                samples = difference(samples, parse(fetch(metrics_url, http), shown_url))
         finally:
             if own:
                 http.close()
@@ -188,7 +192,7 @@ def analyze_api(
             elapsed_s=elapsed if elapsed and elapsed > 0 else None,
             database=shown,
         )
-        contexts.append((ctx, {"metrics_url": metrics_url, "window_s": window_s}))
+        contexts.append((ctx, {"metrics_url": redact(metrics_url), "window_s": window_s}))
     if access_logs:
         agg: LogAggregate = read_logs(access_logs, log_format)
         ctx = ApiContext(

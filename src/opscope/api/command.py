@@ -37,6 +37,7 @@ from opscope.cli_common import (
 from opscope.config import Config
 from opscope.db.logs.reader import LogInputError
 from opscope.findings import Report, Target
+from opscope.redact import redact
 
 
 def analyze_api_command(
@@ -250,7 +251,7 @@ def probe_command(
         timeout_s=parse_duration(timeout, "--timeout"),
     )
     result = asyncio.run(_run_with_progress(plan))
-    name = targets[0] if len(targets) == 1 else f"{len(targets)} URLs"
+    name = redact(targets[0]) if len(targets) == 1 else f"{len(targets)} URLs"
     report = Report(targets=[Target(kind=PROBE_KIND, name=name)], summary={name: summarize(result)})
     emit(report, fmt, output, None)
 

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from opscope.api.endpoints import Endpoint, Latency, Statement
 from opscope.errors import first_line
+from opscope.redact import redact
 
 #: (sample name, sorted label pairs) -> value
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -26,11 +27,13 @@ def fetch(url: str, client: httpx.Client) -> str:
     try:
         response = client.get(url)
     except httpx.HTTPError as exc:
-        raise ScrapeError(f"cannot read {url}: {first_line(exc) or type(exc).__name__}") from None
+        raise ScrapeError(
+            f"cannot read {redact(url)}: {redact(first_line(exc)) or type(exc).__name__}"
+        ) from None
     if response.status_code != 200:
-        raise ScrapeError(f"{url} answered HTTP {response.status_code}")
+        raise ScrapeError(f"{redact(url)} answered HTTP {response.status_code}")
     if len(response.content) > _MAX_BYTES:
-        raise ScrapeError(f"{url} returned more than {_MAX_BYTES >> 20} MiB")
+        raise ScrapeError(f"{redact(url)} returned more than {_MAX_BYTES >> 20} MiB")
     return response.text
 
 
