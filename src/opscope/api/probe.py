@@ -23,6 +23,7 @@ import httpx
 
 from opscope.api.latency import bars, quantile
 from opscope.errors import first_line
+from opscope.redact import redact
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 DEFAULT_CONCURRENCY = 10
@@ -241,7 +242,7 @@ def summarize(result: ProbeResult) -> dict[str, Any]:
     if len(plan.urls) > 1:
         out["urls"] = [
             {
-                "url": url,
+                "url": redact(url),
                 **_stats([o for o in result.outcomes if o.url == i], span, plan.open_model),
             }
             for i, url in enumerate(plan.urls)
