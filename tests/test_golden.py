@@ -134,6 +134,88 @@ def _database_findings() -> list[Finding]:
     ]
 
 
+def _api_findings() -> list[Finding]:
+    index_sql = "CREATE INDEX CONCURRENTLY orders_customer_id_idx ON shop.orders (customer_id);"
+    route = "/customers/{customer_id}/orders"
+    return [
+        _f(
+            "slow_endpoint",
+            "endpoints",
+            Severity.warning,
+            route,
+            target="shop-api",
+            title=f"Slow endpoint {route}: p95 700.0 ms over 1,200 requests, 2.00/s",
+            detail="Its p95 is 700.0 ms (threshold 500.0 ms); of its time: database 92%, "
+            "serialization 1%, the handler itself 7%.",
+            evidence={"p95_ms": 700.0, "total_ms": 480000.0, "time_saved_ms": 3030.5},
+            recommendation=f"Create the index `opscope indexes advise shop` proposes: {index_sql}",
+            fix_sql=index_sql,
+        ),
+        _f(
+            "n_plus_one",
+            "endpoints",
+            Severity.warning,
+            "/customers",
+            target="shop-api",
+            title="N+1 queries on /customers: one statement ran up to 12 times in one request",
+            evidence={"query": "SELECT name FROM customers WHERE id = $1", "max_repeats": 12},
+            recommendation="Fetch the rows in one query instead of one per item: a JOIN, or "
+            "`WHERE id = ANY(%s)`; with the SQLAlchemy ORM, `selectinload`.",
+        ),
+        _f(
+            "high_error_rate_endpoint",
+            "endpoints",
+            Severity.critical,
+            "/checkout",
+            target="shop-api",
+            title="/checkout fails 100% of its requests (30 5xx of 30)",
+            recommendation="RuntimeError escaped the handler 30 times.",
+        ),
+    ]
+
+
+API_SUMMARY = {
+    "source": "metrics",
+    "metrics_url": "http://shop:8000/metrics",
+    "window_s": None,
+    "elapsed_s": 600.0,
+    "requests": 2460,
+    "endpoint_count": 3,
+    "database": "shop",
+    "endpoints": [
+        {"route": "/customers/{customer_id}/orders", "requests": 1200, "rate_per_s": 2.0,
+         "p50_ms": 310.5, "p95_ms": 700.0, "p99_ms": 950.25, "error_rate": 0.0,
+         "db_share": 0.92, "queries_per_request": 1.0, "serialization_share": 0.01,
+         "n_plus_one_requests": 0},
+        {"route": "/customers", "requests": 1230, "rate_per_s": 2.05, "p50_ms": 12.5,
+         "p95_ms": 40.0, "p99_ms": 61.0, "error_rate": 0.0, "db_share": 0.6,
+         "queries_per_request": 13.0, "serialization_share": 0.05, "n_plus_one_requests": 1230},
+        {"route": "/checkout <b>", "requests": 30, "rate_per_s": 0.05, "p50_ms": 0.5,
+         "p95_ms": 0.9, "p99_ms": 1.0, "error_rate": 1.0, "db_share": None,
+         "queries_per_request": None, "serialization_share": None, "n_plus_one_requests": None},
+    ],
+}  # fmt: skip
+
+PROBE_SUMMARY = {
+    "model": "open",
+    "rate_per_s": 50.0,
+    "concurrency": 100,
+    "method": "GET",
+    "elapsed_s": 10.02,
+    "requests": 500,
+    "errors": 5,
+    "error_rate": 0.01,
+    "throughput_per_s": 49.9,
+    "statuses": {"200": 495, "503": 5},
+    "latency_ms": {"p50": 12.5, "p90": 80.0, "p95": 150.25, "p99": 410.0, "max": 512.0,
+                   "mean": 30.1},
+    "service_ms": {"p50": 11.0, "p90": 20.0, "p95": 25.0, "p99": 300.0, "max": 305.0,
+                   "mean": 14.2},
+    "late_starts": 42,
+    "histogram": [[2.0, 8.0, 120], [8.0, 32.0, 300], [32.0, 128.0, 60], [128.0, 512.0, 20]],
+}  # fmt: skip
+
+
 def golden_report(tmp_path: Path) -> Report:
     """The fixed report: the health of one database, an explained statement, an advisor
     study, a server log and a kind no section renders, with a cause shared by two checks."""
@@ -153,6 +235,8 @@ def golden_report(tmp_path: Path) -> Report:
         Target(kind="postgresql", name="shop-explain", server_version="15.20"),
         Target(kind="postgresql", name="shop-advisor", server_version="15.20"),
         *logs.targets,
+        Target(kind="api", name="shop-api"),
+        Target(kind="api-probe", name="http://shop:8000/health"),
         Target(kind="custom", name="other"),
     ]
     report.summary = {
@@ -190,9 +274,11 @@ def golden_report(tmp_path: Path) -> Report:
             }
         },
         **logs.summary,
+        "shop-api": API_SUMMARY,
+        "http://shop:8000/health": PROBE_SUMMARY,
         "other": {"answer": 42, "flag": True, "label": "a <b>label</b>"},
     }
-    report.findings = [*_database_findings(), *logs.findings]
+    report.findings = [*_database_findings(), *logs.findings, *_api_findings()]
     report.fixes = group_fixes(report.findings, sql_changes)
     report.errors = [
         CheckError(check="slow_query", target="shop", message="pg_stat_statements is missing"),

@@ -1,0 +1,170 @@
+"""`Instrument`: pure-ASGI middleware that records, per route template, the requests by
+method and status code, their latency, the requests in flight and the exceptions that
+escaped, the database time and queries of each request with its N+1 statements, the time
+spent serializing, and for GET and HEAD a digest of the body as it streams. It serves
+/metrics itself unless the app has its own route there.
+
+    app.add_middleware(Instrument)
+
+Like Starlette's own middleware it wraps `send` and keeps its state in the call: the body
+goes through untouched, chunk by chunk, and is never buffered.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Hashable
+from typing import Any
+
+from opscope.api import dbhooks, serialization
+from opscope.api.exposition import metrics_text, register_default
+from opscope.api.record import CURRENT, RequestRecord
+from opscope.api.recorder import Recorder, default_recorder
+from opscope.api.routes import METHODS, OTHER_METHOD, starlette_route
+from opscope.api.types import ASGIApp, Message, Receive, Scope, Send, Timer
+
+_CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+_CACHEABLE = ("GET", "HEAD")
+
+
+def _route_of(record: RequestRecord) -> str | None:
+    """For a request in flight: its route once the router has matched one."""
+    scope = record.scope
+    if scope.get("route") is None:
+        return None
+    return starlette_route(scope, record.root_path)
+
+
+def _response_key(scope: Scope, vary: bytes | None) -> Hashable:
+    """What identifies a GET for the body digest: path, sorted query, and the values of the
+    request headers the response varies on."""
+    query: bytes = scope.get("query_string", b"")
+    if b"&" in query:
+        query = b"&".join(sorted(query.split(b"&")))
+    if not vary:
+        return (scope.get("path", ""), query)
+    names = {n.strip().lower() for n in vary.split(b",")}
+    values = tuple(sorted((k, v) for k, v in scope.get("headers", ()) if k in names))
+    return (scope.get("path", ""), query, values)
+
+
+_PRIVATE = frozenset((b"authorization", b"cookie"))
+
+
+def _private(scope: Scope) -> bool:
+    return any(name in _PRIVATE for name, _ in scope.get("headers", ()))
+
+
+class Instrument:
+    """ASGI middleware; every argument is optional.
+
+    `metrics_path`: where /metrics is served (None: nowhere; an app's own route there wins).
+    `n_plus_one`: a statement run this many times in one request is an N+1.
+    `recorder`: where figures go (default: the process's, shared by every app in it).
+    `timer`: the clock durations are read from (monotonic seconds).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics_path: str | None = "/metrics",
+        n_plus_one: int = 5,
+        recorder: Recorder | None = None,
+        timer: Timer = time.perf_counter,
+    ) -> None:
+        self.app = app
+        self.metrics_path = metrics_path
+        self.n_plus_one = n_plus_one
+        self.default = recorder is None
+        self.recorder = recorder or default_recorder()
+        self.timer = timer
+        #: None until the first request for metrics_path tells whether the app has a route
+        self.serve_metrics: bool | None = None
+        self.hooked = False
+        dbhooks.install()
+        serialization.install_asgi()
+        if self.default and self.recorder.multiprocess_dir is None:
+            register_default(self.recorder)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self.hooked:
+            # the app has imported what it uses by its first request (SQLAlchemy, FastAPI)
+            self.hooked = True
+            dbhooks.install()
+            serialization.install_asgi()
+        if scope["path"] == self.metrics_path and self._serves_metrics(scope):
+            await self._metrics(send)
+            return
+        timer = self.timer
+        record = RequestRecord(scope, timer(), timer)
+        root_path = record.root_path = scope.get("root_path", "")
+        method = METHODS.get(scope["method"], OTHER_METHOD)
+        recorder = self.recorder
+        recorder.active[record] = (method, _route_of)  # Recorder.begin, inlined
+        cacheable = method in _CACHEABLE
+        if cacheable:
+            record.body_digest = 0
+
+        async def send_wrapper(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.body":
+                if cacheable:
+                    body = message.get("body", b"")
+                    if body:
+                        record.body_digest = zlib.crc32(body, record.body_digest or 0)
+            elif kind == "http.response.start":
+                record.status = message["status"]
+                if cacheable:
+                    for name, value in message.get("headers", ()):
+                        if name == b"set-cookie":
+                            record.private = True
+                        elif name == b"vary":
+                            record.vary = value
+            await send(message)
+
+        token = CURRENT.set(record)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            record.error = type(exc).__name__
+            if not record.status:
+                record.status = 500  # what the server answers for it
+            raise
+        finally:
+            end = timer()
+            CURRENT.reset(token)
+            key = None
+            if cacheable:
+                if not record.private and _private(scope):
+                    record.private = True
+                # an answer for one user says nothing about what others would get
+                if 200 <= record.status < 300 and not record.private:
+                    key = _response_key(scope, record.vary)
+            recorder.finish(
+                record, starlette_route(scope, root_path), method, end - record.start,
+                self.n_plus_one, key, end,
+            )  # fmt: skip
+
+    def _serves_metrics(self, scope: Scope) -> bool:
+        if self.serve_metrics is None:
+            self.serve_metrics = not _app_has_route(scope.get("app"), scope["path"])
+        return self.serve_metrics
+
+    async def _metrics(self, send: Send) -> None:
+        body = metrics_text(self.recorder, include_default=self.default)
+        headers = [(b"content-type", _CONTENT_TYPE), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _app_has_route(app: Any, path: str) -> bool:
+    """A Starlette/FastAPI app declares a route (or a mount) at `path` itself."""
+    routes: Any = getattr(app, "routes", None) or getattr(
+        getattr(app, "router", None), "routes", None
+    )
+    return any(getattr(r, "path", None) in (path, path.rstrip("/")) for r in routes or ())

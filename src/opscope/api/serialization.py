@@ -1,0 +1,119 @@
+"""Serialization time: turning the handler's return value into the response body, timed apart
+from the handler.
+
+- FastAPI: `fastapi.routing.serialize_response` (response-model validation and encoding,
+  pydantic's JSON fast path included), which the request handler looks up in its module on
+  every call, and the construction of every Starlette `Response` made during a request
+  (`Response.__init__` renders the body: `JSONResponse`'s json.dumps, any subclass's
+  `render`, an `ORJSONResponse`'s too). A response the handler builds itself counts as well:
+  rendering it is serialization.
+- Flask: the app's JSON provider's `response` (what `jsonify` and returning a dict or list
+  call), wrapped on that app's provider instance, whatever its class (an orjson provider
+  too).
+
+Both are hooked once; outside a request they cost one context-variable read.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opscope.api.record import CURRENT
+
+_lock = threading.Lock()
+_installed: set[str] = set()
+_MARK = "__opscope_wrapped__"
+
+
+def timed(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def serialize(*args: Any, **kwargs: Any) -> Any:
+        record = CURRENT.get()
+        if record is None or record.in_serialization:
+            return method(*args, **kwargs)
+        record.in_serialization = True
+        timer = record.timer
+        start = timer()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            record.in_serialization = False
+            record.serialization_time += timer() - start
+
+    setattr(serialize, _MARK, True)
+    return serialize
+
+
+def timed_async(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def serialize(*args: Any, **kwargs: Any) -> Any:
+        record = CURRENT.get()
+        if record is None or record.in_serialization:
+            return await method(*args, **kwargs)
+        record.in_serialization = True
+        timer = record.timer
+        start = timer()
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            record.in_serialization = False
+            record.serialization_time += timer() - start
+
+    setattr(serialize, _MARK, True)
+    return serialize
+
+
+def timed_response_init(init: Callable[..., Any]) -> Callable[..., Any]:
+    """`Response.__init__`, timed when it has content to render: FastAPI also makes an empty
+    Response per request for its dependencies' headers, which renders nothing."""
+
+    @functools.wraps(init)
+    def response_init(self: Any, content: Any = None, *args: Any, **kwargs: Any) -> None:
+        record = CURRENT.get()
+        if content is None or record is None or record.in_serialization:
+            init(self, content, *args, **kwargs)
+            return
+        record.in_serialization = True
+        timer = record.timer
+        start = timer()
+        try:
+            init(self, content, *args, **kwargs)
+        finally:
+            record.in_serialization = False
+            record.serialization_time += timer() - start
+
+    setattr(response_init, _MARK, True)
+    return response_init
+
+
+def install_asgi() -> None:
+    """Hook Starlette's responses and FastAPI's serializer, if the process has them."""
+    with _lock:
+        starlette = sys.modules.get("starlette.responses")
+        if "starlette" not in _installed and starlette is not None:
+            response = starlette.Response
+            if not getattr(response.__init__, _MARK, False):
+                response.__init__ = timed_response_init(response.__init__)
+            _installed.add("starlette")
+        routing = sys.modules.get("fastapi.routing")
+        if "fastapi" not in _installed and routing is not None:
+            serialize = getattr(routing, "serialize_response", None)
+            if serialize is not None and not getattr(serialize, _MARK, False):
+                setattr(routing, "serialize_response", timed_async(serialize))  # noqa: B010
+            _installed.add("fastapi")
+
+
+def install_flask(app: Any) -> bool:
+    """Hook a Flask app's JSON provider; False when `app` has none."""
+    provider = getattr(app, "json", None)
+    response = getattr(provider, "response", None)
+    if response is None:
+        return False
+    if not getattr(response, _MARK, False):
+        # an attribute of the instance, so only this app's provider is wrapped
+        provider.response = timed(response)  # type: ignore[union-attr]
+    return True
