@@ -71,16 +71,17 @@ def _chart(facts: RunFacts, label: str) -> dict[str, Any]:
 
 
 def chart_data(stats: DagStats, count: int) -> list[dict[str, Any]]:
-    """The latest finished run of the DAG, and its slowest successful one when that is
-    another, up to `count` charts."""
+    """The latest finished run of the DAG, and its slowest successful one when that took
+    longer (by 5% or more), up to `count` charts."""
     if count <= 0:
         return []
     recent = stats.recent_runs
     chosen: list[tuple[RunFacts, str]] = []
     if recent:
         chosen.append((recent[-1], "latest"))
-    if stats.slowest is not None and all(stats.slowest is not f for f, _ in chosen):
-        chosen.append((stats.slowest, "slowest"))
+    slowest = stats.slowest
+    if slowest is not None and all(slowest.wall > f.wall * 1.05 for f, _ in chosen):
+        chosen.append((slowest, "slowest"))
     return [_chart(f, label) for f, label in chosen[:count]]
 
 

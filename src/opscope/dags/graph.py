@@ -79,7 +79,9 @@ def critical_path(durations: Mapping[str, float], edges: Iterable[tuple[str, str
     lf: dict[str, float] = {}
     for node in reversed(order):
         lf[node] = min((lf[s] - max(0.0, durations[s]) for s in succs[node]), default=length)
-    slack = {n: max(0.0, lf[n] - ef[n]) for n in durations}
+    # float sums leave a critical task a slack of 1e-15 or so: that is none
+    tolerance = EPSILON * max(1.0, length)
+    slack = {n: lf[n] - ef[n] if lf[n] - ef[n] > tolerance else 0.0 for n in durations}
     # walk back from the job that ends last, each time to the upstream job that ended last;
     # ties go to the one declared first, so the same run always gives the same path
     position = {n: i for i, n in enumerate(durations)}

@@ -1,7 +1,7 @@
 """DAGs with known sleeps, run by a real scheduler in the integration tier.
 
-tests/airflow/expected.py says what each one does; keep the two in step (the metadata cache
-is keyed by this file's hash, so changing it regenerates the runs).
+tests/airflow_tier/expected.py says what each one does; keep the two in step (the metadata
+cache is keyed by this file's hash, so changing it regenerates the runs).
 """
 
 from __future__ import annotations
@@ -110,3 +110,25 @@ with DAG("opscope_mapped", schedule=None, start_date=START, catchup=False, defau
         _sleep(1)
 
     total(work.expand(item=items()))
+
+
+# three 1 s tasks that could run side by side, in a pool of one slot (made by the harness)
+with DAG("opscope_narrow", schedule=None, start_date=START, catchup=False, default_args=ARGS):
+
+    @task(pool="opscope_narrow")
+    def left() -> None:
+        _sleep(1)
+
+    @task(pool="opscope_narrow")
+    def middle() -> None:
+        _sleep(1)
+
+    @task(pool="opscope_narrow")
+    def right() -> None:
+        _sleep(1)
+
+    @task
+    def gather() -> None:
+        _sleep(1)
+
+    [left(), middle(), right()] >> gather()
