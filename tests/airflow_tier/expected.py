@@ -44,5 +44,5 @@ NARROW_POOL = ("opscope_narrow", 1)
 
 #: how much longer than its sleep a task may take: starting a task costs Airflow up to a few
 #: seconds on a loaded machine, a failing one more (the traceback, the failure callbacks)
-SLACK_S = 5.0
-FAILED_SLACK_S = 9.0
+SLACK_S = 12.0
+FAILED_SLACK_S = 15.0

@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from opscope.dags.graph import CycleError
-from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Dag, Pipeline, Run
-from opscope.dags.runs import RunFacts, facts_of
+from opscope.dags.graph import CycleError, Plan
+from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Dag, Graph, Pipeline, Run
+from opscope.dags.runs import RunFacts, facts_of, plan_for
 from opscope.dags.stats import Sample
 
 Progress = Callable[[int, int | None], None]
@@ -100,7 +100,7 @@ class PoolStats:
     ready: array[float] = field(default_factory=lambda: array("d"))
     start: array[float] = field(default_factory=lambda: array("d"))
     end: array[float] = field(default_factory=lambda: array("d"))
-    slots_used: array[int] = field(default_factory=lambda: array("l"))
+    slots_used: array[int] = field(default_factory=lambda: array("q"))
     dags: Counter[str] = field(default_factory=Counter)
 
 
@@ -196,13 +196,20 @@ def aggregate(
     analysis = Analysis(dags=dags, pools=pools, notes=list(pipeline.notes))
     tries = 0
     runs: Iterable[Run] = pipeline.runs
+    plans: dict[int, tuple[Graph, Plan | None]] = {}
     for run in runs:
         stats = dags.get(run.dag_id)
         if stats is None:
             stats = dags[run.dag_id] = DagStats(run.dag_id, pipeline.dags.get(run.dag_id))
         graph = stats.dag.graph_for(run.dag_version) if stats.dag is not None else None
+        plan = None
+        if graph is not None:
+            known = plans.get(id(graph))
+            if known is None:
+                known = plans[id(graph)] = (graph, plan_for(graph))
+            plan = known[1]
         try:
-            facts = facts_of(run, graph)
+            facts = facts_of(run, graph, plan)
         except CycleError:
             stats.cyclic_runs += 1
             facts = facts_of(run, None)

@@ -9,10 +9,13 @@ from opscope.dags.aggregate import Analysis, DagStats
 from opscope.dags.graph import list_schedule
 from opscope.dags.runs import job_graph
 from opscope.dags.settings import DagThresholds
-from opscope.dags.simulate import Simulation, TaskTime, WhatIf, simulate
+from opscope.dags.simulate import Simulation, TaskTime, WhatIf, baseline_of, simulate
 from opscope.dags.stats import median
 
 KIND = "dags"
+#: the latest runs a check replays for its advice: a few are enough for a median, and each
+#: replay of a large DAG costs milliseconds
+ADVICE_RUNS = 5
 
 
 @dataclass
@@ -48,7 +51,7 @@ class DagsContext:
         return [self.analysis.dags[k] for k in sorted(self.analysis.dags)]
 
     def what_if(self, stats: DagStats, what_if: WhatIf) -> Simulation | None:
-        recent = stats.recent_success
+        recent = stats.recent_success[-ADVICE_RUNS:]
         if not recent:
             return None
         return simulate(stats.dag_id, recent, what_if)
@@ -63,11 +66,11 @@ class DagsContext:
 
 
 def _parallelism(stats: DagStats) -> Parallelism | None:
-    recent = stats.recent_success
+    recent = stats.recent_success[-ADVICE_RUNS:]
     if not recent:
         return None
     graphs = [(f, *job_graph(f)) for f in recent]
-    own = [list_schedule(jobs, edges, max(1, f.concurrency)) for f, jobs, edges in graphs]
+    own = [baseline_of(f) for f in recent]
     unlimited = [list_schedule(jobs, edges, None) for _, jobs, edges in graphs]
     used = sorted(max(1, f.concurrency) for f in recent)[len(recent) // 2]
     target = (median(unlimited) or 0.0) * 1.05

@@ -7,7 +7,7 @@ job not in `durations` are ignored (a task removed from the DAG since the run)."
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 #: two finish times closer than this are equal (float sums of durations)
@@ -184,3 +184,62 @@ def max_overlap(intervals: Iterable[tuple[float, float, int]]) -> int:
         current += delta
         best = max(best, current)
     return best
+
+
+class Plan:
+    """A graph's topological order and adjacency as indexes: built once per DAG version and
+    reused for the critical path of each of its runs."""
+
+    def __init__(self, nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> None:
+        order, preds, succs = topological_order(dict.fromkeys(nodes, 0.0), edges)
+        self.nodes = list(nodes)
+        self.index = {n: i for i, n in enumerate(self.nodes)}
+        self.order = [self.index[n] for n in order]
+        self.preds = [[self.index[p] for p in preds[n]] for n in self.nodes]
+        self.succs = [[self.index[s] for s in succs[n]] for n in self.nodes]
+        #: upstream task names of each task that has some
+        self.upstream = {n: list(preds[n]) for n in self.nodes if preds[n]}
+
+    def critical_path(self, durations: Sequence[float]) -> CriticalPath:
+        """`critical_path` of these nodes with `durations` in node order."""
+        n = len(self.nodes)
+        if n == 0:
+            return CriticalPath(0.0, (), {}, {})
+        d = [x if x > 0 else 0.0 for x in durations]
+        es = [0.0] * n
+        ef = [0.0] * n
+        preds, succs = self.preds, self.succs
+        for v in self.order:
+            best = 0.0
+            for p in preds[v]:
+                if ef[p] > best:
+                    best = ef[p]
+            es[v] = best
+            ef[v] = best + d[v]
+        length = max(ef)
+        lf = [length] * n
+        for v in reversed(self.order):
+            best = length
+            for s in succs[v]:
+                ls = lf[s] - d[s]
+                if ls < best:
+                    best = ls
+            lf[v] = best
+        tolerance = EPSILON * max(1.0, length)
+        nodes = self.nodes
+        slack = {}
+        for i in range(n):
+            gap = lf[i] - ef[i]
+            slack[nodes[i]] = gap if gap > tolerance else 0.0
+        node = min(i for i in range(n) if ef[i] >= length - EPSILON)
+        path = [node]
+        while preds[node]:
+            best = max(ef[p] for p in preds[node])
+            if best < es[node] - EPSILON:
+                break
+            node = min(p for p in preds[node] if ef[p] >= best - EPSILON)
+            path.append(node)
+        path.reverse()
+        return CriticalPath(
+            length, tuple(nodes[i] for i in path), dict(zip(nodes, es, strict=True)), slack
+        )

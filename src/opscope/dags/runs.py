@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from opscope.dags.graph import CriticalPath, critical_path, max_overlap
+from opscope.dags.graph import CriticalPath, CycleError, Plan, critical_path, max_overlap
 from opscope.dags.model import Graph, Run, TaskTry
 
 
@@ -39,6 +39,10 @@ class TaskFacts:
     in_queue: float | None = None
     #: each instance's span, by map index, for the simulator
     spans: dict[int, float] = field(default_factory=dict)
+    #: the scheduled, queued and start times of its earliest first try
+    first_scheduled: float | None = None
+    first_queued: float | None = None
+    first_start: float | None = None
 
     @property
     def span(self) -> float:
@@ -68,9 +72,22 @@ class RunFacts:
     wall: float
     #: task time summed: the work, had it all run on one slot
     work: float
-    #: most task tries running at one moment
-    concurrency: int
     start: float | None
+    #: the list scheduler's replay of the run as it ran, once computed
+    baseline: float | None = None
+    _concurrency: int | None = None
+
+    @property
+    def concurrency(self) -> int:
+        """Most task tries running at one moment (computed when first asked: only the runs
+        kept for replays need it)."""
+        if self._concurrency is None:
+            self._concurrency = max_overlap(
+                (t.start, t.end, 1)
+                for t in self.run.tries
+                if t.start is not None and t.end is not None
+            )
+        return self._concurrency
 
     @property
     def critical_wait(self) -> float:
@@ -78,24 +95,116 @@ class RunFacts:
         return sum(self.tasks[t].wait or 0.0 for t in self.critical.path)
 
 
-def _instances(tries: list[TaskTry]) -> dict[tuple[str, int], list[TaskTry]]:
-    out: dict[tuple[str, int], list[TaskTry]] = {}
-    for t in tries:
-        out.setdefault((t.task_id, t.map_index), []).append(t)
-    return out
-
-
-def facts_of(run: Run, graph: Graph | None) -> RunFacts:
+def facts_of(run: Run, graph: Graph | None, plan: Plan | None = None) -> RunFacts:
+    """The facts of `run` on `graph`; `plan` is the graph's precomputed order (from
+    `plan_for`), which saves rebuilding it for every run."""
     tasks: dict[str, TaskFacts] = {}
+    pools = graph.pools if graph is not None else {}
     if graph is not None:
         for task_id in graph.tasks:
-            tasks[task_id] = TaskFacts(task_id, pool=graph.pools.get(task_id))
-    first_queued: dict[str, tuple[float | None, float | None, float | None]] = {}
-    for (task_id, map_index), tries in _instances(run.tries).items():
-        tries.sort(key=lambda t: t.try_number)
+            tasks[task_id] = TaskFacts(task_id, pool=pools.get(task_id))
+    by_task: dict[str, list[TaskTry]] = {}
+    for t in run.tries:
+        group = by_task.get(t.task_id)
+        if group is None:
+            by_task[t.task_id] = [t]
+        else:
+            group.append(t)
+    for task_id, tries in by_task.items():
         facts = tasks.get(task_id)
         if facts is None:
             facts = tasks[task_id] = TaskFacts(task_id)
+        if len(tries) == 1:
+            _one_try(facts, tries[0])
+        else:
+            _many_tries(facts, tries)
+    edges = graph.edges if graph is not None else frozenset()
+    upstream: dict[str, list[str]] = (
+        plan.upstream if plan is not None and len(plan.nodes) == len(tasks) else {}
+    )
+    for a, b in edges if not upstream else ():
+        if a in tasks and b in tasks:
+            ups_of = upstream.get(b)
+            if ups_of is None:
+                upstream[b] = [a]
+            else:
+                ups_of.append(a)
+    starts = [f.start for f in tasks.values() if f.start is not None]
+    ends = [f.end for f in tasks.values() if f.end is not None]
+    run_start = run.start if run.start is not None else (min(starts) if starts else None)
+    for task_id, facts in tasks.items():
+        ups = upstream.get(task_id)
+        if ups:
+            latest = 0.0
+            for u in ups:
+                end = tasks[u].end
+                if end is None:
+                    break
+                if end > latest:
+                    latest = end
+            else:
+                facts.ready = latest
+        else:
+            facts.ready = run_start
+        if facts.first_queued is not None and facts.start is not None:
+            scheduled = facts.first_scheduled
+            since = scheduled if scheduled is not None else facts.ready
+            facts.in_queue = max(0.0, (facts.first_start or facts.start) - facts.first_queued)
+            if since is not None:
+                facts.to_queue = max(0.0, facts.first_queued - since)
+    if plan is not None and len(plan.nodes) == len(tasks):
+        critical = plan.critical_path([tasks[n].span for n in plan.nodes])
+    else:
+        critical = critical_path({t: f.span for t, f in tasks.items()}, edges)
+    if run.duration is not None:
+        wall = run.duration
+    elif starts and ends:
+        wall = max(0.0, max(ends) - min(starts))
+    else:
+        wall = 0.0
+    return RunFacts(
+        run=run,
+        tasks=tasks,
+        edges=edges,
+        mapped=graph.mapped if graph is not None else frozenset(),
+        critical=critical,
+        wall=wall,
+        work=sum(f.busy for f in tasks.values()),
+        start=run_start,
+    )
+
+
+def plan_for(graph: Graph | None) -> Plan | None:
+    if graph is None:
+        return None
+    try:
+        return Plan(graph.tasks, graph.edges)
+    except CycleError:
+        return None
+
+
+def _one_try(facts: TaskFacts, t: TaskTry) -> None:
+    """The common case: an unmapped task tried once."""
+    facts.instances = 1
+    facts.tries = 1
+    facts.state = t.state
+    if t.pool:
+        facts.pool = t.pool
+    facts.pool_slots = t.pool_slots
+    if t.start is not None and t.end is not None:
+        span = t.end - t.start if t.end > t.start else 0.0
+        facts.spans[t.map_index] = span
+        facts.start, facts.end = t.start, t.end
+        facts.busy = span
+    facts.first_scheduled, facts.first_queued, facts.first_start = t.scheduled, t.queued, t.start
+
+
+def _many_tries(facts: TaskFacts, all_tries: list[TaskTry]) -> None:
+    instances: dict[int, list[TaskTry]] = {}
+    for t in all_tries:
+        instances.setdefault(t.map_index, []).append(t)
+    for map_index, tries in instances.items():
+        tries.sort(key=lambda t: t.try_number)
         facts.instances += 1
         facts.tries += len(tries)
         facts.retries += len(tries) - 1
@@ -117,54 +226,9 @@ def facts_of(run: Run, graph: Graph | None) -> RunFacts:
             facts.retry_cost += max(0.0, last_start - first)
         facts.busy += sum(t.duration for t in tries)
         head = tries[0]
-        known = first_queued.get(task_id)
-        if head.start is not None and (known is None or (known[2] or 0) > head.start):
-            first_queued[task_id] = (head.scheduled, head.queued, head.start)
-    edges = graph.edges if graph is not None else frozenset()
-    upstream: dict[str, list[str]] = {}
-    for a, b in edges:
-        if a in tasks and b in tasks:
-            upstream.setdefault(b, []).append(a)
-    starts = [f.start for f in tasks.values() if f.start is not None]
-    ends = [f.end for f in tasks.values() if f.end is not None]
-    run_start = run.start if run.start is not None else (min(starts) if starts else None)
-    for task_id, facts in tasks.items():
-        ups = [tasks[u].end for u in upstream.get(task_id, ())]
-        if ups and all(e is not None for e in ups):
-            facts.ready = max(e for e in ups if e is not None)
-        elif not ups:
-            facts.ready = run_start
-        timing = first_queued.get(task_id)
-        if timing is None:
-            continue
-        scheduled, queued, start = timing
-        if queued is not None and start is not None:
-            since = scheduled if scheduled is not None else facts.ready
-            facts.in_queue = max(0.0, start - queued)
-            if since is not None:
-                facts.to_queue = max(0.0, queued - since)
-    spans = {t: f.span for t, f in tasks.items()}
-    critical = critical_path(spans, edges)
-    if run.duration is not None:
-        wall = run.duration
-    elif starts and ends:
-        wall = max(0.0, max(ends) - min(starts))
-    else:
-        wall = 0.0
-    concurrency = max_overlap(
-        (t.start, t.end, 1) for t in run.tries if t.start is not None and t.end is not None
-    )
-    return RunFacts(
-        run=run,
-        tasks=tasks,
-        edges=edges,
-        mapped=graph.mapped if graph is not None else frozenset(),
-        critical=critical,
-        wall=wall,
-        work=sum(f.busy for f in tasks.values()),
-        concurrency=concurrency,
-        start=run_start,
-    )
+        if head.start is not None and (facts.first_start is None or facts.first_start > head.start):
+            facts.first_scheduled, facts.first_queued = head.scheduled, head.queued
+            facts.first_start = head.start
 
 
 def job_graph(

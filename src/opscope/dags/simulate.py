@@ -83,11 +83,18 @@ def _overrides(what_if: WhatIf, facts: RunFacts) -> dict[str, Callable[[float], 
     return {t: change.apply for t, change in what_if.tasks.items() if t in facts.tasks}
 
 
+def baseline_of(facts: RunFacts) -> float:
+    """The replay of the run as it ran (memoized on it: every what-if starts from it)."""
+    if facts.baseline is None:
+        jobs, edges = job_graph(facts)
+        facts.baseline = list_schedule(jobs, edges, max(1, facts.concurrency))
+    return facts.baseline
+
+
 def simulate_run(facts: RunFacts, what_if: WhatIf) -> SimulatedRun:
     own = max(1, facts.concurrency)
     slots = what_if.slots or own
-    jobs, edges = job_graph(facts)
-    baseline = list_schedule(jobs, edges, own)
+    baseline = baseline_of(facts)
     changed_jobs, changed_edges = job_graph(facts, _overrides(what_if, facts), what_if.dropped)
     expected = list_schedule(changed_jobs, changed_edges, slots)
     return SimulatedRun(facts.run.run_id, facts.wall, slots, baseline, expected)

@@ -1,10 +1,10 @@
-"""Small statistics on durations: quantiles, a bounded sample, a trend, and the change point
+"""Small statistics on durations: quantiles, a packed series, a trend, and the change point
 of a series (where its level moved for good)."""
 
 from __future__ import annotations
 
 import math
-import random
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,37 +25,30 @@ def median(values: Sequence[float]) -> float | None:
 
 
 class Sample:
-    """Up to `size` values of a series, chosen uniformly (reservoir sampling with a fixed
-    seed, so a report is the same on every run): exact while the series is shorter, and
-    bounded in memory however long it grows."""
+    """The values of one series (a task's spans, waits...), packed as doubles: 8 bytes a
+    value, and as many values as the history window (`dags.history.max_runs`) lets in."""
 
-    __slots__ = ("_rng", "count", "size", "total", "values")
+    __slots__ = ("add", "values")
 
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.values: list[float] = []
-        self.count = 0
-        self.total = 0.0
-        self._rng: random.Random | None = None
+    def __init__(self) -> None:
+        self.values: array[float] = array("d")
+        #: the bound append of `values`: called once per task and run, so no method of ours
+        self.add = self.values.append
 
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        if len(self.values) < self.size:
-            self.values.append(value)
-            return
-        if self._rng is None:
-            self._rng = random.Random(self.size)
-        slot = self._rng.randrange(self.count)
-        if slot < self.size:
-            self.values[slot] = value
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+    @property
+    def total(self) -> float:
+        return math.fsum(self.values)
 
     def quantile(self, q: float) -> float | None:
         return quantile(self.values, q)
 
     @property
     def mean(self) -> float | None:
-        return self.total / self.count if self.count else None
+        return self.total / len(self.values) if self.values else None
 
 
 def trend_per_day(times: Sequence[float], values: Sequence[float]) -> float | None:

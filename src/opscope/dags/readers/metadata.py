@@ -279,20 +279,23 @@ class MetadataReader:
         conn = self.runner.conn
         try:
             with conn.transaction(), conn.cursor(name="opscope_task_tries") as cur:
-                cur.itersize = FETCH_ROWS
                 self.runner.queries_sent += 1
                 cur.execute(query, self.selection.params())
                 current: int | None = None
                 rows: list[tuple[Any, ...]] = []
-                for row in cur:
-                    key = row[0]
-                    if key != current:
-                        if current is not None:
-                            yield from self._before(pending, current, runs)
-                            yield _assemble(runs[current], rows, schema.has_history)
-                            read += len(rows)
-                        current, rows = key, []
-                    rows.append(row)
+                while True:
+                    batch = cur.fetchmany(FETCH_ROWS)
+                    if not batch:
+                        break
+                    for row in batch:
+                        key = row[0]
+                        if key != current:
+                            if current is not None:
+                                yield from self._before(pending, current, runs)
+                                yield _assemble(runs[current], rows, schema.has_history)
+                                read += len(rows)
+                            current, rows = key, []
+                        rows.append(row)
                 if current is not None:
                     yield from self._before(pending, current, runs)
                     yield _assemble(runs[current], rows, schema.has_history)
