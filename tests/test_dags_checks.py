@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from opscope.dags.analyze import analyze_dags
 from opscope.dags.settings import DagsSettings, DagThresholds, dags_config
@@ -269,3 +270,51 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], message: str, tmp_pat
     assert len(lines) == 1 and lines[0].startswith("opscope: error: ") and message in lines[0], (
         lines
     )
+
+
+def test_the_airflow_config_section(tmp_path: Path) -> None:
+    config = tmp_path / "opscope.yaml"
+    config.write_text(
+        "airflow:\n"
+        "  prod:\n"
+        "    url: http://127.0.0.1:9/\n"
+        "    token: ${AF_TOKEN}\n"
+        "    thresholds: {slow_dag_s: 60}\n"
+        "  files:\n"
+        "    db: postgresql://reader:hunter2@127.0.0.1:9/airflow\n"
+        "dags:\n"
+        "  history: {max_runs: 50}\n"
+    )
+    env = {**os.environ, "AF_TOKEN": "tok-3f9a7c"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "opscope", "config", "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "tok-3f9a7c" not in shown.stdout and "hunter2" not in shown.stdout
+    data = yaml.safe_load(shown.stdout)
+    assert data["airflow"]["prod"]["token"] == "********"
+    assert data["airflow"]["prod"]["thresholds"] == {"slow_dag_s": 60.0}
+    assert data["dags"]["history"]["max_runs"] == 50
+    (tmp_path / "bad.yaml").write_text("airflow:\n  prod:\n    token: x\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "opscope", "config", "check", "-c", str(tmp_path / "bad.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2
+    assert "give db: (the metadata database) or url: (the API server)" in bad.stderr
+    # an unreachable API server named in the config is one line, the token nowhere
+    down = subprocess.run(
+        [sys.executable, "-m", "opscope", "analyze", "dags", "prod", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert down.returncode == 2 and "tok-3f9a7c" not in down.stderr + down.stdout
+    assert down.stderr.startswith("opscope: error: cannot reach http://127.0.0.1:9")

@@ -6,6 +6,7 @@ the few kept whole), and every series keeps at most a fixed sample."""
 
 from __future__ import annotations
 
+import gc
 import heapq
 from array import array
 from collections import Counter
@@ -39,10 +40,9 @@ class TaskStats:
     failures: int = 0
     pool: str | None = None
     instances: int = 0
-    #: (index among the DAG's successful runs, span) of each successful run it ran in: what
-    #: tells which task moved when the DAG's duration did
-    success_index: array[int] = field(default_factory=lambda: array("l"))
-    success_span: array[float] = field(default_factory=lambda: array("d"))
+    #: the index among the DAG's successful runs of each value of `span`: what tells which
+    #: task moved when the DAG's duration did
+    success_index: array[int] = field(default_factory=lambda: array("q"))
 
 
 @dataclass
@@ -115,19 +115,30 @@ class Analysis:
 
 
 def _add_run(stats: DagStats, facts: RunFacts, pools: dict[str, PoolStats], keep: int) -> None:
+    """Count one run in its DAG's and its pools' figures. Called once per run with every
+    task of it: written for speed (locals, no property calls), the one hot loop there is."""
     run = facts.run
+    state = run.state
     stats.runs += 1
-    stats.states[run.state or "unknown"] += 1
+    stats.states[state or "unknown"] += 1
     when = run.when
     if when is not None:
         stats.first_when = when if stats.first_when is None else min(stats.first_when, when)
         stats.last_when = when if stats.last_when is None else max(stats.last_when, when)
-    finished = run.state in FINISHED_RUN_STATES
+    success = state == "success"
+    failed = state == "failed"
+    wall = facts.wall
+    slack = facts.critical.slack
+    index = len(stats.success_when)
+    tasks = stats.tasks
+    used: dict[str, int] = {}
     for task_id, task in facts.tasks.items():
-        pool = task.pool or DEFAULT_POOL
-        if task.instances == 0:
+        if not task.instances:
             continue
-        ts = stats.task(task_id)
+        ts = tasks.get(task_id)
+        if ts is None:
+            ts = tasks[task_id] = TaskStats(task_id)
+        pool = task.pool or DEFAULT_POOL
         ts.runs += 1
         ts.pool = pool
         ts.instances += task.instances
@@ -139,48 +150,50 @@ def _add_run(stats: DagStats, facts: RunFacts, pools: dict[str, PoolStats], keep
             ts.to_queue.add(task.to_queue)
         if task.in_queue is not None:
             ts.in_queue.add(task.in_queue)
-        if task.wait is not None:
-            ts.wait.add(task.wait)
-        if task.state == "failed" and run.state == "failed":
+        if failed and task.state == "failed":
             ts.failures += 1
             stats.failing_tasks[task_id] += 1
-        if task.start is not None and task.end is not None:
-            pool_stats = pools.get(pool)
-            if pool_stats is None:
-                pool_stats = pools[pool] = PoolStats(pool, None)
-            since = task.ready if task.ready is not None else task.start
-            pool_stats.ready.append(min(since, task.start))
-            pool_stats.start.append(task.start)
-            pool_stats.end.append(task.end)
-            pool_stats.slots_used.append(max(1, task.pool_slots))
-            pool_stats.dags[stats.dag_id] += 1
-    if run.state == "failed" and when is not None:
-        stats.last_failure = when if stats.last_failure is None else max(stats.last_failure, when)
-    if not finished:
-        return
-    if run.state == "success":
-        index = len(stats.success_when)
-        stats.success_when.append(when or 0.0)
-        stats.success_duration.append(facts.wall)
-        stats.success_version.append(run.dag_version)
-        for task_id, task in facts.tasks.items():
-            if task.instances == 0 or task.start is None:
-                continue
-            ts = stats.task(task_id)
-            ts.span.add(task.span)
+        start, end = task.start, task.end
+        if start is None or end is None:
+            continue
+        ready = task.ready
+        if ready is not None:
+            ts.wait.add(start - ready if start > ready else 0.0)
+        else:
+            ready = start
+        pool_stats = pools.get(pool)
+        if pool_stats is None:
+            pool_stats = pools[pool] = PoolStats(pool, None)
+        pool_stats.ready.append(ready if ready < start else start)
+        pool_stats.start.append(start)
+        pool_stats.end.append(end)
+        pool_stats.slots_used.append(task.pool_slots if task.pool_slots > 1 else 1)
+        used[pool] = used.get(pool, 0) + 1
+        if success:
+            span = end - start if end > start else 0.0
+            ts.span.add(span)
             ts.success_index.append(index)
-            ts.success_span.append(task.span)
-            if facts.wall > 0:
-                ts.share.add(min(1.0, task.span / facts.wall))
-            ts.slack.add(facts.critical.slack.get(task_id, 0.0))
+            if wall > 0:
+                ts.share.add(span / wall if span < wall else 1.0)
+            ts.slack.add(slack.get(task_id, 0.0))
+    for pool, count in used.items():
+        pools[pool].dags[stats.dag_id] += count
+    if failed and when is not None:
+        stats.last_failure = when if stats.last_failure is None else max(stats.last_failure, when)
+    if state not in FINISHED_RUN_STATES:
+        return
+    if success:
+        stats.success_when.append(when or 0.0)
+        stats.success_duration.append(wall)
+        stats.success_version.append(run.dag_version)
         for task_id in facts.critical.path:
             stats.task(task_id).critical_runs += 1
         stats.paths[facts.critical.path] += 1
         stats.critical_length.add(facts.critical.length)
-        stats.wall.add(facts.wall)
+        stats.wall.add(wall)
         stats.work.add(facts.work)
         stats.critical_wait.add(facts.critical_wait)
-        if stats.slowest is None or facts.wall > stats.slowest.wall:
+        if stats.slowest is None or wall > stats.slowest.wall:
             stats.slowest = facts
     heapq.heappush(stats.recent, (when or 0.0, stats.runs, facts))
     if len(stats.recent) > keep:
@@ -191,12 +204,36 @@ def aggregate(
     pipeline: Pipeline, *, keep_runs: int = 20, progress: Progress | None = None
 ) -> Analysis:
     """One pass over `pipeline.runs`."""
-    dags: dict[str, DagStats] = {}
     pools = {name: PoolStats(name, pool.slots) for name, pool in sorted(pipeline.pools.items())}
-    analysis = Analysis(dags=dags, pools=pools, notes=list(pipeline.notes))
-    tries = 0
-    runs: Iterable[Run] = pipeline.runs
+    analysis = Analysis(dags={}, pools=pools, notes=list(pipeline.notes))
+    # a million short-lived tuples and small objects, none in a reference cycle: the cyclic
+    # collector would walk the live ones again and again for nothing
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _consume(pipeline, analysis, keep_runs, progress)
+    finally:
+        if collecting:
+            gc.enable()
+    for dag_id, dag in pipeline.dags.items():
+        analysis.dags.setdefault(dag_id, DagStats(dag_id, dag))
+    if progress is not None:
+        progress(analysis.runs, pipeline.run_count)
+    for stats in analysis.dags.values():
+        if stats.cyclic_runs:
+            analysis.notes.append(
+                f"{stats.dag_id}: {stats.cyclic_runs} run(s) whose dependencies form a cycle "
+                "were analysed without them"
+            )
+    return analysis
+
+
+def _consume(
+    pipeline: Pipeline, analysis: Analysis, keep_runs: int, progress: Progress | None
+) -> None:
+    dags = analysis.dags
     plans: dict[int, tuple[Graph, Plan | None]] = {}
+    runs: Iterable[Run] = pipeline.runs
     for run in runs:
         stats = dags.get(run.dag_id)
         if stats is None:
@@ -213,20 +250,8 @@ def aggregate(
         except CycleError:
             stats.cyclic_runs += 1
             facts = facts_of(run, None)
-        _add_run(stats, facts, pools, keep_runs)
-        tries += len(run.tries)
+        _add_run(stats, facts, analysis.pools, keep_runs)
+        analysis.tries += len(run.tries)
         analysis.runs += 1
         if progress is not None and analysis.runs % 200 == 0:
             progress(analysis.runs, pipeline.run_count)
-    for dag_id, dag in pipeline.dags.items():
-        dags.setdefault(dag_id, DagStats(dag_id, dag))
-    if progress is not None:
-        progress(analysis.runs, pipeline.run_count)
-    analysis.tries = tries
-    for stats in dags.values():
-        if stats.cyclic_runs:
-            analysis.notes.append(
-                f"{stats.dag_id}: {stats.cyclic_runs} run(s) whose dependencies form a cycle "
-                "were analysed without them"
-            )
-    return analysis

@@ -159,7 +159,7 @@ def _tasks_that_grew(stats: DagStats, when: list[float], split: int) -> dict[str
     for task_id, ts in stats.tasks.items():
         before: list[float] = []
         after: list[float] = []
-        for i, span in zip(ts.success_index, ts.success_span, strict=True):
+        for i, span in zip(ts.success_index, ts.span.values, strict=True):
             (after if stats.success_when[i] >= boundary else before).append(span)
         if len(before) >= 2 and len(after) >= 2:
             delta = (median(after) or 0.0) - (median(before) or 0.0)

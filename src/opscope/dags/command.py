@@ -64,7 +64,9 @@ def _from_target(name: str, target: AirflowTarget) -> DagSource:
     if target.db:
         return DagSource(DB, target.db)
     assert target.url is not None
-    return DagSource(URL, target.url, target.token, target.username, target.password)
+    token = target.token.get_secret_value() if target.token else None
+    password = target.password.get_secret_value() if target.password else None
+    return DagSource(URL, target.url, token, target.username, password)
 
 
 def url_source(url: str) -> DagSource:

@@ -153,7 +153,7 @@ def facts_of(run: Run, graph: Graph | None, plan: Plan | None = None) -> RunFact
             if since is not None:
                 facts.to_queue = max(0.0, facts.first_queued - since)
     if plan is not None and len(plan.nodes) == len(tasks):
-        critical = plan.critical_path([tasks[n].span for n in plan.nodes])
+        critical = plan.critical_path([_span(tasks[n]) for n in plan.nodes])
     else:
         critical = critical_path({t: f.span for t, f in tasks.items()}, edges)
     if run.duration is not None:
@@ -172,6 +172,11 @@ def facts_of(run: Run, graph: Graph | None, plan: Plan | None = None) -> RunFact
         work=sum(f.busy for f in tasks.values()),
         start=run_start,
     )
+
+
+def _span(f: TaskFacts) -> float:
+    start, end = f.start, f.end
+    return end - start if start is not None and end is not None and end > start else 0.0
 
 
 def plan_for(graph: Graph | None) -> Plan | None:

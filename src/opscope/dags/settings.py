@@ -18,7 +18,15 @@ dags:
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from opscope.config import Config, ConfigSection
 from opscope.db.settings import SessionSettings
@@ -81,9 +89,10 @@ class AirflowTarget(_Frozen):
 
     db: str | None = None
     url: str | None = None
-    token: str | None = None
+    #: secrets: masked by `config check` and never in any output
+    token: SecretStr | None = None
     username: str | None = None
-    password: str | None = None
+    password: SecretStr | None = None
     thresholds: DagThresholds | None = None
     session: SessionSettings | None = None
     history: HistorySettings | None = None

@@ -292,29 +292,30 @@ class MetadataReader:
                         if key != current:
                             if current is not None:
                                 yield from self._before(pending, current, runs)
-                                yield _assemble(runs[current], rows, schema.has_history)
+                                yield _assemble(runs.pop(current), rows, schema.has_history)
                                 read += len(rows)
                             current, rows = key, []
                         rows.append(row)
                 if current is not None:
                     yield from self._before(pending, current, runs)
-                    yield _assemble(runs[current], rows, schema.has_history)
+                    yield _assemble(runs.pop(current), rows, schema.has_history)
                     read += len(rows)
                 note("tries_read", read)
         except psycopg.Error:
             raise_if_lost(conn, self.dsn)
             raise
         for rid in pending:
-            yield runs[rid]
+            yield runs.pop(rid)
 
     @staticmethod
     def _before(pending: Iterator[int], key: int, runs: dict[int, Run]) -> Iterator[Run]:
         """Runs before `key` that have no tries at all (queued, or cleared), then skips
-        `key` itself."""
+        `key` itself. Each run leaves `runs` as it is handed on, so that only the runs the
+        analysis keeps stay in memory."""
         for rid in pending:
             if rid == key:
                 return
-            yield runs[rid]
+            yield runs.pop(rid)
 
 
 def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
