@@ -187,7 +187,7 @@ def test_low_parallelism_says_which_limit_to_raise(tmp_path: Path) -> None:
     assert found["critical_path_s"] == 110.0 and found["task_time_s"] == 410.0
     assert found["enough_slots"] == 4 and found["expected_s"] == 110.0
     assert found["time_saved_ms"] == 300_000.0
-    assert "raise max_active_tasks of wide from 1 to 4" in found["finding"].recommendation
+    assert "Raise max_active_tasks of wide from 1 to 4" in found["finding"].recommendation
     assert "opscope dags simulate wide --slots 4" in found["finding"].recommendation
 
 

@@ -344,15 +344,15 @@ class LowParallelism:
             pool_name, pool_slots = _limiting_pool(ctx, pools, par.slots_used)
             if limit is not None and par.slots_used >= limit:
                 what = (
-                    f"raise max_active_tasks of {stats.dag_id} from {limit} to {par.enough_slots}"
+                    f"Raise max_active_tasks of {stats.dag_id} from {limit} to {par.enough_slots}"
                 )
             elif pool_name is not None:
                 what = (
-                    f"raise the slots of pool {pool_name} from {pool_slots} to {par.enough_slots}"
+                    f"Raise the slots of pool {pool_name} from {pool_slots} to {par.enough_slots}"
                 )
             else:
                 what = (
-                    f"give it {par.enough_slots} slots: raise [core] parallelism or the "
+                    f"Give it {par.enough_slots} slots: raise [core] parallelism or the "
                     "executor's worker slots (it never had more than "
                     f"{par.slots_used} task(s) running)"
                 )
@@ -387,7 +387,7 @@ class LowParallelism:
                     "speedup": rounded(par.speedup, 2),
                     "time_saved_ms": round(saved * 1000, 1),
                 },
-                recommendation=f"To {what}: expected {seconds_text(par.with_enough)} instead of "
+                recommendation=f"{what}: expected {seconds_text(par.with_enough)} instead of "
                 f"{seconds_text(par.replayed)} per run "
                 f"(`{_simulate_hint(stats.dag_id, f'--slots {par.enough_slots}')}`).",
             )
@@ -532,34 +532,35 @@ class PoolSaturation:
 def saturation(pool: PoolStats) -> tuple[float, float, int]:
     """(time the pool was full, task time spent waiting while it was, peak slots wanted at
     once) from its tries' ready, start and end times: one sweep over their events, in numpy
-    (a busy pool has a million tries)."""
+    (a busy pool has a million tries), with small integer types to keep it light."""
     assert pool.slots is not None
     ready = np.frombuffer(pool.ready, dtype=np.float64)
     start = np.frombuffer(pool.start, dtype=np.float64)
     end = np.frombuffer(pool.end, dtype=np.float64)
-    slots = np.frombuffer(pool.slots_used, dtype=np.int64).astype(np.float64)
     waits = start > ready
     runs = end > start
-    times = np.concatenate([ready[waits], start[waits], start[runs], end[runs]])
-    if times.size == 0:
+    n_wait, n_run = int(waits.sum()), int(runs.sum())
+    if n_wait + n_run == 0:
         return 0.0, 0.0, 0
-    d_run = np.concatenate([np.zeros(int(waits.sum()) * 2), slots[runs], -slots[runs]])
+    times = np.concatenate([ready[waits], start[waits], start[runs], end[runs]])
+    slots = np.frombuffer(pool.slots_used, dtype=np.int64)[runs].astype(np.int32)
+    d_run = np.concatenate([np.zeros(2 * n_wait, np.int32), slots, -slots])
+    del slots
     d_wait = np.concatenate(
-        [np.ones(int(waits.sum())), -np.ones(int(waits.sum())), np.zeros(int(runs.sum()) * 2)]
+        [np.ones(n_wait, np.int32), np.full(n_wait, -1, np.int32), np.zeros(2 * n_run, np.int32)]
     )
-    # at one instant, ends and starts of waiting come before new starts: what ends frees
+    # at one instant, what ends (a run, a wait) comes before what begins: it frees the slot
     order = np.lexsort((d_run + d_wait, times))
-    times, d_run, d_wait = times[order], d_run[order], d_wait[order]
-    running = np.cumsum(d_run)
-    waiting = np.cumsum(d_wait)
-    gaps = np.diff(times)
-    full = running[:-1] >= pool.slots
+    times = times[order]
+    running = np.cumsum(d_run[order], dtype=np.int64)
+    del d_run
+    waiting = np.cumsum(d_wait[order], dtype=np.int64)
+    del d_wait, order
     peak = int(np.max(running + waiting))
-    return (
-        float(np.sum(gaps[full])),
-        float(np.sum(gaps[full] * waiting[:-1][full])),
-        peak,
-    )
+    gaps = np.diff(times)
+    del times
+    full = running[:-1] >= pool.slots
+    return float(gaps[full].sum()), float((gaps[full] * waiting[:-1][full]).sum()), peak
 
 
 class TaskRetriesCost:
