@@ -13,10 +13,12 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from airflow_tier.deployment import PASSWORD, USER, Deployment, prepare
@@ -34,7 +36,7 @@ from airflow_tier.expected import (
     SLACK_S,
     SLEEPS,
 )
-from airflow_tier.venvs import VERSIONS
+from airflow_tier.venvs import VERSIONS, ensure_venv
 from opscope.dags.analyze import analyze_dags
 from opscope.dags.model import Graph, Pipeline, Run
 from opscope.dags.readers.metadata import MetadataReader
@@ -289,3 +291,106 @@ def test_the_commands_on_a_real_metadata_database(airflow: Deployment, tmp_path:
     assert typo.stderr.strip().splitlines() == [
         "opscope: error: DAG 'opscope_narrow' has no task 'lft' in its recent runs"
     ]
+
+
+def test_the_oldest_schema_read_has_no_history_but_task_fail(
+    cluster: Sandbox, tmp_path: Path
+) -> None:
+    """Airflow 2.7's schema, made by Airflow's own migrations (`db migrate --to-version`
+    from the 2.10.5 venv), with rows written as 2.7 writes them: earlier tries only in
+    task_fail, without a try number (and the current try there too when it failed), the
+    serialized DAG in zlib `data_compressed`."""
+    spec = ensure_venv("2.10.5")
+    cluster.psql("CREATE DATABASE airflow_2_7")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHON"))}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=(
+            f"postgresql+psycopg2://postgres@127.0.0.1:{cluster.port}/airflow_2_7"
+        ),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    migrated = subprocess.run(
+        [str(spec.bin / "airflow"), "db", "migrate", "--to-version", "2.7.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    document = {
+        "__version": 1,
+        "dag": {
+            "_dag_id": "legacy",
+            "tasks": [
+                {
+                    "__var": {"task_id": "a", "downstream_task_ids": ["b", "c"]},
+                    "__type": "operator",
+                },
+                {"__var": {"task_id": "b"}, "__type": "operator"},
+                {"__var": {"task_id": "c"}, "__type": "operator"},
+            ],
+        },
+    }
+    dsn = cluster.dsn("airflow_2_7")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO dag (dag_id, max_active_tasks, has_task_concurrency_limits, is_paused)"
+            " VALUES ('legacy', 16, false, false)"
+        )
+        conn.execute(
+            "INSERT INTO serialized_dag (dag_id, fileloc, fileloc_hash, last_updated, dag_hash,"
+            " data, data_compressed) VALUES ('legacy', '/dags/legacy.py', 0, now(), 'h', NULL, %s)",
+            (zlib.compress(json.dumps(document).encode()),),
+        )
+        conn.execute(
+            "INSERT INTO dag_run (dag_id, execution_date, run_id, run_type, state, start_date,"
+            " end_date) VALUES ('legacy', '2026-01-01T00:00Z', 'manual__1', 'manual', 'failed',"
+            " '2026-01-01T00:00:00Z', '2026-01-01T00:10:00Z')"
+        )
+        rows = [
+            ("a", 1, "success", "00:00:10", "00:01:00"),
+            ("b", 3, "success", "00:05:00", "00:06:00"),  # after two failed tries
+            ("c", 1, "failed", "00:01:10", "00:02:00"),  # failed, no retry
+        ]
+        for task, number, state, start, end in rows:
+            conn.execute(
+                "INSERT INTO task_instance (task_id, dag_id, run_id, map_index, try_number, state,"
+                " pool, pool_slots, start_date, end_date) VALUES (%s, 'legacy', 'manual__1', -1,"
+                " %s, %s, 'default_pool', 1, %s::timestamptz, %s::timestamptz)",
+                (task, number, state, f"2026-01-01T{start}Z", f"2026-01-01T{end}Z"),
+            )
+        for task, start, end in [
+            ("b", "00:01:05", "00:01:30"),
+            ("b", "00:03:00", "00:03:30"),
+            ("c", "00:01:10", "00:02:00"),  # the current try of c itself
+        ]:
+            conn.execute(
+                "INSERT INTO task_fail (task_id, dag_id, run_id, map_index, start_date, end_date)"
+                " VALUES (%s, 'legacy', 'manual__1', -1, %s::timestamptz, %s::timestamptz)",
+                (task, f"2026-01-01T{start}Z", f"2026-01-01T{end}Z"),
+            )
+    conn2 = connect(dsn, SessionSettings())
+    try:
+        pipeline = MetadataReader(SqlRunner(conn2), dsn).read()
+        (run,) = list(pipeline.runs)
+    finally:
+        conn2.close()
+    assert pipeline.airflow_version == "2.7"
+    assert any("task_fail" in note for note in pipeline.notes)
+    graph = pipeline.dags["legacy"].graph_for(None)
+    assert graph is not None and graph.edges == {("a", "b"), ("a", "c")}
+    assert run.logical_date == run.start  # execution_date
+    tries = sorted((t.task_id, t.try_number, t.state) for t in run.tries)
+    assert tries == [
+        ("a", 1, "success"),
+        ("b", 1, "failed"),
+        ("b", 2, "failed"),
+        ("b", 3, "success"),
+        ("c", 1, "failed"),
+    ]
+    report = analyze_dags(dags_config(SENSITIVE), DagSource(DB, dsn), name="legacy")
+    retries = _found(report, "task_retries_cost")
+    assert retries["legacy.b"]["retries"] == 2
+    assert retries["legacy.b"]["time_lost_s"] == 235.0  # 00:01:05 to 00:05:00
+    assert _found(report, "dag_failures")["legacy"]["failing_tasks"] == {"c": 1}

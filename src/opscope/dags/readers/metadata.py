@@ -36,8 +36,11 @@ from opscope.db.connection import SqlRunner, raise_if_lost
 #: rows fetched per round trip of the server-side cursor
 FETCH_ROWS = 20_000
 
-#: alembic heads of the Airflow releases opscope is tested with (2.10.5, 3.1.8)
+#: alembic heads of the Airflow schemas opscope is tested with (2.7.0 and 2.9.0 as Airflow's
+#: own migrations make them, 2.10.5, 3.1.8); others are named from their tables
 KNOWN_REVISIONS = {
+    "405de8318b3a": "2.7",
+    "1949afb29106": "2.9",
     "5f2621c13b39": "2.10",
     "509b94a1042d": "3.1",
 }
