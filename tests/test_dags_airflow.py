@@ -16,6 +16,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -229,8 +230,78 @@ def test_the_rest_reader_refuses_a_wrong_password(airflow: Deployment, airflow_a
         RestReader(client, airflow_api, username=USER, password="wrong").read()
 
 
-def _opscope(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPSCOPE_STATE_DIR": str(cwd), "COLUMNS": "120"}
+def test_the_rest_commands_with_a_token_or_credentials_in_the_url(
+    airflow: Deployment, airflow_api: str, tmp_path: Path
+) -> None:
+    url = airflow_api.replace("http://", f"http://{USER}:{PASSWORD}@")
+    done = _opscope("analyze", "dags", "--airflow-url", url, "-f", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert data["targets"][0]["server_version"] == airflow.version
+    assert {f["object"] for f in data["findings"] if f["check"] == "critical_path"} == (
+        set(DAG_IDS) - FAILED_RUNS
+    )
+    if airflow.major < 3:
+        return  # Airflow 2's API takes basic auth; tokens are Airflow 3's
+    token = httpx.post(
+        f"{airflow_api}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=60
+    ).json()["access_token"]
+    env = {"OPSCOPE_AIRFLOW_TOKEN": token}
+    with_token = _opscope(
+        "dags",
+        "simulate",
+        "opscope_narrow",
+        "--airflow-url",
+        airflow_api,
+        "--slots",
+        "3",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert with_token.returncode == 0, with_token.stderr
+    assert "expected duration" in with_token.stdout
+    refused = _opscope(
+        "analyze",
+        "dags",
+        "--airflow-url",
+        airflow_api,
+        cwd=tmp_path,
+        env={"OPSCOPE_AIRFLOW_TOKEN": "not-a-token"},
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"opscope: error: {airflow_api} refused the credentials")
+    assert "not-a-token" not in refused.stderr
+
+
+def test_the_metadata_session_is_read_only(airflow: Deployment) -> None:
+    """analyze_dags reads through the session factory it is given (the database area's
+    `connect` by default), whose sessions refuse to write."""
+    opened: list[tuple[str, str]] = []
+
+    def recording(
+        dsn: str, session: SessionSettings, *, writable: bool = False
+    ) -> psycopg.Connection[Any]:
+        conn = connect(dsn, session, writable=writable)
+        row = conn.execute(
+            "SELECT current_setting('default_transaction_read_only'), "
+            "current_setting('application_name')"
+        ).fetchone()
+        assert row is not None
+        opened.append((str(row[0]), str(row[1])))
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM dag_run")
+        return conn
+
+    report = analyze_dags(dags_config(), DagSource(DB, airflow.dsn), connect=recording)
+    assert opened == [("on", "opscope")]
+    assert report.summary[report.targets[0].name]["runs"] == len(DAG_IDS)
+
+
+def _opscope(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPSCOPE_STATE_DIR": str(cwd), "COLUMNS": "120", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "opscope", *args],
         capture_output=True,
