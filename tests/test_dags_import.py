@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,11 @@ from hypothesis import strategies as st
 
 from opscope.dags.readers.importer import CSV_COLUMNS, ImportFormatError, parse_import
 from opscope.dags.readers.metadata import Selection
+from opscope.dags.readers.serialized import (
+    SerializedDagError,
+    graph_from_serialized,
+    load_serialized,
+)
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 
@@ -220,3 +226,34 @@ def test_any_text_parses_or_is_refused_in_one_line(text: str, fmt: str) -> None:
         parse_import(text, fmt)
     except ImportFormatError as exc:
         assert "\n" not in str(exc)
+
+
+def test_serialized_dags_in_both_columns_and_a_zip_bomb() -> None:
+    document = {
+        "__version": 1,
+        "dag": {
+            "tasks": [
+                {
+                    "__var": {"task_id": "a", "downstream_task_ids": ["b"], "pool": "db"},
+                    "__type": "operator",
+                },
+                {"task_id": "b", "_is_mapped": True},
+            ]
+        },
+    }
+    text = json.dumps(document)
+    for loaded in (
+        load_serialized(text, None),
+        load_serialized(None, zlib.compress(text.encode())),
+    ):
+        graph = graph_from_serialized(loaded)
+        assert graph.tasks == ("a", "b") and graph.edges == {("a", "b")}
+        assert graph.mapped == {"b"} and graph.pools == {"a": "db"}
+    packer = zlib.compressobj()
+    bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(4)) + packer.flush()
+    with pytest.raises(SerializedDagError, match="inflates beyond 1,048,576 bytes"):
+        load_serialized(None, bomb, limit=1 << 20)
+    with pytest.raises(SerializedDagError, match="not zlib data"):
+        load_serialized(None, b"not zlib")
+    with pytest.raises(SerializedDagError, match="no 'dag' object"):
+        graph_from_serialized({"__version": 1})

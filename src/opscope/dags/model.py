@@ -6,7 +6,7 @@ holds millions of them and each is built once per row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -141,6 +141,3 @@ class Pipeline:
     #: how many task tries were read, filled in as `runs` is consumed
     tries_read: int = 0
     notes: list[str] = field(default_factory=list)
-
-    def __iter__(self) -> Iterator[Run]:
-        return iter(self.runs)

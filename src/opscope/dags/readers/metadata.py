@@ -15,7 +15,7 @@ its tries as soon as they are all read, so memory holds one run at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -237,7 +237,7 @@ class MetadataReader:
                 "Airflow before 2.10 keeps no task_instance_history: earlier tries come from "
                 "task_fail (failed tries only)"
             )
-        pipeline.runs = self._stream(schema, runs, pipeline.__setattr__)
+        pipeline.runs = self._stream(schema, runs, pipeline)
         return pipeline
 
     def _runs(self, schema: Schema) -> dict[int, Run]:
@@ -272,9 +272,7 @@ class MetadataReader:
                 )
         return runs
 
-    def _stream(
-        self, schema: Schema, runs: dict[int, Run], note: Callable[[str, Any], None]
-    ) -> Iterator[Run]:
+    def _stream(self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline) -> Iterator[Run]:
         """Each run with its tries, in run id order."""
         query = _compose("tries" if schema.has_history else "tries.task_fail", schema)
         pending = iter(sorted(runs))
@@ -303,7 +301,7 @@ class MetadataReader:
                     yield from self._before(pending, current, runs)
                     yield _assemble(runs.pop(current), rows, schema.has_history)
                     read += len(rows)
-                note("tries_read", read)
+                pipeline.tries_read = read
         except psycopg.Error:
             raise_if_lost(conn, self.dsn)
             raise

@@ -19,16 +19,21 @@ class SerializedDagError(ValueError):
     pass
 
 
-def load_serialized(data: str | Mapping[str, Any] | None, compressed: bytes | None) -> Any:
-    """The JSON document of a serialized DAG from either column."""
+def load_serialized(
+    data: str | Mapping[str, Any] | None,
+    compressed: bytes | None,
+    limit: int = MAX_SERIALIZED_BYTES,
+) -> Any:
+    """The JSON document of a serialized DAG from either column; compressed data that would
+    inflate beyond `limit` bytes is refused before it does."""
     if compressed is not None:
         inflater = zlib.decompressobj()
         try:
-            raw = inflater.decompress(bytes(compressed), MAX_SERIALIZED_BYTES)
+            raw = inflater.decompress(bytes(compressed), limit)
         except zlib.error as exc:
             raise SerializedDagError(f"data_compressed is not zlib data: {exc}") from None
         if inflater.unconsumed_tail:
-            raise SerializedDagError("data_compressed inflates beyond 256 MiB")
+            raise SerializedDagError(f"data_compressed inflates beyond {limit:,} bytes")
         return json.loads(raw)
     if data is None:
         raise SerializedDagError("the serialized DAG has neither data nor data_compressed")
