@@ -319,6 +319,10 @@ class MetadataReader:
             yield runs.pop(rid)
 
 
+#: builds a TaskTry from a row's ten columns without a Python-level call: a million rows
+_try_of = tuple.__new__
+
+
 def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
     current: dict[tuple[str, int], TaskTry] = {}
     earlier: list[tuple[Any, ...]] = []
@@ -327,9 +331,7 @@ def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
         if row[11]:
             earlier.append(row)
             continue
-        t = TaskTry(
-            row[1], row[2], row[3], row[4], row[5], row[6] or 1, row[7], row[8], row[9], row[10]
-        )
+        t: TaskTry = _try_of(TaskTry, row[1:11])
         current[(t.task_id, t.map_index)] = t
         tries.append(t)
     if history:
@@ -339,20 +341,7 @@ def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
             if key in seen:
                 continue  # a try cleared and copied while it was current
             seen.add(key)
-            tries.append(
-                TaskTry(
-                    row[1],
-                    row[2],
-                    row[3],
-                    row[4],
-                    row[5],
-                    row[6] or 1,
-                    row[7],
-                    row[8],
-                    row[9],
-                    row[10],
-                )
-            )
+            tries.append(_try_of(TaskTry, row[1:11]))
         return run
     # task_fail: failed tries without numbers; the one that started with the current try is
     # the current try itself

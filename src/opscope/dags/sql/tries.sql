@@ -2,7 +2,8 @@
 -- its earlier tries from task_instance_history, ordered by run. The scheduled time is Airflow 3's
 -- scheduled_dttm (NULL before).
 WITH runs AS ({runs})
-SELECT t.run_key, t.task_id, t.map_index, t.try_number, t.state, t.pool, t.pool_slots,
+SELECT t.run_key, t.task_id, t.map_index, t.try_number, t.state, t.pool,
+       COALESCE(t.pool_slots, 1),
        extract(epoch FROM t.scheduled)::float8,
        extract(epoch FROM t.queued_dttm)::float8,
        extract(epoch FROM t.start_date)::float8,

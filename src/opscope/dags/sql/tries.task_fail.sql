@@ -2,7 +2,8 @@
 -- the selected runs, then the failed tries task_fail recorded (without their try number,
 -- which the reader gives them by start time; the one that is the current try is dropped).
 WITH runs AS ({runs})
-SELECT t.run_key, t.task_id, t.map_index, t.try_number, t.state, t.pool, t.pool_slots,
+SELECT t.run_key, t.task_id, t.map_index, t.try_number, t.state, t.pool,
+       COALESCE(t.pool_slots, 1),
        NULL::float8,
        extract(epoch FROM t.queued_dttm)::float8,
        extract(epoch FROM t.start_date)::float8,
