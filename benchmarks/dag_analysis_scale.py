@@ -12,6 +12,23 @@ runs are streamed, so it is bounded by the history window (`dags.history.max_run
 not by the rows read.
 
     python benchmarks/dag_analysis_scale.py [--dags 50] [--runs 200] [--tasks 100]
+
+Measured on the shared 2-core development machine (PostgreSQL 15 sandbox over loopback,
+2026-12-01, the last of several runs; COPY varies from 1.1 s to 2.5 s between runs with the
+page cache, opscope from 10 to 11.5 s):
+    COPY of the same rows: 1.13 s (145 MB of text)
+    opscope's metadata reader alone (runs and tries, no analysis): 4.06 s
+    opscope analyze dags, 244,741 tries (12 DAGs): 2.10 s, peak RSS 188 MiB
+    opscope analyze dags, 1,019,933 tries (10,000 runs): 10.26 s, peak RSS 504 MiB
+    dag analysis: opscope 10.26 s, COPY 1.13 s, ratio 9.1x (goal: within 3x)
+The goal is not met. Of opscope's time, the reader takes about 4 s (the server's join with
+the selected runs and its sort by run about 2 s, the binary rows about 1 s) and the analysis
+about 3.7 us per task try (the run's facts 2.5, the figures 1.2); the checks and the report
+about 1 s. What is left to reach it: an index-ordered read without the server-side sort, and
+the per-run work done in numpy columns per DAG version rather than in Python objects. Memory
+is the packed series (about 90 bytes per try in the window), the recent runs kept whole
+(`recent_runs` per DAG) and the pool sweep's temporaries (about 200 bytes per try of the
+busiest pool, freed after it).
 """
 
 from __future__ import annotations
