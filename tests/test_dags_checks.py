@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import SandboxDb
 from opscope.dags.analyze import analyze_dags
 from opscope.dags.settings import DagsSettings, DagThresholds, dags_config
 from opscope.dags.source import IMPORT, DagSource
@@ -318,3 +319,16 @@ def test_the_airflow_config_section(tmp_path: Path) -> None:
     )
     assert down.returncode == 2 and "tok-3f9a7c" not in down.stderr + down.stdout
     assert down.stderr.startswith("opscope: error: cannot reach http://127.0.0.1:9")
+
+
+def test_a_database_without_airflow_is_one_line(db: SandboxDb, tmp_path: Path) -> None:
+    done = _opscope("analyze", "dags", "--airflow-db", db.dsn, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "opscope: error: no Airflow metadata here: table dag_run is not on the session's "
+        "search_path"
+    ]
+    db.execute("CREATE TABLE dag_run (id int, dag_id text)", "CREATE TABLE task_instance (x int)")
+    half = _opscope("analyze", "dags", "--airflow-db", db.dsn, cwd=tmp_path)
+    assert half.returncode == 2
+    assert "table dag_run lacks run_id, state, start_date, end_date" in half.stderr

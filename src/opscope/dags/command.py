@@ -185,8 +185,8 @@ AirflowUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--airflow-url",
-        help=f"The Airflow API server (http[s]://[user:password@]host:port); a token is read "
-        f"from ${TOKEN_ENV}.",
+        help=f"The Airflow API server, http:// or https://, with user:password@ before the "
+        f"host for basic auth or a token; or a token in ${TOKEN_ENV}.",
         show_default=False,
     ),
 ]

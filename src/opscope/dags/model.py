@@ -13,8 +13,6 @@ from typing import NamedTuple
 #: Airflow's default pool: tasks that name none run in it
 DEFAULT_POOL = "default_pool"
 
-#: final task states that mean the task did not do its work
-FAILED_STATES = frozenset({"failed", "upstream_failed"})
 #: run states of a run that has ended
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 
@@ -30,12 +28,6 @@ class Graph:
     mapped: frozenset[str] = frozenset()
     #: the pool of each task that names one other than the default
     pools: Mapping[str, str] = field(default_factory=dict)
-
-    def upstream(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {t: [] for t in self.tasks}
-        for a, b in sorted(self.edges):
-            out.setdefault(b, []).append(a)
-        return out
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,6 @@ class WhatIf:
     tasks: Mapping[str, TaskTime] = field(default_factory=dict)
     dropped: frozenset[tuple[str, str]] = frozenset()
 
-    @property
-    def changes_graph(self) -> bool:
-        return bool(self.tasks or self.dropped)
-
 
 @dataclass(frozen=True)
 class SimulatedRun:

@@ -46,10 +46,6 @@ class Sample:
     def quantile(self, q: float) -> float | None:
         return quantile(self.values, q)
 
-    @property
-    def mean(self) -> float | None:
-        return self.total / len(self.values) if self.values else None
-
 
 def trend_per_day(times: Sequence[float], values: Sequence[float]) -> float | None:
     """Least-squares slope of `values` over `times` (epoch seconds), per day."""
