@@ -332,3 +332,49 @@ def test_a_database_without_airflow_is_one_line(db: SandboxDb, tmp_path: Path) -
     half = _opscope("analyze", "dags", "--airflow-db", db.dsn, cwd=tmp_path)
     assert half.returncode == 2
     assert "table dag_run lacks run_id, state, start_date, end_date" in half.stderr
+
+
+def test_a_critical_task_held_back_by_tasks_off_the_path_is_told_to_go_first(
+    tmp_path: Path,
+) -> None:
+    """prio on one slot: start (10 s), then the short side tasks s1, s2 (50 s each) took
+    the slot before long (300 s), which is critical; end follows long."""
+    tries: list[dict[str, Any]] = []
+    for i in range(3):
+        t = T0 + i * DAY
+        plan = [
+            ("start", 0, 10, ""),
+            ("s1", 10, 60, "start"),
+            ("s2", 60, 110, "start"),
+            ("long", 110, 410, "start"),
+            ("end", 410, 420, "long"),
+        ]
+        for task, a, b, up in plan:
+            tries.append(
+                {
+                    "dag_id": "prio",
+                    "run_id": f"r{i}",
+                    "task_id": task,
+                    "state": "success",
+                    "start": t + a,
+                    "end": t + b,
+                    "upstream": up,
+                }
+            )
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"task_runs": tries}))
+    found = _one(_analyze(path), "critical_path")
+    assert found["tasks"] == ["start", "long", "end"]
+    assert found["held_back_task"] == "long" and found["held_back_s"] == 100.0
+    assert "long waited 1 min 40 s" in found["finding"].recommendation
+    assert "priority_weight" in found["finding"].recommendation
+    # the same DAG where long went first: nothing held it back
+    for record in tries:
+        if record["task_id"] == "long":
+            record["start"], record["end"] = record["start"] - 100, record["end"] - 100
+        elif record["task_id"] in ("s1", "s2"):
+            record["start"], record["end"] = record["start"] + 300, record["end"] + 300
+        elif record["task_id"] == "end":
+            record["start"], record["end"] = record["start"] - 100, record["end"] - 100
+    path.write_text(json.dumps({"task_runs": tries}))
+    assert "held_back_task" not in _one(_analyze(path), "critical_path")

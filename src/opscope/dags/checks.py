@@ -11,7 +11,7 @@ import numpy as np
 
 from opscope.checks import Skipped
 from opscope.dags.aggregate import DagStats, PoolStats
-from opscope.dags.context import KIND, DagsContext
+from opscope.dags.context import ADVICE_RUNS, KIND, DagsContext
 from opscope.dags.simulate import WhatIf
 from opscope.dags.stats import change_point, median, quantile, trend_per_day
 from opscope.dags.timefmt import instant, rounded, seconds_text
@@ -309,6 +309,16 @@ class CriticalPathCheck:
             gain = dropped.baseline - dropped.expected
             if gain > 0.05 * dropped.baseline and (best is None or gain > best[0]):
                 best = (gain, (a, b), dropped.expected)
+        late = _held_back(stats, path, evidence.get("length_s") or 0.0)
+        if late is not None:
+            task_id, waited = late
+            parts.append(
+                f"{task_id} waited {seconds_text(waited)} at the median after it was ready, "
+                "while tasks off the critical path held the slots: a higher priority_weight "
+                "(Airflow starts the ready task of highest weight first) moves it earlier."
+            )
+            evidence["held_back_task"] = task_id
+            evidence["held_back_s"] = rounded(waited)
         if best is not None:
             (a, b), expected = best[1], best[2]
             hint = _simulate_hint(stats.dag_id, f"--drop-edge {a}>{b}")
@@ -319,6 +329,40 @@ class CriticalPathCheck:
             evidence["drop_edge"] = [a, b]
             evidence["expected_s_without_edge"] = rounded(expected)
         return " ".join(parts)
+
+
+def _held_back(stats: DagStats, path: tuple[str, ...], length: float) -> tuple[str, float] | None:
+    """The task of the critical path that, in most recent runs, waited after it was ready
+    while tasks off the path ran: the one a priority would move earlier, with its median
+    wait (at least a tenth of the path)."""
+    recent = stats.recent_success[-ADVICE_RUNS:]
+    best: tuple[str, float] | None = None
+    for task_id in path:
+        waits = []
+        for facts in recent:
+            task = facts.tasks.get(task_id)
+            if task is None or task.ready is None or task.start is None:
+                continue
+            if task.start - task.ready <= 0:
+                continue
+            off = set(facts.tasks) - set(facts.critical.path)
+            ready, start = task.ready, task.start
+            if any(
+                t.task_id in off
+                and t.start is not None
+                and t.end is not None
+                and t.start < start
+                and t.end > ready
+                for t in facts.run.tries
+            ):
+                waits.append(start - ready)
+        if recent and 2 * len(waits) > len(recent):
+            waited = median(waits) or 0.0
+            if best is None or waited > best[1]:
+                best = (task_id, waited)
+    if best is None or best[1] < 0.1 * length:
+        return None
+    return best
 
 
 class LowParallelism:
