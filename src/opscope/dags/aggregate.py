@@ -234,6 +234,8 @@ def _consume(
     dags = analysis.dags
     plans: dict[int, tuple[Graph, Plan | None]] = {}
     runs: Iterable[Run] = pipeline.runs
+    # about a hundred updates whatever the length (a REST read takes a request per run)
+    every = max(1, min(200, (pipeline.run_count or 0) // 100))
     for run in runs:
         stats = dags.get(run.dag_id)
         if stats is None:
@@ -253,5 +255,5 @@ def _consume(
         _add_run(stats, facts, analysis.pools, keep_runs)
         analysis.tries += len(run.tries)
         analysis.runs += 1
-        if progress is not None and analysis.runs % 200 == 0:
+        if progress is not None and analysis.runs % every == 0:
             progress(analysis.runs, pipeline.run_count)
