@@ -105,3 +105,15 @@ def test_fixes_rank_by_severity_then_benefit() -> None:
         sql_changes,
     )
     assert [f.checks for f in fixes] == [("c",), ("big",), ("small",)]
+
+
+def test_a_fix_belongs_to_the_target_it_changes() -> None:
+    sql = "CREATE INDEX CONCURRENTLY o_idx ON s.orders (customer_id);"
+    on_db = _f("missing_index", sql, target="shop")
+    from_api = _f("slow_endpoint", sql, target="shop-api", fix_target="shop")
+    elsewhere = _f("slow_endpoint", sql, target="other-api")
+    fixes = group_fixes([on_db, from_api, elsewhere], sql_changes)
+    assert sorted((f.target, sorted(f.checks)) for f in fixes) == [
+        ("other-api", ["slow_endpoint"]),
+        ("shop", ["missing_index", "slow_endpoint"]),
+    ]

@@ -9,6 +9,7 @@ After an intended change of the output, regenerate them and review the diff:
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from opscope.config import Config
+from opscope.dags.analyze import analyze_dags
+from opscope.dags.source import IMPORT, DagSource
 from opscope.db.fixes import sql_changes
 from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.options import LogOptions
@@ -147,7 +150,12 @@ def _api_findings() -> list[Finding]:
             title=f"Slow endpoint {route}: p95 700.0 ms over 1,200 requests, 2.00/s",
             detail="Its p95 is 700.0 ms (threshold 500.0 ms); of its time: database 92%, "
             "serialization 1%, the handler itself 7%.",
-            evidence={"p95_ms": 700.0, "total_ms": 480000.0, "time_saved_ms": 3030.5},
+            evidence={
+                "p95_ms": 700.0,
+                "total_ms": 480000.0,
+                "time_saved_ms": 3030.5,
+                "fix_target": "shop",
+            },
             recommendation=f"Create the index `opscope indexes advise shop` proposes: {index_sql}",
             fix_sql=index_sql,
         ),
@@ -216,19 +224,73 @@ PROBE_SUMMARY = {
 }  # fmt: skip
 
 
+def _pipeline(path: Path) -> None:
+    """wide: four 700 s tasks that could run side by side, run one at a time (its
+    max_active_tasks is 1), then a join that fails in one run of four."""
+    start0 = WHEN.timestamp() - 4 * 86400
+    tries: list[dict[str, object]] = []
+    runs = []
+    for i in range(4):
+        start = start0 + i * 86400
+        for k in range(4):
+            tries.append(
+                {
+                    "dag_id": "wide",
+                    "run_id": f"scheduled__{i}",
+                    "task_id": f"part_{k}",
+                    "state": "success",
+                    "queued": start + k * 700 - 5,
+                    "start": start + k * 700,
+                    "end": start + (k + 1) * 700,
+                }
+            )
+        failed = i == 2
+        tries.append(
+            {
+                "dag_id": "wide",
+                "run_id": f"scheduled__{i}",
+                "task_id": "join<all>",
+                "state": "failed" if failed else "success",
+                "start": start + 2805,
+                "end": start + 2860,
+                "upstream": ["part_0", "part_1", "part_2", "part_3"],
+            }
+        )
+        runs.append(
+            {
+                "dag_id": "wide",
+                "run_id": f"scheduled__{i}",
+                "start": start,
+                "end": start + 2860,
+                "state": "failed" if failed else "success",
+            }
+        )
+    path.write_text(
+        json.dumps(
+            {"dags": [{"dag_id": "wide", "max_active_tasks": 1}], "runs": runs, "task_runs": tries}
+        )
+    )
+
+
 def golden_report(tmp_path: Path) -> Report:
     """The fixed report: the health of one database, an explained statement, an advisor
-    study, a server log and a kind no section renders, with a cause shared by two checks."""
+    study, a server log, a pipeline history and a kind no section renders, with a cause
+    shared by two checks."""
     log = tmp_path / "postgresql.log"
     log.write_text(LOG)
     cwd = Path.cwd()
     os.chdir(tmp_path)
+    _pipeline(tmp_path / "pipeline.json")
     try:
         options = LogOptions(prefix="%m [%p] ", jobs=1)
         logs = analyze_logs(Config(), ["postgresql.log"], options, clock=lambda: WHEN)
+        dags = analyze_dags(
+            Config(), DagSource(IMPORT, "pipeline.json"), name="pipelines", clock=lambda: WHEN
+        )
     finally:
         os.chdir(cwd)
     logs.summary["log"].update(elapsed_s=0.01, mb_per_s=0.1)
+    dags.summary["pipelines"].update(read_s=0.01)
     report = Report(generated_at=WHEN, opscope_version="0.0.0-golden")
     report.targets = [
         Target(kind="postgresql", name="shop", server_version="15.20"),
@@ -237,6 +299,7 @@ def golden_report(tmp_path: Path) -> Report:
         *logs.targets,
         Target(kind="api", name="shop-api"),
         Target(kind="api-probe", name="http://shop:8000/health"),
+        *dags.targets,
         Target(kind="custom", name="other"),
     ]
     report.summary = {
@@ -276,9 +339,10 @@ def golden_report(tmp_path: Path) -> Report:
         **logs.summary,
         "shop-api": API_SUMMARY,
         "http://shop:8000/health": PROBE_SUMMARY,
+        **dags.summary,
         "other": {"answer": 42, "flag": True, "label": "a <b>label</b>"},
     }
-    report.findings = [*_database_findings(), *logs.findings, *_api_findings()]
+    report.findings = [*_database_findings(), *logs.findings, *_api_findings(), *dags.findings]
     report.fixes = group_fixes(report.findings, sql_changes)
     report.errors = [
         CheckError(check="slow_query", target="shop", message="pg_stat_statements is missing"),

@@ -58,6 +58,13 @@ class Change:
 ChangeReader = Callable[[Finding], Sequence[Change]]
 
 
+def fix_target(finding: Finding) -> str:
+    """Where the fix applies: `evidence.fix_target` when it is not the finding's own target
+    (an endpoint's finding whose fix is an index on its database), else its target."""
+    where = finding.evidence.get("fix_target")
+    return where if isinstance(where, str) and where else finding.target
+
+
 def text_changes(finding: Finding) -> tuple[Change, ...]:
     """The fallback: the fix is its SQL text, white space folded."""
     text = flatten(finding.fix_sql or "")
@@ -90,7 +97,7 @@ def group_fixes(findings: Iterable[Finding], read: ChangeReader = text_changes) 
         if not f.fix_sql:
             continue
         changes = tuple(read(f)) or text_changes(f)
-        key = (f.target, tuple(c.key for c in changes))
+        key = (fix_target(f), tuple(c.key for c in changes))
         groups.setdefault(key, (changes, []))[1].append(f)
     entries = [(target, changes, members) for (target, _), (changes, members) in groups.items()]
 

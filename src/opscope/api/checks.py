@@ -78,7 +78,8 @@ def _database_advice(ctx: ApiContext, e: Endpoint) -> tuple[str, dict[str, Any]]
             f"Create the index `opscope indexes advise {advice.database}` proposes for "
             f"`{short_query(statement.text, 100)}`: {advice.fix_sql}"
         )
-        extra: dict[str, Any] = {"fix_sql": advice.fix_sql}
+        # the index is a change to the database: one fix with the database's own findings
+        extra: dict[str, Any] = {"fix_sql": advice.fix_sql, "fix_target": advice.database}
         if advice.time_saved_ms is not None:
             extra["time_saved_ms"] = advice.time_saved_ms
         return text, extra

@@ -1,0 +1,259 @@
+"""Everything the checks read, gathered in one pass over the runs: per DAG its run times,
+per task its spans, shares, waits, retries and how often it was critical, the critical paths
+seen, the recent runs kept whole for the simulator and the Gantt charts, and per pool the
+intervals its tries waited and ran. Bounded: a run is dropped once it is counted (but for
+the few kept whole), and every series keeps at most a fixed sample."""
+
+from __future__ import annotations
+
+import gc
+import heapq
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from opscope.dags.graph import CycleError, Plan
+from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Dag, Graph, Pipeline, Run
+from opscope.dags.runs import RunFacts, facts_of, plan_for
+from opscope.dags.stats import Sample
+
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class TaskStats:
+    task_id: str
+    span: Sample = field(default_factory=Sample)
+    #: span / the run's wall time
+    share: Sample = field(default_factory=Sample)
+    slack: Sample = field(default_factory=Sample)
+    to_queue: Sample = field(default_factory=Sample)
+    in_queue: Sample = field(default_factory=Sample)
+    wait: Sample = field(default_factory=Sample)
+    runs: int = 0
+    critical_runs: int = 0
+    retried_runs: int = 0
+    retries: int = 0
+    retry_cost: float = 0.0
+    #: runs whose failure this task caused (it failed, rather than an upstream one)
+    failures: int = 0
+    pool: str | None = None
+    instances: int = 0
+    #: the index among the DAG's successful runs of each value of `span`: what tells which
+    #: task moved when the DAG's duration did
+    success_index: array[int] = field(default_factory=lambda: array("q"))
+
+
+@dataclass
+class DagStats:
+    dag_id: str
+    dag: Dag | None = None
+    runs: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    #: successful runs in the order read (by start): when, duration, DAG version
+    success_when: array[float] = field(default_factory=lambda: array("d"))
+    success_duration: array[float] = field(default_factory=lambda: array("d"))
+    success_version: list[str | None] = field(default_factory=list)
+    tasks: dict[str, TaskStats] = field(default_factory=dict)
+    paths: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    critical_length: Sample = field(default_factory=Sample)
+    wall: Sample = field(default_factory=Sample)
+    work: Sample = field(default_factory=Sample)
+    critical_wait: Sample = field(default_factory=Sample)
+    failing_tasks: Counter[str] = field(default_factory=Counter)
+    first_when: float | None = None
+    last_when: float | None = None
+    last_failure: float | None = None
+    #: the latest finished runs, whole, as a heap by (when, order read)
+    recent: list[tuple[float, int, RunFacts]] = field(default_factory=list)
+    slowest: RunFacts | None = None
+    #: runs whose graph had a cycle (analysed without their dependencies)
+    cyclic_runs: int = 0
+
+    def task(self, task_id: str) -> TaskStats:
+        stats = self.tasks.get(task_id)
+        if stats is None:
+            stats = self.tasks[task_id] = TaskStats(task_id)
+        return stats
+
+    @property
+    def finished(self) -> int:
+        return sum(self.states[s] for s in FINISHED_RUN_STATES)
+
+    @property
+    def recent_runs(self) -> list[RunFacts]:
+        """The latest finished runs, oldest first."""
+        return [f for _, _, f in sorted(self.recent)]
+
+    @property
+    def recent_success(self) -> list[RunFacts]:
+        return [f for f in self.recent_runs if f.run.state == "success"]
+
+
+@dataclass
+class PoolStats:
+    name: str
+    slots: int | None
+    #: per try: when it could have been queued (ready or scheduled), when it started, ended,
+    #: and the slots it held
+    ready: array[float] = field(default_factory=lambda: array("d"))
+    start: array[float] = field(default_factory=lambda: array("d"))
+    end: array[float] = field(default_factory=lambda: array("d"))
+    slots_used: array[int] = field(default_factory=lambda: array("q"))
+    dags: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Analysis:
+    dags: dict[str, DagStats]
+    pools: dict[str, PoolStats]
+    runs: int = 0
+    tries: int = 0
+    #: the reader's own notes and what the aggregation found odd
+    notes: list[str] = field(default_factory=list)
+
+
+def _add_run(stats: DagStats, facts: RunFacts, pools: dict[str, PoolStats], keep: int) -> None:
+    """Count one run in its DAG's and its pools' figures. Called once per run with every
+    task of it: written for speed (locals, no property calls), the one hot loop there is."""
+    run = facts.run
+    state = run.state
+    stats.runs += 1
+    stats.states[state or "unknown"] += 1
+    when = run.when
+    if when is not None:
+        stats.first_when = when if stats.first_when is None else min(stats.first_when, when)
+        stats.last_when = when if stats.last_when is None else max(stats.last_when, when)
+    success = state == "success"
+    failed = state == "failed"
+    wall = facts.wall
+    slack = facts.critical.slack
+    index = len(stats.success_when)
+    tasks = stats.tasks
+    used: dict[str, int] = {}
+    for task_id, task in facts.tasks.items():
+        if not task.instances:
+            continue
+        ts = tasks.get(task_id)
+        if ts is None:
+            ts = tasks[task_id] = TaskStats(task_id)
+        pool = task.pool or DEFAULT_POOL
+        ts.runs += 1
+        ts.pool = pool
+        ts.instances += task.instances
+        if task.retries:
+            ts.retried_runs += 1
+            ts.retries += task.retries
+            ts.retry_cost += task.retry_cost
+        if task.to_queue is not None:
+            ts.to_queue.add(task.to_queue)
+        if task.in_queue is not None:
+            ts.in_queue.add(task.in_queue)
+        if failed and task.state == "failed":
+            ts.failures += 1
+            stats.failing_tasks[task_id] += 1
+        start, end = task.start, task.end
+        if start is None or end is None:
+            continue
+        ready = task.ready
+        if ready is not None:
+            ts.wait.add(start - ready if start > ready else 0.0)
+        else:
+            ready = start
+        pool_stats = pools.get(pool)
+        if pool_stats is None:
+            pool_stats = pools[pool] = PoolStats(pool, None)
+        pool_stats.ready.append(ready if ready < start else start)
+        pool_stats.start.append(start)
+        pool_stats.end.append(end)
+        pool_stats.slots_used.append(task.pool_slots if task.pool_slots > 1 else 1)
+        used[pool] = used.get(pool, 0) + 1
+        if success:
+            span = end - start if end > start else 0.0
+            ts.span.add(span)
+            ts.success_index.append(index)
+            if wall > 0:
+                ts.share.add(span / wall if span < wall else 1.0)
+            ts.slack.add(slack.get(task_id, 0.0))
+    for pool, count in used.items():
+        pools[pool].dags[stats.dag_id] += count
+    if failed and when is not None:
+        stats.last_failure = when if stats.last_failure is None else max(stats.last_failure, when)
+    if state not in FINISHED_RUN_STATES:
+        return
+    if success:
+        stats.success_when.append(when or 0.0)
+        stats.success_duration.append(wall)
+        stats.success_version.append(run.dag_version)
+        for task_id in facts.critical.path:
+            stats.task(task_id).critical_runs += 1
+        stats.paths[facts.critical.path] += 1
+        stats.critical_length.add(facts.critical.length)
+        stats.wall.add(wall)
+        stats.work.add(facts.work)
+        stats.critical_wait.add(facts.critical_wait)
+        if stats.slowest is None or wall > stats.slowest.wall:
+            stats.slowest = facts
+    heapq.heappush(stats.recent, (when or 0.0, stats.runs, facts))
+    if len(stats.recent) > keep:
+        heapq.heappop(stats.recent)
+
+
+def aggregate(
+    pipeline: Pipeline, *, keep_runs: int = 20, progress: Progress | None = None
+) -> Analysis:
+    """One pass over `pipeline.runs`."""
+    pools = {name: PoolStats(name, pool.slots) for name, pool in sorted(pipeline.pools.items())}
+    analysis = Analysis(dags={}, pools=pools, notes=list(pipeline.notes))
+    # a million short-lived tuples and small objects, none in a reference cycle: the cyclic
+    # collector would walk the live ones again and again for nothing
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _consume(pipeline, analysis, keep_runs, progress)
+    finally:
+        if collecting:
+            gc.enable()
+    for dag_id, dag in pipeline.dags.items():
+        analysis.dags.setdefault(dag_id, DagStats(dag_id, dag))
+    if progress is not None:
+        progress(analysis.runs, pipeline.run_count)
+    for stats in analysis.dags.values():
+        if stats.cyclic_runs:
+            analysis.notes.append(
+                f"{stats.dag_id}: {stats.cyclic_runs} run(s) whose dependencies form a cycle "
+                "were analysed without them"
+            )
+    return analysis
+
+
+def _consume(
+    pipeline: Pipeline, analysis: Analysis, keep_runs: int, progress: Progress | None
+) -> None:
+    dags = analysis.dags
+    plans: dict[int, tuple[Graph, Plan | None]] = {}
+    runs: Iterable[Run] = pipeline.runs
+    # about a hundred updates whatever the length (a REST read takes a request per run)
+    every = max(1, min(200, (pipeline.run_count or 0) // 100))
+    for run in runs:
+        stats = dags.get(run.dag_id)
+        if stats is None:
+            stats = dags[run.dag_id] = DagStats(run.dag_id, pipeline.dags.get(run.dag_id))
+        graph = stats.dag.graph_for(run.dag_version) if stats.dag is not None else None
+        plan = None
+        if graph is not None:
+            known = plans.get(id(graph))
+            if known is None:
+                known = plans[id(graph)] = (graph, plan_for(graph))
+            plan = known[1]
+        try:
+            facts = facts_of(run, graph, plan)
+        except CycleError:
+            stats.cyclic_runs += 1
+            facts = facts_of(run, None)
+        _add_run(stats, facts, analysis.pools, keep_runs)
+        analysis.tries += len(run.tries)
+        analysis.runs += 1
+        if progress is not None and analysis.runs % every == 0:
+            progress(analysis.runs, pipeline.run_count)

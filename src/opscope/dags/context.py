@@ -1,0 +1,106 @@
+"""What the pipeline checks read: one deployment's aggregated history and its thresholds,
+with the what-if replays they quote computed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opscope.dags.aggregate import Analysis, DagStats
+from opscope.dags.graph import list_schedule
+from opscope.dags.runs import job_graph
+from opscope.dags.settings import DagThresholds
+from opscope.dags.simulate import Simulation, TaskTime, WhatIf, baseline_of, simulate
+from opscope.dags.stats import median
+
+KIND = "dags"
+#: the latest runs a check replays for its advice: a few are enough for a median, and each
+#: replay of a large DAG costs milliseconds
+ADVICE_RUNS = 5
+
+
+@dataclass
+class Parallelism:
+    """The recent successful runs of one DAG, replayed: what more slots would bring."""
+
+    #: medians over the runs
+    wall: float
+    critical_path: float
+    task_time: float
+    slots_used: int
+    #: the replay on the slots each run had, and on unlimited slots
+    replayed: float
+    unlimited: float
+    #: fewest slots whose replay is within 5% of unlimited, and its replay
+    enough_slots: int
+    with_enough: float
+    runs: int
+
+    @property
+    def speedup(self) -> float:
+        return self.replayed / self.unlimited if self.unlimited > 0 else 1.0
+
+
+@dataclass
+class DagsContext:
+    target: str
+    analysis: Analysis
+    thresholds: DagThresholds = field(default_factory=DagThresholds)
+    _parallelism: dict[str, Parallelism | None] = field(default_factory=dict)
+
+    def dags(self) -> list[DagStats]:
+        return [self.analysis.dags[k] for k in sorted(self.analysis.dags)]
+
+    def what_if(self, stats: DagStats, what_if: WhatIf) -> Simulation | None:
+        recent = stats.recent_success[-ADVICE_RUNS:]
+        if not recent:
+            return None
+        return simulate(stats.dag_id, recent, what_if)
+
+    def faster_task(self, stats: DagStats, task_id: str, factor: float = 0.5) -> Simulation | None:
+        return self.what_if(stats, WhatIf(tasks={task_id: TaskTime(factor=factor)}))
+
+    def parallelism(self, stats: DagStats) -> Parallelism | None:
+        if stats.dag_id not in self._parallelism:
+            self._parallelism[stats.dag_id] = _parallelism(stats)
+        return self._parallelism[stats.dag_id]
+
+
+def _parallelism(stats: DagStats) -> Parallelism | None:
+    recent = stats.recent_success[-ADVICE_RUNS:]
+    if not recent:
+        return None
+    graphs = [(f, *job_graph(f)) for f in recent]
+    own = [baseline_of(f) for f in recent]
+    unlimited = [list_schedule(jobs, edges, None) for _, jobs, edges in graphs]
+    used = sorted(max(1, f.concurrency) for f in recent)[len(recent) // 2]
+    target = (median(unlimited) or 0.0) * 1.05
+    widest = max(len(jobs) for _, jobs, _ in graphs)
+
+    def replay(slots: int) -> float:
+        return median([list_schedule(j, e, slots) for _, j, e in graphs]) or 0.0
+
+    # doubling, then halving the gap: a few dozen replays however wide the DAG
+    low, high = used, used
+    with_high = median(own) or 0.0
+    while with_high > target and high < widest:
+        low, high = high, min(widest, high * 2)
+        with_high = replay(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        with_mid = replay(mid)
+        if with_mid <= target:
+            high, with_high = mid, with_mid
+        else:
+            low = mid
+    enough, with_enough = high, with_high
+    return Parallelism(
+        wall=median([f.wall for f in recent]) or 0.0,
+        critical_path=median([f.critical.length for f in recent]) or 0.0,
+        task_time=median([sum(j.values()) for _, j, _ in graphs]) or 0.0,
+        slots_used=used,
+        replayed=median(own) or 0.0,
+        unlimited=median(unlimited) or 0.0,
+        enough_slots=enough,
+        with_enough=with_enough,
+        runs=len(recent),
+    )

@@ -1,0 +1,117 @@
+"""Small statistics on durations: quantiles, a packed series, a trend, and the change point
+of a series (where its level moved for good)."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile by linear interpolation between the closest ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def median(values: Sequence[float]) -> float | None:
+    return quantile(values, 0.5)
+
+
+class Sample:
+    """The values of one series (a task's spans, waits...), packed as doubles: 8 bytes a
+    value, and as many values as the history window (`dags.history.max_runs`) lets in."""
+
+    __slots__ = ("add", "values")
+
+    def __init__(self) -> None:
+        self.values: array[float] = array("d")
+        #: the bound append of `values`: called once per task and run, so no method of ours
+        self.add = self.values.append
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+    @property
+    def total(self) -> float:
+        return math.fsum(self.values)
+
+    def quantile(self, q: float) -> float | None:
+        return quantile(self.values, q)
+
+
+def trend_per_day(times: Sequence[float], values: Sequence[float]) -> float | None:
+    """Least-squares slope of `values` over `times` (epoch seconds), per day."""
+    n = len(times)
+    if n < 3:
+        return None
+    mt = sum(times) / n
+    mv = sum(values) / n
+    var = sum((t - mt) ** 2 for t in times)
+    if var <= 0:
+        return None
+    cov = sum((t - mt) * (v - mv) for t, v in zip(times, values, strict=True))
+    return cov / var * 86400.0
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    #: index of the first value after the change
+    index: int
+    median_before: float
+    median_after: float
+    #: share of the values after it beyond the median before (1.0: every one)
+    consistency: float
+
+    @property
+    def ratio(self) -> float:
+        return self.median_after / self.median_before if self.median_before > 0 else math.inf
+
+
+def change_point(
+    values: Sequence[float], *, min_segment: int = 3, preferred: Sequence[int] = ()
+) -> ChangePoint | None:
+    """The split of `values` into a before and an after whose levels differ most.
+
+    Scores each split by the t-statistic of the means of log durations (prefix sums: linear
+    in the length), then describes the best one by its medians, which one stray run cannot
+    move. `preferred` splits (a new DAG version) win over a better-scoring one that is no
+    more than 20% better, since a change of code is the likelier cause."""
+    n = len(values)
+    if n < 2 * min_segment:
+        return None
+    logs = [math.log(max(v, 1e-3)) for v in values]
+    s1 = [0.0]
+    s2 = [0.0]
+    for x in logs:
+        s1.append(s1[-1] + x)
+        s2.append(s2[-1] + x * x)
+
+    def score(k: int) -> float:
+        a, b = k, n - k
+        ma = s1[k] / a
+        mb = (s1[n] - s1[k]) / b
+        va = max(0.0, s2[k] / a - ma * ma)
+        vb = max(0.0, (s2[n] - s2[k]) / b - mb * mb)
+        spread = math.sqrt(va / a + vb / b) + 1e-6
+        return abs(mb - ma) / spread
+
+    candidates = range(min_segment, n - min_segment + 1)
+    best = max(candidates, key=lambda k: (score(k), -k))
+    preferred_ok = [k for k in preferred if min_segment <= k <= n - min_segment]
+    if preferred_ok:
+        top = max(preferred_ok, key=lambda k: (score(k), -k))
+        if score(top) * 1.2 >= score(best):
+            best = top
+    before, after = values[:best], values[best:]
+    mb = median(before) or 0.0
+    ma = median(after) or 0.0
+    beyond = sum(1 for v in after if (v > mb if ma >= mb else v < mb)) / len(after)
+    return ChangePoint(best, mb, ma, beyond)

@@ -1,0 +1,1 @@
+"""The Airflow integration tier: venvs, a real deployment, what its DAGs do."""
