@@ -39,8 +39,11 @@ config_app = cli.group("config", "Check and show opscope.yaml.")
 @app.command("checks")
 def list_checks(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+    config: ConfigOpt = None,
 ) -> None:
     """List every registered check with what triggers it."""
+    if config is not None:
+        load_or_fail(config)  # like every command: a broken file is said, whatever the command
     checks = sorted(default_plugins().checks, key=lambda c: (c.kind, c.category, c.id))
     if fmt == "json":
         typer.echo(
