@@ -21,7 +21,7 @@ from opscope.api import dbhooks, serialization
 from opscope.api.exposition import metrics_text, register_default
 from opscope.api.record import CURRENT, RequestRecord
 from opscope.api.recorder import Recorder, default_recorder
-from opscope.api.routes import METHODS, OTHER_METHOD, UNMATCHED, flask_route
+from opscope.api.routes import CACHED_ROUTE, METHODS, OTHER_METHOD, UNMATCHED, flask_route
 from opscope.api.types import Environ, ExcInfo, StartResponse, Timer, WSGIApp
 
 _CACHEABLE = ("GET", "HEAD")
@@ -126,7 +126,8 @@ class InstrumentWSGI:
         ) -> Any:
             record.status = int(status[:3])
             # the framework's request is still there while the response starts
-            record.route = route_of(environ)
+            # (an answer from the response cache never reached the app: its rule says)
+            record.route = route_of(environ) or environ.get(CACHED_ROUTE)
             if cacheable:
                 for name, value in headers:
                     low = name.lower()
