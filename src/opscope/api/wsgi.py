@@ -32,10 +32,19 @@ RouteOf = Callable[[Environ], str | None]
 
 
 def _flask_app(app: Any) -> Any:
-    """The Flask app behind `app` (the app itself or its bound wsgi_app), else None."""
-    for candidate in (app, getattr(app, "__self__", None)):
-        if candidate is not None and hasattr(candidate, "url_map") and hasattr(candidate, "json"):
-            return candidate
+    """The Flask app behind `app` (the app itself or its bound wsgi_app, possibly wrapped in
+    middleware that keeps what it wraps as `.app`, as ResponseCacheWSGI does), else None."""
+    for _ in range(8):
+        for candidate in (app, getattr(app, "__self__", None)):
+            if (
+                candidate is not None
+                and hasattr(candidate, "url_map")
+                and hasattr(candidate, "json")
+            ):
+                return candidate
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
     return None
 
 

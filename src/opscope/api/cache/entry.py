@@ -206,7 +206,10 @@ def make_entry(
         kept.append((b"vary", b", ".join(names)))
     if not has_cache_control:
         scope = b"private" if per_user else b"public"
-        kept.append((b"cache-control", scope + b", max-age=" + str(int(ttl)).encode()))
+        value = scope + b", max-age=" + str(int(ttl)).encode()
+        if stale:
+            value += b", stale-while-revalidate=" + str(int(stale)).encode()
+        kept.append((b"cache-control", value))
     return Entry(status, kept, body, etag, now, now + ttl, now + ttl + stale)
 
 

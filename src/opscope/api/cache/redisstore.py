@@ -155,7 +155,7 @@ class RedisCache:
             self.down = True
             log.warning(
                 "opscope: cache backend redis at %s is unavailable (%s): requests go to the "
-                "handlers until it is back",
+                "handlers until it answers again",
                 self.shown,
                 redact(first_line(exc)) or type(exc).__name__,
             )

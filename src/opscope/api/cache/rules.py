@@ -128,7 +128,9 @@ class CompiledRule:
         return out
 
 
-_CONVERTER_SPEC = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[a-z]+\}|<[a-z]+(?:\([^)]*\))?:([A-Za-z_][A-Za-z0-9_]*)>")
+_CONVERTER_SPEC = re.compile(
+    r"\{([A-Za-z_][A-Za-z0-9_]*):[a-z]+\}|<[a-z]+(?:\([^)]*\))?:([A-Za-z_][A-Za-z0-9_]*)>"
+)
 
 
 def same_route(template: str, actual: str) -> bool:
