@@ -9,6 +9,7 @@ apis:
     access_logs: [/var/log/nginx/shop.log]    # and/or access logs
     database: warehouse                       # a name under `databases:`: links index advice
     thresholds: {slow_p95_ms: 300}            # only the keys given replace `api.thresholds`
+    cache: {redis_url: redis://cache:6379/0}  # its ResponseCache's Redis, for cache invalidate
 api:
   thresholds: {...}
 ```
@@ -49,6 +50,21 @@ class ApiSettings(_Frozen):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class ApiCache(_Frozen):
+    """Where an API's response cache keeps its entries, for `opscope cache invalidate`."""
+
+    redis_url: str
+    #: what every key starts with: the `prefix` given to the app's RedisCache
+    prefix: str = "opscope:cache:"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+
 class ApiTarget(_Frozen):
     """One API under `apis:`."""
 
@@ -59,6 +75,7 @@ class ApiTarget(_Frozen):
     #: a database under `databases:` (or a DSN) that the API queries
     database: str | None = None
     thresholds: ApiThresholds | None = None
+    cache: ApiCache | None = None
 
     @field_validator("metrics_url", "base_url")
     @classmethod
@@ -76,8 +93,8 @@ class ApiTarget(_Frozen):
 
     @model_validator(mode="after")
     def _something(self) -> ApiTarget:
-        if not (self.metrics_url or self.access_logs or self.base_url):
-            raise ValueError("give metrics_url, access_logs or base_url")
+        if not (self.metrics_url or self.access_logs or self.base_url or self.cache):
+            raise ValueError("give metrics_url, access_logs, base_url or cache")
         return self
 
 
