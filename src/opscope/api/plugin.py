@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from opscope.api.cachechecks import CACHE_CHECKS
 from opscope.api.cachecommand import invalidate_command
 from opscope.api.checks import CHECKS
 from opscope.api.command import analyze_api_command, probe_command
@@ -17,7 +18,7 @@ from opscope.plugins import CommandSet, Section
 
 
 def register_checks() -> Iterable[Check]:
-    return list(CHECKS)
+    return [*CHECKS, *CACHE_CHECKS]
 
 
 def register_commands(cli: CommandSet) -> None:

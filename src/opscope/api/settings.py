@@ -40,6 +40,13 @@ class ApiThresholds(_Frozen):
     serialization_min_mean_ms: float = Field(default=5.0, ge=0)
     error_rate: float = Field(default=0.05, gt=0, le=1)
     critical_error_rate: float = Field(default=0.25, gt=0, le=1)
+    cache_min_repeat_share: float = Field(default=0.5, gt=0, le=1)
+    cache_max_change_share: float = Field(default=0.2, ge=0, le=1)
+    cache_min_mean_ms: float = Field(default=5.0, ge=0)
+    cache_max_ttl_s: float = Field(default=300.0, ge=1)
+    cache_assumed_ttl_s: float = Field(default=60.0, ge=1)
+    cache_min_lookups: int = Field(default=100, ge=1)
+    cache_low_hit_ratio: float = Field(default=0.2, gt=0, le=1)
 
 
 class ApiSettings(_Frozen):
