@@ -386,3 +386,60 @@ def test_wsgi_single_flight_across_threads() -> None:
         t.join()
     assert calls == ["/p/1"]
     assert results == [("200 OK", b"one answer")] * 50
+
+
+def test_cache_metrics_exposition_is_the_golden_one() -> None:
+    """A FastAPI app with ResponseCache inside Instrument, fixed clocks: the whole /metrics
+    text byte for byte (tests/golden/cache_metrics.txt). Hits are recorded under the rule's
+    template although no router ran for them."""
+    import itertools
+    import os
+    from pathlib import Path
+
+    import httpx
+    from fastapi import FastAPI
+
+    from opscope.api.asgi import Instrument
+    from opscope.api.exposition import metrics_text
+
+    golden = Path(__file__).resolve().parent / "golden" / "cache_metrics.txt"
+    recorder = Recorder(wall_clock=lambda: 1_800_000_000.0)
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, Any]:
+        return {"id": item_id}
+
+    @app.get("/plain")
+    async def plain() -> dict[str, Any]:
+        return {}
+
+    ticks = itertools.count()
+    app.add_middleware(
+        ResponseCache, rules={"/items/{item_id}": 30}, recorder=recorder,
+        clock=lambda: 1_800_000_000.0,
+    )  # fmt: skip
+    app.add_middleware(Instrument, recorder=recorder, timer=lambda: next(ticks) / 1000)
+    calls = [
+        ("GET", "/items/1", {}),  # miss
+        ("GET", "/items/1", {}),  # hit
+        ("HEAD", "/items/1", {}),  # hit, headers only
+        ("GET", "/items/1", {"Authorization": "Bearer x"}),  # bypass
+        ("HEAD", "/items/2", {}),  # a HEAD miss goes to the app (405: FastAPI's GET route)
+        ("GET", "/plain", {}),  # no rule
+    ]
+    expected = [200, 200, 200, 200, 405, 200]
+
+    async def go() -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+            for (method, path, headers), status in zip(calls, expected, strict=True):
+                answer = await client.request(method, path, headers=headers)
+                assert answer.status_code == status
+            return (await client.get("/metrics")).text
+
+    text = asyncio.run(go())
+    assert text == metrics_text(recorder, include_default=False).decode()
+    if os.environ.get("OPSCOPE_REGENERATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")

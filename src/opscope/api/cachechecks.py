@@ -263,8 +263,12 @@ class CacheLowHitRatio:
                 "look-ups from the cache",
                 detail="Every miss pays the look-up and the store on top of the handler.",
                 evidence=evidence,
-                recommendation="; ".join(reasons) + ".",
+                recommendation=_sentence("; ".join(reasons)),
             )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
 
 
 CACHE_CHECKS = (CacheableEndpoint(), CacheLowHitRatio())
