@@ -191,7 +191,7 @@ def _api_findings() -> list[Finding]:
                 "db_ms_saved_per_min": 30900.0,
                 "time_saved_ms": 336000.0,
                 "rule": f'"{route}": CacheRule(ttl=30)',
-            },  # fmt: skip
+            },
             recommendation=f'Cache it: add `"{route}": CacheRule(ttl=30)` to the rules of '
             "opscope.api.ResponseCache.",
         ),
