@@ -17,7 +17,7 @@ from opscope.api.analyze import analyze_api
 from opscope.api.context import ACCESS_LOG
 from opscope.config import Config
 from redis_server import RedisServer
-from test_cache_servers import fastapi
+from test_cache_servers import fastapi_server
 
 
 def _probe(tmp: Path, *args: str) -> None:
@@ -31,7 +31,7 @@ def test_analysis_tells_cacheable_from_per_user_and_changing(
     tmp_path: Path, redis_server: RedisServer, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("SLOW_S", "0.001")
-    with fastapi(tmp_path, "analysis", "redis", redis_server) as base:
+    with fastapi_server(tmp_path, "analysis", "redis", redis_server) as base:
         _probe(tmp_path, f"{base}/reports/1", f"{base}/reports/2")
         _probe(tmp_path, f"{base}/whoami", "-H", "Authorization: Bearer someone")
         _probe(tmp_path, f"{base}/now")

@@ -32,7 +32,7 @@ def _env(calls: Path, backend: str, redis_url: str | None = None) -> dict[str, s
 
 
 @contextmanager
-def fastapi(tmp: Path, name: str, backend: str, redis: RedisServer | None = None,
+def fastapi_server(tmp: Path, name: str, backend: str, redis: RedisServer | None = None,
             workers: int = 1) -> Iterator[str]:  # fmt: skip
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "cache_fastapi:app", "--host", "127.0.0.1",
@@ -46,7 +46,7 @@ def fastapi(tmp: Path, name: str, backend: str, redis: RedisServer | None = None
 
 
 @contextmanager
-def flask(tmp: Path, redis: RedisServer, workers: int = 2) -> Iterator[str]:
+def flask_server(tmp: Path, redis: RedisServer, workers: int = 2) -> Iterator[str]:
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread",
             "--threads", "64", "-b", f"127.0.0.1:{port}", "cache_flask:app"]  # fmt: skip
@@ -91,17 +91,17 @@ def _one_call_for_many(base: str, tmp: Path, workers: int) -> None:
 
 
 def test_fastapi_stampede_in_one_process(tmp_path: Path, redis_server: RedisServer) -> None:
-    with fastapi(tmp_path, "one", "redis", redis_server) as base:
+    with fastapi_server(tmp_path, "one", "redis", redis_server) as base:
         _one_call_for_many(base, tmp_path, workers=1)
     # the memory backend: the process's own single-flight
-    with fastapi(tmp_path, "memory", "memory") as base:
+    with fastapi_server(tmp_path, "memory", "memory") as base:
         responses = stampede(f"{base}/products/9")
         assert {r.status_code for r in responses} == {200}
         assert calls(tmp_path)["product:9"] == 1
 
 
 def test_fastapi_stampede_across_two_workers(tmp_path: Path, redis_server: RedisServer) -> None:
-    with fastapi(tmp_path, "two", "redis", redis_server, workers=2) as base:
+    with fastapi_server(tmp_path, "two", "redis", redis_server, workers=2) as base:
         _one_call_for_many(base, tmp_path, workers=2)
         # the entry is shared: every worker answers it from Redis
         again = stampede(f"{base}/products/1", 20)
@@ -110,7 +110,7 @@ def test_fastapi_stampede_across_two_workers(tmp_path: Path, redis_server: Redis
 
 
 def test_flask_stampede_across_two_workers(tmp_path: Path, redis_server: RedisServer) -> None:
-    with flask(tmp_path, redis_server) as base:
+    with flask_server(tmp_path, redis_server) as base:
         _one_call_for_many(base, tmp_path, workers=2)
         _no_leaks(base, tmp_path)
         first = httpx.get(f"{base}/products/1")
@@ -148,7 +148,7 @@ def test_fastapi_no_leaks_ttl_and_same_etag_from_two_processes(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     # two servers with memory backends: each computes the entry itself, and the ETags agree
-    with fastapi(tmp_path, "a", "memory") as a, fastapi(tmp_path, "b", "memory") as b:
+    with fastapi_server(tmp_path, "a", "memory") as a, fastapi_server(tmp_path, "b", "memory") as b:
         first = httpx.get(f"{a}/products/3")
         tag = first.headers["etag"]
         assert tag.startswith('"') and not tag.startswith("W/")
@@ -157,7 +157,7 @@ def test_fastapi_no_leaks_ttl_and_same_etag_from_two_processes(
         assert other.headers["etag"] == tag and other.content == b""
         assert calls(tmp_path)["product:3"] == 2
         assert httpx.get(f"{b}/products/3", headers={"if-none-match": '"nope"'}).status_code == 200
-    with fastapi(tmp_path, "c", "redis", redis_server) as base:
+    with fastapi_server(tmp_path, "c", "redis", redis_server) as base:
         _no_leaks(base, tmp_path)
         # TTL: one second, then the handler again
         with httpx.Client(base_url=base) as client:
@@ -174,7 +174,7 @@ def test_invalidation_by_tag_and_path_from_the_cli(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     with (
-        fastapi(tmp_path, "inv", "redis", redis_server, workers=2) as base,
+        fastapi_server(tmp_path, "inv", "redis", redis_server, workers=2) as base,
         httpx.Client(base_url=base) as client,
     ):
         for product in (5, 6, 7):
@@ -206,7 +206,7 @@ def test_invalidation_by_tag_and_path_from_the_cli(
 def test_redis_killed_then_restarted(tmp_path: Path, redis_server: RedisServer) -> None:
     log = tmp_path / "outage.log"
     with (
-        fastapi(tmp_path, "outage", "redis", redis_server) as base,
+        fastapi_server(tmp_path, "outage", "redis", redis_server) as base,
         httpx.Client(base_url=base) as client,
     ):
         client.get("/products/1")
@@ -230,7 +230,7 @@ def test_redis_killed_then_restarted(tmp_path: Path, redis_server: RedisServer) 
 
 def test_stale_while_revalidate(tmp_path: Path, redis_server: RedisServer) -> None:
     with (
-        fastapi(tmp_path, "swr", "redis", redis_server) as base,
+        fastapi_server(tmp_path, "swr", "redis", redis_server) as base,
         httpx.Client(base_url=base) as client,
     ):
         first = client.get("/stale").json()

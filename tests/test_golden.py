@@ -203,8 +203,10 @@ def _api_findings() -> list[Finding]:
             target="shop-api",
             title="The cache rule for /catalog answers only 4% of 800 look-ups from the cache",
             evidence={"hit_ratio": 0.04, "hits": 32, "misses": 768, "bypasses": 0},
-            recommendation="Only 3% of its GETs repeat an earlier request (790 distinct): list "
-            "only the query parameters the handler reads (`query=(...)`).",
+            recommendation="Only 3% of its GETs repeat an earlier request (790 distinct): most "
+            "keys are asked for once. If the key holds what the answer does not depend on, narrow "
+            "it (`query=(...)`: the query parameters the handler reads; fewer `vary` headers); "
+            "otherwise drop the rule.",
         ),
     ]
 

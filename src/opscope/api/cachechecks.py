@@ -236,8 +236,9 @@ class CacheLowHitRatio:
             if share is not None and share < 0.5:
                 reasons.append(
                     f"only {share:.0%} of its GETs repeat an earlier request ({int(e.keys or 0):,} "
-                    "distinct): list only the query parameters the handler reads "
-                    "(`query=(...)`) and vary on fewer headers, or drop the rule"
+                    "distinct): most keys are asked for once. If the key holds what the answer "
+                    "does not depend on, narrow it (`query=(...)`: the query parameters the "
+                    "handler reads; fewer `vary` headers); otherwise drop the rule"
                 )
             if not reasons:
                 reasons.append(
