@@ -268,3 +268,30 @@ def test_a_crashed_lock_holder_never_blocks_the_key(redis_server: RedisServer) -
         _, waiter = cache.get_or_lock("k", 0.3)
     assert 0.25 < time.monotonic() - began < 1.0
     cache.close()
+
+
+def test_invalidate_names_the_cache_of_a_configured_api_and_fails_in_one_line(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    password_url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    (tmp_path / "opscope.yaml").write_text(
+        f"""apis:
+  shop: {{cache: {{redis_url: "{redis_server.url}", prefix: "opscope:cache:"}}}}
+  nocache: {{base_url: "http://127.0.0.1:1"}}
+  down: {{cache: {{redis_url: "{password_url}"}}}}
+"""
+    )
+    ok = opscope("cache", "invalidate", "shop", "--tag", "t", cwd=tmp_path)
+    assert ok.returncode == 0 and "invalidated 0 entries (tag t)" in ok.stdout, ok.stderr
+    for args, message in [
+        (("shop",), "give --tag or --path"),
+        (("nosuch", "--tag", "t"), "no API named 'nosuch'"),
+        (("nocache", "--tag", "t"), "has no cache"),
+        (("shop", "--path", "relative"), "does not start with /"),
+        (("down", "--tag", "t"), "redis at redis://:********@127.0.0.1"),
+    ]:
+        failed = opscope("cache", "invalidate", *args, cwd=tmp_path)
+        assert failed.returncode == 2, (args, failed.stderr)
+        [line] = failed.stderr.splitlines()
+        assert line.startswith("opscope: error: ") and message in line, line
+        assert "s3cret" not in failed.stderr
