@@ -351,6 +351,18 @@ def test_asgi_never_shares_answers_to_credentials_unless_keyed_on_them() -> None
     assert app.calls == {"/me": 4, "/mine": 3}  # a, b, then a from its own entry; the cookie
 
 
+def test_asgi_keys_apart_hosts_and_mount_points() -> None:
+    app = _App({"/home": (200, JSON, [b"{}"])})
+    cache = ResponseCache(app, rules={"/home": 60}, recorder=Recorder())
+
+    async def run() -> None:
+        for host in (b"a.example", b"b.example", b"a.example"):
+            await _get(cache, "/home", [(b"host", host)])
+
+    asyncio.run(run())
+    assert app.calls == {"/home": 2}
+
+
 # --- the WSGI middleware under real threads ------------------------------------------------
 
 

@@ -163,8 +163,11 @@ class ResponseCache:
         req = _Request(rule, params, path)
         vary = rule.vary_bytes
         values: dict[bytes, bytes] = {}
+        host = b""
         for name, value in scope.get("headers", ()):
-            if name in _CREDENTIALS:
+            if name == b"host":
+                host = value
+            elif name in _CREDENTIALS:
                 if _CREDENTIALS[name] not in rule.per_user:
                     req.credentials = True
             elif name == b"if-none-match":
@@ -174,7 +177,10 @@ class ResponseCache:
             if name in vary:
                 values[name] = values[name] + b", " + value if name in values else value
         req.query = sorted_query(scope.get("query_string", b""), rule.query)
-        req.key = entry_key(rule, path, req.query, [values.get(v, _ABSENT) for v in sorted(vary)])
+        where = host + b"\0" + scope.get("root_path", "").encode("utf-8", "surrogateescape")
+        req.key = entry_key(
+            rule, path, req.query, [values.get(v, _ABSENT) for v in sorted(vary)], where
+        )
         return req
 
     async def _follow(

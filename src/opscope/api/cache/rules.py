@@ -7,10 +7,10 @@ A rule is declared per route template, written as the app writes it: Starlette a
 is found before the app routes it; the route the app actually chose is checked when it
 answers, and a request a rule matched but another route answered is not cached.
 
-The key of a request is the route template, the path (so every path parameter), the query
-parameters sorted (all of them, or only those the rule lists) and the values of the request
-headers the rule varies on. It is hashed: header values (an Authorization header when a rule
-caches per user) never appear in a key.
+The key of a request is the route template, the Host and mount point, the path (so every path
+parameter), the query parameters sorted (all of them, or only those the rule lists) and the
+values of the request headers the rule varies on. It is hashed: header values (an
+Authorization header when a rule caches per user) never appear in a key.
 """
 
 from __future__ import annotations
@@ -212,10 +212,16 @@ def sorted_query(query: bytes, only: frozenset[bytes] | None) -> bytes:
     return b"&".join(sorted(p for p in parts if p))
 
 
-def entry_key(rule: CompiledRule, path: str, query: bytes, vary: Sequence[bytes]) -> str:
-    """The hex key of a request: a hash, so credentials in `vary` values never show."""
+def entry_key(
+    rule: CompiledRule, path: str, query: bytes, vary: Sequence[bytes], host: bytes = b""
+) -> str:
+    """The hex key of a request: a hash, so credentials in `vary` values never show. `host`
+    is the Host and the mount point the app answers under: one app serving several hosts
+    (tenants by domain) or mounted twice never answers one with the other's entries."""
     h = hashlib.blake2b(digest_size=16)
     h.update(rule.template.encode())
+    h.update(b"\0")
+    h.update(host)
     h.update(b"\0")
     h.update(path.encode("utf-8", "surrogateescape"))
     h.update(b"\0")

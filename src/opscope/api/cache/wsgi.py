@@ -170,7 +170,9 @@ class ResponseCacheWSGI:
             environ[key].encode("latin-1") if key in environ else _ABSENT
             for _, key in rule.vary_environ
         ]
-        req.key = entry_key(rule, path, req.query, values)
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        where = (host + "\0" + environ.get("SCRIPT_NAME", "")).encode("latin-1", "replace")
+        req.key = entry_key(rule, path, req.query, values, where)
         return req
 
     def _send(
