@@ -106,6 +106,7 @@ class RedisCache:
         self._scripts: dict[str, Any] = {}
         self._ascripts: dict[str, Any] = {}
         self._make = threading.Lock()
+        self._state = threading.Lock()
         #: monotonic time until which Redis is not tried again; 0: up
         self.down_until = 0.0
         self.down = False
@@ -151,8 +152,9 @@ class RedisCache:
 
     def _failed(self, exc: BaseException) -> BackendUnavailable:
         self.down_until = time.monotonic() + self.retry_s
-        if not self.down:
-            self.down = True
+        with self._state:  # threads of a WSGI app fail together: one of them logs
+            first, self.down = not self.down, True
+        if first:
             log.warning(
                 "opscope: cache backend redis at %s is unavailable (%s): requests go to the "
                 "handlers until it answers again",
@@ -162,9 +164,12 @@ class RedisCache:
         return BackendUnavailable(f"redis at {self.shown}: {first_line(exc)}")
 
     def _ok(self) -> None:
-        if self.down:
-            self.down = False
+        if not self.down:
+            return
+        with self._state:
+            back, self.down = self.down, False
             self.down_until = 0.0
+        if back:
             log.warning("opscope: cache backend redis at %s is back", self.shown)
 
     # --- sync --------------------------------------------------------------------------------
