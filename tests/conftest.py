@@ -222,3 +222,16 @@ def idle_in_transaction(situations: Situations) -> Callable[..., Session]:
 def long_query(situations: Situations) -> Callable[..., Session]:
     """`long_query("SELECT pg_sleep(600)")`: running until released, then cancelled."""
     return situations.long_query
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server of the test's own on a free port (tests/redis_server.py)."""
+    from redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

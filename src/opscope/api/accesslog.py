@@ -27,6 +27,8 @@ from opscope.db.logs.reader import LogInputError, open_input, read_blocks
 
 MAX_LINE = 64 << 10
 MAX_TEMPLATES = 10_000
+#: distinct GET/HEAD targets remembered to count repeats (then new ones are not followed)
+MAX_TRACKED_TARGETS = 100_000
 FORMATS = ("combined", "gunicorn", "uvicorn", "json")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -206,6 +208,8 @@ class LogAggregate:
     skipped_long: int = 0
     formats: dict[str, str] = field(default_factory=dict)
     has_latency: bool = False
+    #: (template, path, sorted query) of the 2xx GET/HEAD requests seen, for repeat rates
+    targets: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, request: LogRequest) -> None:
         template = fold_path(request.target)
@@ -224,6 +228,11 @@ class LogAggregate:
         if request.status != 404:
             self.non_404.add(template)
         e.methods.add(request.method)
+        if request.method in ("GET", "HEAD"):
+            e.reads += 1
+            if 200 <= request.status < 300:
+                e.reads_ok += 1
+                self._repeat(e, template, request.target)
         if request.duration is not None:
             self.has_latency = True
             e.duration_s = (e.duration_s or 0.0) + request.duration
@@ -231,6 +240,20 @@ class LogAggregate:
             if hist is None:
                 hist = self.histograms[template] = LogHistogram()
             hist.add(request.duration)
+
+    def _repeat(self, e: Endpoint, template: str, target: str) -> None:
+        """Count a request for a target answered before (its query parameters sorted)."""
+        path, _, query = target.partition("?")
+        if "&" in query:
+            query = "&".join(sorted(query.split("&")))
+        key = (template, path + "?" + query)
+        if e.repeats is None:
+            e.repeats, e.keys = 0.0, 0.0
+        if key in self.targets:
+            e.repeats += 1
+        elif len(self.targets) < MAX_TRACKED_TARGETS:
+            self.targets.add(key)
+            e.keys = (e.keys or 0.0) + 1
 
     def finish(self) -> dict[str, Endpoint]:
         out: dict[str, Endpoint] = {}
@@ -256,6 +279,11 @@ def _merge_into(into: Endpoint, e: Endpoint) -> None:
     for k, v in e.statuses.items():
         into.statuses[k] = into.statuses.get(k, 0.0) + v
     into.methods |= e.methods
+    into.reads += e.reads
+    into.reads_ok += e.reads_ok
+    if e.repeats is not None:
+        into.repeats = (into.repeats or 0.0) + e.repeats
+        into.keys = (into.keys or 0.0) + (e.keys or 0.0)
     if e.duration_s is not None:
         into.duration_s = (into.duration_s or 0.0) + e.duration_s
     if e.latency is not None and e.latency.samples is not None:

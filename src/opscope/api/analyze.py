@@ -116,6 +116,8 @@ def endpoint_summary(ctx: ApiContext, e: Endpoint) -> dict[str, Any]:
         "queries_per_request": r(e.queries / e.requests) if e.queries is not None else None,
         "serialization_share": share(e.serialization_s),
         "n_plus_one_requests": int(e.n_plus_one) if e.n_plus_one is not None else None,
+        "repeat_share": r(e.repeat_share, 3),
+        "cache_hit_ratio": r(e.cache_hit_ratio, 3),
     }
 
 

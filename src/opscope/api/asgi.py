@@ -21,7 +21,7 @@ from opscope.api import dbhooks, serialization
 from opscope.api.exposition import metrics_text, register_default
 from opscope.api.record import CURRENT, RequestRecord
 from opscope.api.recorder import Recorder, default_recorder
-from opscope.api.routes import METHODS, OTHER_METHOD, starlette_route
+from opscope.api.routes import CACHED_ROUTE, METHODS, OTHER_METHOD, starlette_route
 from opscope.api.types import ASGIApp, Message, Receive, Scope, Send, Timer
 
 _CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -32,7 +32,8 @@ def _route_of(record: RequestRecord) -> str | None:
     """For a request in flight: its route once the router has matched one."""
     scope = record.scope
     if scope.get("route") is None:
-        return None
+        cached: str | None = scope.get(CACHED_ROUTE)
+        return cached
     return starlette_route(scope, record.root_path)
 
 

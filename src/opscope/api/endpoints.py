@@ -55,6 +55,21 @@ class Endpoint:
     connects: float | None = None
     statements: list[Statement] = field(default_factory=list)
     exceptions: dict[str, float] = field(default_factory=dict)
+    #: GET and HEAD requests, and those answered with a 2xx
+    reads: float = 0.0
+    reads_ok: float = 0.0
+    #: for the cache analysis, from the body digests (metrics) or the repeated request
+    #: targets (access logs): 2xx answers to a request answered before, those whose body
+    #: differed from the previous answer (None from logs), requests with credentials (None
+    #: from logs) and distinct requests followed; None when the source has no such figure
+    repeats: float | None = None
+    changes: float | None = None
+    private: float | None = None
+    keys: float | None = None
+    #: how long answers stayed the same, seconds (buckets of opscope_response_stable_seconds)
+    stable: Latency | None = None
+    #: the response cache's counts: hits, misses, stale, bypasses, errors (None: no cache)
+    cache: dict[str, float] | None = None
 
     def quantile_ms(self, q: float) -> float | None:
         if self.latency is None:
@@ -71,6 +86,26 @@ class Endpoint:
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def repeat_share(self) -> float | None:
+        """Of the requests followed, the share that repeated one answered before."""
+        if self.repeats is None:
+            return None
+        followed = self.repeats + (self.keys or 0.0)
+        return self.repeats / followed if followed else None
+
+    @property
+    def cache_lookups(self) -> float:
+        c = self.cache or {}
+        return c.get("hits", 0.0) + c.get("misses", 0.0) + c.get("stale", 0.0)
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        lookups = self.cache_lookups
+        if not lookups or self.cache is None:
+            return None
+        return (self.cache.get("hits", 0.0) + self.cache.get("stale", 0.0)) / lookups
 
     def top_statements(self, n: int = 3) -> Sequence[Statement]:
         return sorted(self.statements, key=lambda s: -s.seconds)[:n]

@@ -58,8 +58,12 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     series: dict[tuple[str, str, int], list[Any]] = {}
     routes: dict[str, dict[str, Any]] = {}
     active: dict[tuple[str, str], int] = {}
+    cache: dict[str, list[int]] = {}
     started: float | None = None
     for snap in snapshots:
+        for route, counts in snap.get("cache", {}).items():
+            mine_cache = cache.setdefault(route, [0] * len(counts))
+            cache[route] = [a + b for a, b in zip(mine_cache, counts, strict=True)]
         started = snap["started"] if started is None else min(started, snap["started"])
         for route, method, status, counts, total in snap["series"]:
             key = (route, method, int(status))
@@ -106,6 +110,7 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "series": [[*key, *value] for key, value in sorted(series.items())],
         "routes": dict(sorted(routes.items())),
         "active": [[*key, n] for key, n in sorted(active.items())],
+        "cache": dict(sorted(cache.items())),
     }
 
 
@@ -239,6 +244,8 @@ def families(snapshot: dict[str, Any]) -> Iterator[Metric]:
             stable.add_metric([route], _buckets(STABLE_BUCKETS, counts), total)
     yield stable
 
+    yield from _cache_families(snapshot.get("cache", {}))
+
     start = GaugeMetricFamily(
         "opscope_instrument_start_time_seconds",
         "When the earliest process of the app began recording (Unix time).",
@@ -246,6 +253,39 @@ def families(snapshot: dict[str, Any]) -> Iterator[Metric]:
     if snapshot["started"] is not None:
         start.add_metric([], snapshot["started"])
     yield start
+
+
+_CACHE_DOCS = (
+    ("opscope_cache_hits_total", "Requests answered from the response cache (fresh)."),
+    ("opscope_cache_misses_total", "Handler calls the response cache made to fill an entry."),
+    ("opscope_cache_stale_total",
+     "Requests answered with a stale entry while it was refreshed (stale-while-revalidate)."),
+    ("opscope_cache_bypasses_total",
+     "Requests to a cached route that were not looked up (credentials, Range)."),
+    ("opscope_cache_errors_total",
+     "Requests the cache let through to the handler because its backend failed."),
+)  # fmt: skip
+
+
+def _cache_families(cache: dict[str, list[int]]) -> Iterator[Metric]:
+    """The response cache's figures, for apps that have one (none otherwise)."""
+    if not cache:
+        return
+    for i, (name, doc) in enumerate(_CACHE_DOCS):
+        counter = CounterMetricFamily(name, doc, labels=[ROUTE])
+        for route, counts in cache.items():
+            counter.add_metric([route], counts[i])
+        yield counter
+    ratio = GaugeMetricFamily(
+        "opscope_cache_hit_ratio",
+        "Share of cache look-ups answered from the cache (fresh or stale) since the start.",
+        labels=[ROUTE],
+    )
+    for route, (hits, misses, stale, _, _) in cache.items():
+        lookups = hits + misses + stale
+        if lookups:
+            ratio.add_metric([route], (hits + stale) / lookups)
+    yield ratio
 
 
 class RecorderCollector:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from opscope.api.cachechecks import CACHE_CHECKS
+from opscope.api.cachecommand import invalidate_command
 from opscope.api.checks import CHECKS
 from opscope.api.command import analyze_api_command, probe_command
 from opscope.api.sections import ApiSection, ProbeSection
@@ -16,12 +18,14 @@ from opscope.plugins import CommandSet, Section
 
 
 def register_checks() -> Iterable[Check]:
-    return list(CHECKS)
+    return [*CHECKS, *CACHE_CHECKS]
 
 
 def register_commands(cli: CommandSet) -> None:
     cli.add("api", analyze_api_command, group="analyze")
     cli.add("probe", probe_command)
+    cli.group("cache", "The response cache (opscope.api.ResponseCache): invalidate entries.")
+    cli.add("invalidate", invalidate_command, group="cache")
 
 
 def register_sections() -> Iterable[Section]:

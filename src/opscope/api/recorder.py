@@ -172,6 +172,8 @@ class Recorder:
         self.active: dict[RequestRecord, tuple[str, Callable[[RequestRecord], str | None]]] = {}
         #: (route, path, query, vary values) -> [digest of the last answer, when it began]
         self.responses: dict[Hashable, list[Any]] = {}
+        #: response cache counts by rule template: hits, misses, stale, bypasses, errors
+        self.cache: dict[str, list[int]] = {}
         #: bumped by every finished request; the flusher writes when it moved
         self.version = 0
         self.flusher: threading.Thread | None = None
@@ -238,6 +240,20 @@ class Recorder:
         if self.multiprocess_dir is not None and self.flusher is None:
             self._start_flusher()
 
+    def cache_event(self, route: str, event: int) -> None:
+        """Count what the response cache did for one request of `route` (a rule's template);
+        `event` indexes opscope.api.cache.stats.EVENTS."""
+        with self.lock:
+            counts = self.cache.get(route)
+            if counts is None:
+                if len(self.cache) >= self.max_routes:
+                    return
+                counts = self.cache[route] = [0, 0, 0, 0, 0]
+            counts[event] += 1
+            self.version += 1
+        if self.multiprocess_dir is not None and self.flusher is None:
+            self._start_flusher()
+
     def _exception(self, stats: RouteStats, name: str) -> None:
         if name not in stats.exceptions and len(stats.exceptions) >= self.exceptions_per_route:
             name = OTHER_ERROR
@@ -296,6 +312,7 @@ class Recorder:
                     for (route, method, status), hist in self.series.items()
                 ],
                 "routes": {route: stats.dump() for route, stats in self.routes.items()},
+                "cache": {route: list(counts) for route, counts in self.cache.items()},
             }
         in_flight: dict[tuple[str, str], int] = {}
         for rec, (method, route_of) in active:

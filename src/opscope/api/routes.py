@@ -24,6 +24,8 @@ from opscope.api.types import Environ, Scope
 UNMATCHED = "<unmatched>"
 #: past `max_routes` distinct templates (a guard: apps declare far fewer) new ones share this
 OTHER = "<other>"
+#: where the response cache leaves the template of the rule that answered a request itself
+CACHED_ROUTE = "opscope.route"
 
 #: http_request_method values: the standard methods (OpenTelemetry's list), else _OTHER
 METHODS = {
@@ -76,7 +78,8 @@ def starlette_route(scope: Scope, root_path: str) -> str:
     is the scope's root_path as the server gave it, before any mount."""
     route = scope.get("route")
     if route is None:
-        return UNMATCHED
+        # answered from the response cache, before any router ran
+        return scope.get(CACHED_ROUTE) or UNMATCHED
     mounted = scope.get("root_path", "")
     if len(mounted) == len(root_path):
         known = _plain.get(id(route))

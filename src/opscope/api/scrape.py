@@ -51,7 +51,19 @@ def parse(text: str, source: str = "metrics") -> Samples:
 
 #: samples that are gauges: their later value stands, they are not differences
 _GAUGES = ("http_server_active_requests", "opscope_n_plus_one_statement_max_repeats",
-           "opscope_response_keys", "opscope_instrument_start_time_seconds")  # fmt: skip
+           "opscope_response_keys", "opscope_instrument_start_time_seconds",
+           "opscope_cache_hit_ratio")  # fmt: skip
+
+_RESPONSES = {
+    "opscope_response_repeats_total": "repeats",
+    "opscope_response_changes_total": "changes",
+    "opscope_response_private_total": "private",
+    "opscope_response_keys": "keys",
+}
+_CACHE = {
+    f"opscope_cache_{event}_total": event
+    for event in ("hits", "misses", "stale", "bypasses", "errors")
+}
 
 
 def difference(before: Samples, after: Samples) -> Samples:
@@ -81,6 +93,7 @@ def endpoints(samples: Samples) -> dict[str, Endpoint]:
         return found[route]
 
     buckets: dict[str, dict[float, float]] = {}
+    stable: dict[str, dict[float, float]] = {}
     statements: dict[tuple[str, str], dict[str, object]] = {}
     for (name, pairs), value in samples.items():
         labels = _labels(pairs)
@@ -96,6 +109,10 @@ def endpoints(samples: Samples) -> dict[str, Endpoint]:
                 e.errors += value
             if value:
                 e.methods.add(labels.get("http_request_method", ""))
+            if labels.get("http_request_method") in ("GET", "HEAD"):
+                e.reads += value
+                if status.startswith("2"):
+                    e.reads_ok += value
         elif name == "http_server_request_duration_seconds_sum":
             e = ep(route)
             e.duration_s = (e.duration_s or 0.0) + value
@@ -116,6 +133,16 @@ def endpoints(samples: Samples) -> dict[str, Endpoint]:
         elif name == "opscope_unhandled_exceptions_total":
             if value:
                 ep(route).exceptions[labels.get("error_type", "")] = value
+        elif name in _RESPONSES:
+            setattr(ep(route), _RESPONSES[name], value)
+        elif name == "opscope_response_stable_seconds_bucket":
+            le = float(labels["le"])
+            per = stable.setdefault(route, {})
+            per[le] = per.get(le, 0.0) + value
+        elif name in _CACHE:
+            e = ep(route)
+            e.cache = e.cache if e.cache is not None else {}
+            e.cache[_CACHE[name]] = value
         elif name.startswith(("opscope_db_statement_", "opscope_n_plus_one_statement_")):
             key = (route, labels.get("db_statement_fingerprint", ""))
             entry = statements.setdefault(key, {"text": labels.get("db_statement", "")})
@@ -124,6 +151,10 @@ def endpoints(samples: Samples) -> dict[str, Endpoint]:
         bounds = sorted(b for b in per if not math.isinf(b))
         cumulative = [per[b] for b in bounds] + [per.get(math.inf, 0.0)]
         ep(route).latency = Latency(bounds=tuple(bounds), cumulative=cumulative)
+    for route, per in stable.items():
+        bounds = sorted(b for b in per if not math.isinf(b))
+        cumulative = [per[b] for b in bounds] + [per.get(math.inf, 0.0)]
+        ep(route).stable = Latency(bounds=tuple(bounds), cumulative=cumulative)
     for (route, fp), entry in statements.items():
         calls = _num(entry, "opscope_db_statement_calls_total")
         if not calls:
@@ -138,7 +169,16 @@ def endpoints(samples: Samples) -> dict[str, Endpoint]:
                 max_repeats=_num(entry, "opscope_n_plus_one_statement_max_repeats"),
             )
         )
-    return {route: e for route, e in sorted(found.items()) if e.requests > 0}
+    for e in found.values():
+        # answers followed for the cache analysis: the digest figures start from zero
+        if e.repeats is None and e.keys is not None:
+            e.repeats = 0.0
+        if e.repeats is not None:
+            e.changes = e.changes or 0.0
+            e.private = e.private or 0.0
+            e.keys = e.keys or 0.0
+    # a cache rule whose template no request label shares still shows its counts
+    return {route: e for route, e in sorted(found.items()) if e.requests > 0 or e.cache_lookups > 0}
 
 
 def _num(entry: Mapping[str, object], key: str) -> float:

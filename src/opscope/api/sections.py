@@ -22,7 +22,10 @@ TERMINAL_ROWS = 15
 
 _env = template_environment("opscope.api")
 
-COLUMNS = ("route", "requests", "rate/s", "p50", "p95", "p99", "5xx", "DB", "q/req", "ser.", "N+1")
+COLUMNS = (
+    "route", "requests", "rate/s", "p50", "p95", "p99", "5xx", "DB", "q/req", "ser.", "N+1",
+    "rep.", "hit",
+)  # fmt: skip
 
 
 def _ms(value: Any) -> str:
@@ -53,6 +56,8 @@ def endpoint_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
                 _num(e.get("queries_per_request")),
                 _pct(e.get("serialization_share")),
                 _num(e.get("n_plus_one_requests")),
+                _pct(e.get("repeat_share")),
+                _pct(e.get("cache_hit_ratio")),
             )
         )
     return rows

@@ -9,6 +9,7 @@ apis:
     access_logs: [/var/log/nginx/shop.log]    # and/or access logs
     database: warehouse                       # a name under `databases:`: links index advice
     thresholds: {slow_p95_ms: 300}            # only the keys given replace `api.thresholds`
+    cache: {redis_url: redis://cache:6379/0}  # its ResponseCache's Redis, for cache invalidate
 api:
   thresholds: {...}
 ```
@@ -39,6 +40,13 @@ class ApiThresholds(_Frozen):
     serialization_min_mean_ms: float = Field(default=5.0, ge=0)
     error_rate: float = Field(default=0.05, gt=0, le=1)
     critical_error_rate: float = Field(default=0.25, gt=0, le=1)
+    cache_min_repeat_share: float = Field(default=0.5, gt=0, le=1)
+    cache_max_change_share: float = Field(default=0.2, ge=0, le=1)
+    cache_min_mean_ms: float = Field(default=5.0, ge=0)
+    cache_max_ttl_s: float = Field(default=300.0, ge=1)
+    cache_assumed_ttl_s: float = Field(default=60.0, ge=1)
+    cache_min_lookups: int = Field(default=100, ge=1)
+    cache_low_hit_ratio: float = Field(default=0.2, gt=0, le=1)
 
 
 class ApiSettings(_Frozen):
@@ -47,6 +55,21 @@ class ApiSettings(_Frozen):
     thresholds: ApiThresholds = ApiThresholds()
     #: seconds to wait for a /metrics scrape
     timeout_s: float = Field(default=10.0, gt=0)
+
+
+class ApiCache(_Frozen):
+    """Where an API's response cache keeps its entries, for `opscope cache invalidate`."""
+
+    redis_url: str
+    #: what every key starts with: the `prefix` given to the app's RedisCache
+    prefix: str = "opscope:cache:"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
 
 
 class ApiTarget(_Frozen):
@@ -59,6 +82,7 @@ class ApiTarget(_Frozen):
     #: a database under `databases:` (or a DSN) that the API queries
     database: str | None = None
     thresholds: ApiThresholds | None = None
+    cache: ApiCache | None = None
 
     @field_validator("metrics_url", "base_url")
     @classmethod
@@ -76,8 +100,8 @@ class ApiTarget(_Frozen):
 
     @model_validator(mode="after")
     def _something(self) -> ApiTarget:
-        if not (self.metrics_url or self.access_logs or self.base_url):
-            raise ValueError("give metrics_url, access_logs or base_url")
+        if not (self.metrics_url or self.access_logs or self.base_url or self.cache):
+            raise ValueError("give metrics_url, access_logs, base_url or cache")
         return self
 
 

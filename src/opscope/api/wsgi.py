@@ -21,7 +21,7 @@ from opscope.api import dbhooks, serialization
 from opscope.api.exposition import metrics_text, register_default
 from opscope.api.record import CURRENT, RequestRecord
 from opscope.api.recorder import Recorder, default_recorder
-from opscope.api.routes import METHODS, OTHER_METHOD, UNMATCHED, flask_route
+from opscope.api.routes import CACHED_ROUTE, METHODS, OTHER_METHOD, UNMATCHED, flask_route
 from opscope.api.types import Environ, ExcInfo, StartResponse, Timer, WSGIApp
 
 _CACHEABLE = ("GET", "HEAD")
@@ -32,10 +32,19 @@ RouteOf = Callable[[Environ], str | None]
 
 
 def _flask_app(app: Any) -> Any:
-    """The Flask app behind `app` (the app itself or its bound wsgi_app), else None."""
-    for candidate in (app, getattr(app, "__self__", None)):
-        if candidate is not None and hasattr(candidate, "url_map") and hasattr(candidate, "json"):
-            return candidate
+    """The Flask app behind `app` (the app itself or its bound wsgi_app, possibly wrapped in
+    middleware that keeps what it wraps as `.app`, as ResponseCacheWSGI does), else None."""
+    for _ in range(8):
+        for candidate in (app, getattr(app, "__self__", None)):
+            if (
+                candidate is not None
+                and hasattr(candidate, "url_map")
+                and hasattr(candidate, "json")
+            ):
+                return candidate
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
     return None
 
 
@@ -126,7 +135,8 @@ class InstrumentWSGI:
         ) -> Any:
             record.status = int(status[:3])
             # the framework's request is still there while the response starts
-            record.route = route_of(environ)
+            # (an answer from the response cache never reached the app: its rule says)
+            record.route = route_of(environ) or environ.get(CACHED_ROUTE)
             if cacheable:
                 for name, value in headers:
                     low = name.lower()
