@@ -280,7 +280,7 @@ class Scheduler:
         except CollectorError as exc:
             error, partial = redact(str(exc)), exc.collection
         except Exception as exc:  # a collector's bug must not stop the others
-            error = redact(first_line(exc)) or type(exc).__name__
+            error = redact(f"{type(exc).__name__}: {first_line(exc)}")
         finished = self.clock()
         try:
             with self._lock:

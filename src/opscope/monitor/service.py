@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -40,6 +41,18 @@ from opscope.plugins import PluginError, Plugins
 from opscope.redact import redact
 
 log = logging.getLogger("opscope.serve")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM or SIGINT it caught is not raised again once
+    it stopped: the service still has its collectors to wait for and its store to close,
+    and leaves with status 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
 
 
 class ServeError(Exception):
@@ -135,7 +148,7 @@ class Service:
             housekeeping=self._prune,
         )
         self._reload_lock = threading.Lock()
-        self.server: uvicorn.Server | None = None
+        self.server: _Server | None = None
         self.reloads = 0
         self.rejected_reloads = 0
 
@@ -202,7 +215,7 @@ class Service:
             lifespan="off",
             timeout_graceful_shutdown=5,
         )
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         self.scheduler.start()
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
