@@ -10,8 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
