@@ -12,12 +12,12 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opscope import __version__
@@ -95,9 +95,9 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 _BAD_INPUT: dict[int | str, dict[str, Any]] = {
     **_PROBLEMS,
-    400: {"model": Problem, "description": "A parameter is malformed."},
+    503: {"model": Problem, "description": "No store, or the store cannot be reached."},
 }
-_MATCH = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+_MATCH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=.*$")
 
 
 def _out(s: CollectorStatus) -> CollectorOut:
@@ -118,18 +118,19 @@ def _out(s: CollectorStatus) -> CollectorOut:
     )
 
 
-def _moment(text: str | None, what: str, now: datetime) -> datetime | None:
-    """A point in time given as a duration ago ('1h') or as Unix seconds."""
+#: a moment: a duration ago (90s, 1h, 2d) or, from nine digits on, Unix seconds
+MOMENT = r"^[0-9]{1,12}(\.[0-9]{1,6})?(ms|s|m|h|d|w)?$"
+_LATEST_TS = 253402300799.0  # 9999-12-31
+
+
+def _moment(text: str | None, now: datetime) -> datetime | None:
+    """A moment given as MOMENT says; out of range, the nearest one there is."""
     if text is None:
         return None
-    try:
-        if re.fullmatch(r"\s*\d{9,}(?:\.\d+)?\s*", text):
-            return from_ts(float(text))
-        return now - timedelta(seconds=duration_s(text))
-    except (ValueError, OverflowError, OSError):
-        raise HTTPException(
-            400, f"{what}: expected a duration ago (like 1h) or Unix seconds"
-        ) from None
+    if re.fullmatch(r"[0-9]{9,}(\.[0-9]+)?", text):
+        return from_ts(min(float(text), _LATEST_TS))
+    seconds = min(duration_s(text), to_ts(now))
+    return from_ts(to_ts(now) - seconds)
 
 
 def create_app(service: ServiceView, clock: Callable[[], datetime]) -> ASGIApp:
@@ -191,10 +192,10 @@ def create_app(service: ServiceView, clock: Callable[[], datetime]) -> ASGIApp:
     def list_runs(
         collector: Annotated[str | None, Query(max_length=200)] = None,
         ok: bool | None = None,
-        since: Annotated[str | None, Query(max_length=40, description="1h, 2d, or Unix s")] = None,
+        since: Annotated[str | None, Query(pattern=MOMENT, description="1h, 2d, or Unix s")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[RunOut]:
-        start = _moment(since, "since", clock())
+        start = _moment(since, clock())
         found = store().runs(collector, ok=ok, since=start, limit=limit)
         return [RunOut(**vars(r)) for r in found]
 
@@ -205,13 +206,10 @@ def create_app(service: ServiceView, clock: Callable[[], datetime]) -> ASGIApp:
     )
     def list_findings(
         target: Annotated[str | None, Query(max_length=200)] = None,
-        severity: Annotated[str | None, Query(max_length=20, description="at or above")] = None,
+        severity: Annotated[Severity | None, Query(description="at or above")] = None,
         check: Annotated[str | None, Query(max_length=100)] = None,
     ) -> list[Finding]:
-        try:
-            floor = Severity.parse(severity) if severity is not None else None
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
+        floor = severity
         out: list[Finding] = []
         for raw in store().current_findings():
             f = Finding.model_validate(raw)
@@ -232,22 +230,18 @@ def create_app(service: ServiceView, clock: Callable[[], datetime]) -> ASGIApp:
     def list_series(
         name: Annotated[str, Query(min_length=1, max_length=200)],
         match: Annotated[
-            list[str] | None,
-            Query(max_length=20, description="label=value, repeatable: every one must hold"),
+            list[Annotated[str, StringConstraints(pattern=_MATCH.pattern, max_length=400)]] | None,
+            Query(description="label=value, repeatable: every one must hold"),
         ] = None,
-        since: Annotated[str | None, Query(max_length=40, description="1h, 2d, or Unix s")] = None,
-        until: Annotated[str | None, Query(max_length=40, description="1h, 2d, or Unix s")] = None,
+        since: Annotated[str | None, Query(pattern=MOMENT, description="1h, 2d, or Unix s")] = None,
+        until: Annotated[str | None, Query(pattern=MOMENT, description="1h, 2d, or Unix s")] = None,
     ) -> list[SeriesOut]:
         matchers: dict[str, str] = {}
         for item in match or []:
-            m = _MATCH.match(item)
-            if m is None:
-                raise HTTPException(400, "match: expected label=value")
-            matchers[m.group(1)] = m.group(2)
+            label, _, value = item.partition("=")
+            matchers[label] = value
         now = clock()
-        found = store().series(
-            name, matchers, since=_moment(since, "since", now), until=_moment(until, "until", now)
-        )
+        found = store().series(name, matchers, since=_moment(since, now), until=_moment(until, now))
         return [
             SeriesOut(
                 name=s.name,
