@@ -88,7 +88,7 @@ class Collector(Protocol):
     #: unique in the service, e.g. "postgresql/warehouse"; it names the collector in
     #: /metrics (`collector` label), the JSON API and the store
     name: str
-    #: the kind of target (the checks' kind), e.g. "postgresql"
+    #: the kind of target (the checks' kind), such as postgresql
     kind: str
     #: the configured target's name; sharding assigns (kind, target) to one instance
     target: str

@@ -122,7 +122,7 @@ class ServeSettings(_Frozen):
     """`serve:`: the service's address, store, schedule and access."""
 
     listen: str = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
-    #: a SQLite file path (default: opscope.db in state_dir) or a postgresql:// DSN
+    #: a SQLite file path (default: history.db in state_dir) or a postgresql:// DSN
     store: str | None = None
     #: required in requests (Authorization: Bearer ...) when set; required to bind beyond
     #: localhost
@@ -171,7 +171,7 @@ class ServeSettings(_Frozen):
         """The store as given, or the default SQLite file under the state directory."""
         if self.store:
             return self.store
-        return str(config.resolved_state_dir() / "opscope.db")
+        return str(config.resolved_state_dir() / "history.db")
 
 
 SERVE = ConfigSection(

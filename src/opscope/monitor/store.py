@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -163,7 +162,7 @@ class Store:
         self.engine = engine
         self._write = threading.Lock()
         self._series_ids: dict[tuple[str, str], int] = {}
-        self.is_postgres = engine.dialect.name == "postgresql"
+        self.is_postgres = engine.dialect.name != "sqlite"
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -586,6 +585,3 @@ def open_for_reading(url: str) -> Store:
     """The store as `opscope analyze db --since` reads it: never migrated by a reader."""
     return Store.open(url, migrate=False)
 
-
-def default_store_url(state_dir: Path) -> str:
-    return str(state_dir / "opscope.db")
