@@ -102,8 +102,14 @@ def test_a_run_is_kept_whole_and_read_back(store_url: str) -> None:
 
 def test_retention_folds_old_points_and_thins_old_snapshots(store_url: str) -> None:
     store = Store.open(store_url)
-    retention = Retention(
-        raw="1h", downsample_step="10m", downsampled="30d", snapshots="7d", snapshot_step="1h"
+    retention = Retention.model_validate(
+        {
+            "raw": "1h",
+            "downsample_step": "10m",
+            "downsampled": "30d",
+            "snapshots": "7d",
+            "snapshot_step": "1h",
+        }
     )
     try:
         for minute in range(0, 120, 2):
