@@ -177,7 +177,7 @@ def test_families_of_one_name_from_two_collectors_render_once() -> None:
     exposition.update("x", [_family("pg_up", 1, target="a")])
     exposition.update("y", [_family("pg_up", 1, target="b")])
     exposition.keep_only(["y"])
-    assert 'target="a"' not in exposition.scrape([]).decode()
+    assert 'target="a"' not in exposition.scrape().decode()
 
 
 class _Fake:
@@ -231,7 +231,7 @@ def test_a_failing_or_hanging_collector_never_stops_the_others() -> None:
         assert status["stuck"].last_error == "timed out after 0.3 s"
         # the stuck one is not started again while its thread is still out
         assert stuck.calls == 1
-        text = exposition.scrape([]).decode()
+        text = exposition.scrape().decode()
         assert 'fake_runs_total{target="good"}' in text and "fake_up 0.0" in text
     finally:
         stuck.release.set()
@@ -248,8 +248,8 @@ class _View:
     def token(self) -> str | None:
         return self._token
 
-    def scrape(self) -> bytes:
-        return self.exposition.scrape([])
+    def scrape(self, gzipped: bool = False) -> bytes:
+        return self.exposition.scrape(gzipped)
 
 
 def _get(view: _View, path: str, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -4,8 +4,8 @@ real runs, series and findings: no answer is a 5xx, none breaks the schema."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -37,7 +37,7 @@ class ServiceView(Protocol):
 
     def token(self) -> str | None: ...
 
-    def scrape(self) -> bytes: ...
+    def scrape(self, gzipped: bool = False) -> bytes: ...
 
 
 class Problem(BaseModel):
@@ -152,8 +152,16 @@ def create_app(service: ServiceView, clock: Callable[[], datetime]) -> ASGIApp:
         responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
         summary="Prometheus exposition of the last collection",
     )
-    def metrics() -> Response:
-        return Response(service.scrape(), media_type=CONTENT_TYPE)
+    def metrics(request: Request) -> Response:
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(
+                service.scrape(gzipped=True),
+                media_type=CONTENT_TYPE,
+                headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+            )
+        return Response(
+            service.scrape(), media_type=CONTENT_TYPE, headers={"Vary": "Accept-Encoding"}
+        )
 
     @app.get("/healthz", summary="The process serves")
     def healthz() -> Health:

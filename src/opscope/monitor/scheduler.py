@@ -307,7 +307,6 @@ class Scheduler:
             RunRecord(c.name, c.kind, c.target, started, finished, ok=True),
             collection,
         )
-        self.exposition.update(c.name, [*collection.metrics, *collection.exposed])
         with self._lock:
             job.runs += 1
             if job.up is False:
@@ -315,6 +314,7 @@ class Scheduler:
             job.up = True
             job.last_success = to_ts(started)
             job.last_error = None
+        self.exposition.update(c.name, [*collection.metrics, *collection.exposed])
 
     def _failed(
         self,
@@ -326,7 +326,6 @@ class Scheduler:
     ) -> None:
         c = job.collector
         self._keep(RunRecord(c.name, c.kind, c.target, started, finished, ok=False, error=error))
-        self.exposition.update(c.name, [*partial.metrics, *partial.exposed] if partial else [])
         with self._lock:
             if job.up is not False or job.last_error != error:
                 log.warning("opscope serve: %s failed: %s", c.name, error)
@@ -334,6 +333,7 @@ class Scheduler:
             job.errors += 1
             job.up = False
             job.last_error = error
+        self.exposition.update(c.name, [*partial.metrics, *partial.exposed] if partial else [])
 
     def _keep(self, run: RunRecord, collection: Collection | None = None) -> None:
         if self.store is None:

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from prometheus_client.metrics_core import Metric
 
 from opscope import __version__
 from opscope.config import Config, ConfigError, load_config
@@ -139,7 +140,7 @@ class Service:
             )
         self.store_url = self.current.settings.store_url(config)
         self.store: Store | None = None
-        self.exposition = Exposition()
+        self.exposition = Exposition(self._status)
         self.scheduler = Scheduler(
             None,
             self.exposition,
@@ -158,11 +159,13 @@ class Service:
         token = self.current.settings.token
         return token.get_secret_value() if token is not None else None
 
-    def scrape(self) -> bytes:
-        status = status_families(
+    def _status(self) -> list[Metric]:
+        return status_families(
             self.scheduler.statuses(), self.scheduler.store_errors, {"version": __version__}
         )
-        return self.exposition.scrape(status)
+
+    def scrape(self, gzipped: bool = False) -> bytes:
+        return self.exposition.scrape(gzipped)
 
     # --- life ------------------------------------------------------------------------------
 

@@ -584,4 +584,3 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def open_for_reading(url: str) -> Store:
     """The store as `opscope analyze db --since` reads it: never migrated by a reader."""
     return Store.open(url, migrate=False)
-
