@@ -286,3 +286,36 @@ def test_index_usage_over_the_observed_window_survives_a_statistics_reset(
     assert growth["public.t"].bytes_after > growth["public.t"].bytes_before
     assert growth["public.t"].bytes_per_day and growth["public.t"].bytes_per_day > 0
     assert growth["public.t"].until - growth["public.t"].since < timedelta(minutes=5)
+
+
+def test_check_runs_every_configured_analysis_once(db: SandboxDb, tmp_path: Path) -> None:
+    db.execute("CREATE TABLE t (id int, a int)", "CREATE INDEX t_a ON t (a)")
+    config: dict[str, object] = {"databases": {"main": {"dsn": db.dsn}}}
+    path = write_config(tmp_path / "opscope.yaml", config)
+
+    def check(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opscope", "check", "-c", str(path), "-f", "json", *extra],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={"OPSCOPE_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"},
+            timeout=120,
+        )
+
+    done = check()
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [t["name"] for t in report["targets"]] == ["main"]
+    assert any(f["check"] == "unused_index" for f in report["findings"])
+    assert check("--fail-on", "info").returncode == 1
+    # a target that cannot be read: one line, the others still reported, exit 2
+    config["databases"] = {"main": {"dsn": db.dsn}, "gone": {"dsn": "postgresql://127.0.0.1:1/x"}}
+    write_config(path, config)
+    partial = check()
+    assert partial.returncode == 2
+    assert partial.stderr.count("opscope: error: postgresql/gone:") == 1, partial.stderr
+    assert "main" in {t["name"] for t in json.loads(partial.stdout)["targets"]}
+    write_config(path, {})
+    empty = check()
+    assert empty.returncode == 2 and "nothing to check" in empty.stderr
