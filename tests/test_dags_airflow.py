@@ -465,3 +465,15 @@ def test_the_oldest_schema_read_has_no_history_but_task_fail(
     assert retries["legacy.b"]["retries"] == 2
     assert retries["legacy.b"]["time_lost_s"] == 235.0  # 00:01:05 to 00:05:00
     assert _found(report, "dag_failures")["legacy"]["failing_tasks"] == {"c": 1}
+
+
+def test_opscope_check_runs_the_pipeline_analysis_of_a_configured_deployment(
+    airflow: Deployment, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "opscope.yaml"
+    cfg.write_text(f"airflow:\n  prod:\n    db: {airflow.dsn}\n")
+    proc = _opscope("check", "-c", str(cfg), "-f", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert {"kind": "dags", "name": "prod"}.items() <= data["targets"][0].items()
+    assert {"critical_path", "dag_failures"} <= {f["check"] for f in data["findings"]}

@@ -8,7 +8,11 @@ a third-party package extends opscope with no change to opscope itself:
 - ``register_commands(cli: CommandSet) -> None``: CLI commands and groups;
 - ``register_sections() -> Iterable[Section]``: how a target kind's summary reads in the
   terminal, Markdown and HTML reports (JSON stays data);
-- ``register_config() -> Iterable[ConfigSection]``: the top-level keys of opscope.yaml it owns.
+- ``register_config() -> Iterable[ConfigSection]``: the top-level keys of opscope.yaml it owns;
+- ``register_collectors(config) -> Iterable[Collector]``: what `opscope serve` reads on a
+  schedule, one collector per configured target (opscope.monitor.collector);
+- ``register_analyses(config) -> Iterable[Analysis]``: the area's library function on each
+  configured target, for `opscope check` and the service's findings.
 
 The older group ``opscope.checks`` (an entry point naming a check or a list of checks) is
 still read.
@@ -16,21 +20,31 @@ still read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import typer
 from rich.console import RenderableType
 
 from opscope.checks import Check, Registry
-from opscope.config import CORE_KEYS, ConfigSection
+from opscope.config import CORE_KEYS, Config, ConfigSection
 from opscope.findings import Report, Target
+
+if TYPE_CHECKING:
+    from opscope.monitor.collector import Analysis, Collector
 
 PLUGIN_GROUP = "opscope.plugins"
 CHECK_GROUP = "opscope.checks"
-HOOKS = ("register_checks", "register_commands", "register_sections", "register_config")
+HOOKS = (
+    "register_checks",
+    "register_commands",
+    "register_sections",
+    "register_config",
+    "register_collectors",
+    "register_analyses",
+)
 
 
 class PluginError(Exception):
@@ -97,6 +111,9 @@ class Plugins:
     sections: dict[str, list[Section]] = field(default_factory=dict)
     config: dict[str, ConfigSection[Any]] = field(default_factory=dict)
     command_hooks: list[Callable[[CommandSet], None]] = field(default_factory=list)
+    #: collectors and analyses depend on the configured targets: asked for per config
+    collector_hooks: list[Callable[[Config], Iterable[Collector]]] = field(default_factory=list)
+    analysis_hooks: list[Callable[[Config], Iterable[Analysis]]] = field(default_factory=list)
     #: entry point values already loaded, so loading twice is harmless
     loaded: set[str] = field(default_factory=set)
 
@@ -116,6 +133,10 @@ class Plugins:
                 self.add_config(spec, name)
         if "register_commands" in hooks:
             self.command_hooks.append(plugin.register_commands)  # type: ignore[attr-defined]
+        if "register_collectors" in hooks:
+            self.collector_hooks.append(plugin.register_collectors)  # type: ignore[attr-defined]
+        if "register_analyses" in hooks:
+            self.analysis_hooks.append(plugin.register_analyses)  # type: ignore[attr-defined]
 
     def add_check(self, check: Check | type[Check]) -> None:
         self.checks.register(check() if isinstance(check, type) else check)
@@ -137,6 +158,25 @@ class Plugins:
     def install_commands(self, cli: CommandSet) -> None:
         for hook in self.command_hooks:
             hook(cli)
+
+    def collectors(self, config: Config) -> list[Collector]:
+        """Every area's collectors for the targets `config` names; two of one name stop."""
+        found = [c for hook in self.collector_hooks for c in hook(config)]
+        _unique("collector", [c.name for c in found])
+        return found
+
+    def analyses(self, config: Config) -> list[Analysis]:
+        found = [a for hook in self.analysis_hooks for a in hook(config)]
+        _unique("analysis", [a.name for a in found])
+        return found
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PluginError(f"{what} {name!r} is registered twice")
+        seen.add(name)
 
 
 def load_entry_points(plugins: Plugins) -> None:

@@ -9,11 +9,12 @@ from typing import Any
 from opscope.api.cachechecks import CACHE_CHECKS
 from opscope.api.cachecommand import invalidate_command
 from opscope.api.checks import CHECKS
+from opscope.api.collect import ApiAnalysis, ApiCollector, analyses, collectors
 from opscope.api.command import analyze_api_command, probe_command
 from opscope.api.sections import ApiSection, ProbeSection
 from opscope.api.settings import API, APIS
 from opscope.checks import Check
-from opscope.config import ConfigSection
+from opscope.config import Config, ConfigSection
 from opscope.plugins import CommandSet, Section
 
 
@@ -34,3 +35,11 @@ def register_sections() -> Iterable[Section]:
 
 def register_config() -> Iterable[ConfigSection[Any]]:
     return [APIS, API]
+
+
+def register_collectors(config: Config) -> Iterable[ApiCollector]:
+    return collectors(config)
+
+
+def register_analyses(config: Config) -> Iterable[ApiAnalysis]:
+    return analyses(config)

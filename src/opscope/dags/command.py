@@ -37,9 +37,9 @@ from opscope.dags.analyze import NoRunsError, analyze_dags, simulate_dag
 from opscope.dags.readers.importer import ImportFormatError
 from opscope.dags.readers.metadata import AirflowSchemaError
 from opscope.dags.readers.rest import RestError
-from opscope.dags.settings import AirflowTarget, airflow_targets
+from opscope.dags.settings import airflow_targets
 from opscope.dags.simulate import Simulation, TaskTime, WhatIf
-from opscope.dags.source import DB, IMPORT, URL, DagSource
+from opscope.dags.source import DB, IMPORT, URL, DagSource, target_source
 from opscope.dags.timefmt import seconds_text
 from opscope.db.connection import TargetConnectionError
 from opscope.display import visible
@@ -58,15 +58,6 @@ SOURCE_ERRORS = (
     CheckFailed,
     NoRunsError,
 )
-
-
-def _from_target(name: str, target: AirflowTarget) -> DagSource:
-    if target.db:
-        return DagSource(DB, target.db)
-    assert target.url is not None
-    token = target.token.get_secret_value() if target.token else None
-    password = target.password.get_secret_value() if target.password else None
-    return DagSource(URL, target.url, token, target.username, password)
 
 
 def url_source(url: str) -> DagSource:
@@ -118,7 +109,7 @@ def resolve_sources(
             where = f" in {cfg.source}" if cfg.source else ""
             shown = "the argument" if "@" in name or ":" in name else repr(name)
             fail(f"{shown} is not a deployment named under airflow:{where}")
-        out.append((name, _from_target(name, targets[name])))
+        out.append((name, target_source(targets[name])))
     return out
 
 

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from opscope.checks import Check
-from opscope.config import ConfigSection
+from opscope.config import Config, ConfigSection
 from opscope.dags.checks import CHECKS
+from opscope.dags.collect import DagsAnalysis, analyses
 from opscope.dags.command import analyze_dags_command, simulate_command
 from opscope.dags.sections import DagsSection
 from opscope.dags.settings import AIRFLOW, DAGS
@@ -32,3 +33,7 @@ def register_sections() -> Iterable[Section]:
 
 def register_config() -> Iterable[ConfigSection[Any]]:
     return [AIRFLOW, DAGS]
+
+
+def register_analyses(config: Config) -> Iterable[DagsAnalysis]:
+    return analyses(config)

@@ -15,7 +15,7 @@ from opscope.dags.model import Pipeline
 from opscope.dags.readers.importer import read_import
 from opscope.dags.readers.metadata import MetadataReader, Selection
 from opscope.dags.readers.rest import RestReader
-from opscope.dags.settings import DagsSettings
+from opscope.dags.settings import AirflowTarget, DagsSettings
 from opscope.db.connection import ConnectionFactory, SqlRunner, describe_dsn
 from opscope.redact import redact
 
@@ -91,3 +91,14 @@ def open_pipeline(
         yield read_import(Path(source.location), selection)
     else:
         raise ValueError(f"unknown source kind {source.kind!r}")
+
+
+def target_source(target: AirflowTarget) -> DagSource:
+    """Where a deployment named under `airflow:` is read from: its metadata database, or its
+    REST API with the credentials the config gives."""
+    if target.db:
+        return DagSource(DB, target.db)
+    assert target.url is not None  # the config requires one of db and url
+    token = target.token.get_secret_value() if target.token else None
+    password = target.password.get_secret_value() if target.password else None
+    return DagSource(URL, target.url, token, target.username, password)

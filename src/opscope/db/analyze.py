@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -23,10 +25,12 @@ from opscope.db.connection import (
 from opscope.db.context import DATABASE, KIND, DbContext
 from opscope.db.fixes import sql_changes
 from opscope.db.history import SizeHistory
+from opscope.db.monitor.snapshot import NoHistory, StoredWindow, stored_window
 from opscope.db.settings import SessionSettings, settings_for
 from opscope.errors import first_line
 from opscope.findings import CheckError, Clock, Finding, Report, Target, utc_now
 from opscope.fixes import group_fixes
+from opscope.monitor.collector import History
 from opscope.plugins import default_plugins
 
 #: checks whose fixes `--apply` may run; each is safe to run on a live server
@@ -75,27 +79,53 @@ def analyze_database(
     connect: ConnectionFactory = connect,
     clock: Clock = utc_now,
     echo: Callable[[str], None] = lambda _: None,
+    history: History | None = None,
+    since: datetime | None = None,
 ) -> Report:
     """The health report of one database: every check of the database scope, in `registry`
     (default: the installed areas' and plugins').
 
+    With `history` (the store of `opscope serve`), index usage is judged over the whole
+    window it observed; with `since` too, the statements', tables' and indexes' counters
+    are what the stored snapshots say happened from then on.
+
     Raises TargetConnectionError when the database cannot be reached, ValueError for an
-    unknown check in `only`; everything after that ends up in the report, failures included.
+    unknown check in `only`, NoHistory when `since` asks for history the store does not
+    hold; everything after that ends up in the report, failures included.
     """
     name = name or target_name(dsn)
     registry = registry or default_plugins().checks
     checks = registry.select(KIND, DATABASE, only)
     settings = settings_for(config, name)
+    window: StoredWindow | None = None
+    observed: StoredWindow | None = None
+    if since is not None:
+        if history is None:
+            raise ValueError("--since reads the history store: set serve.store")
+        window = stored_window(history, name, since)
+    elif history is not None:
+        try:
+            observed = stored_window(history, name, None)
+        except NoHistory:
+            observed = None
     report = Report(generated_at=clock())
     conn = connect(dsn, settings.session)
     try:
         runner = SqlRunner(conn)
-        history = SizeHistory.open(config.resolved_state_dir(), describe_dsn(dsn))
+        sizes = SizeHistory.open(config.resolved_state_dir(), describe_dsn(dsn))
         context = DbContext(
-            target=name, runner=runner, settings=settings, window_s=window_s, history=history
+            target=name,
+            runner=runner,
+            settings=settings,
+            window_s=window_s,
+            history=sizes,
+            window=window,
+            observed=observed,
         )
         try:
             summary = context.summary
+            if window is not None:
+                summary = windowed_counters(context, window)
         except psycopg.Error as exc:
             raise_if_lost(conn, dsn)
             report.targets.append(Target(kind=KIND, name=name))
@@ -109,11 +139,18 @@ def analyze_database(
         raise_if_lost(conn, dsn)
         report.findings.extend(findings)
         report.errors.extend(errors)
-        if history.save_error:
+        if sizes.save_error:
             report.errors.append(
-                CheckError(check="large_table", target=name, message=history.save_error)
+                CheckError(check="large_table", target=name, message=sizes.save_error)
             )
         report.summary[name] = summary_dict(summary, runner.queries_sent)
+        if window is not None:
+            report.summary[name]["window"] = {
+                "since": window.start.isoformat(),
+                "until": window.end.isoformat(),
+                "seconds": round(window.seconds, 1),
+                "source": "stored snapshots",
+            }
     finally:
         conn.close()
     if apply:
@@ -122,6 +159,28 @@ def analyze_database(
         report.errors.extend(failed)
     report.fixes = group_fixes(report.findings, sql_changes)
     return report
+
+
+def windowed_counters(context: DbContext, window: StoredWindow) -> Summary:
+    """Put what the stored snapshots say happened in the window in place of the cumulative
+    counters of tables and indexes, and date the statistics from the window's start."""
+    catalog = context.catalog
+    tables, indexes = window.tables(), window.indexes()
+    # the counters of a Usage are the records' own fields (seq_scan, idx_scan, ...)
+    catalog.tables = [
+        replace(t, **cast(dict[str, Any], tables[t.qualified].counters))
+        if t.qualified in tables
+        else t
+        for t in catalog.tables
+    ]
+    catalog.indexes = [
+        replace(i, **cast(dict[str, Any], indexes[i.qualified].counters))
+        if i.qualified in indexes
+        else i
+        for i in catalog.indexes
+    ]
+    catalog.summary = replace(catalog.summary, stats_reset=window.start)
+    return catalog.summary
 
 
 def apply_fixes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -23,8 +24,11 @@ from opscope.cli_common import (
 from opscope.config import Config
 from opscope.db.analyze import analyze_database, target_name
 from opscope.db.connection import TargetConnectionError
+from opscope.db.monitor.snapshot import NoHistory
 from opscope.db.settings import databases
-from opscope.findings import CheckError, Report
+from opscope.findings import CheckError, Report, utc_now
+from opscope.monitor.settings import serve_settings
+from opscope.monitor.store import Store, StoreError, open_for_reading
 from opscope.redact import redact
 
 
@@ -70,6 +74,15 @@ def analyze_db_command(
             show_default=False,
         ),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Report what the snapshots opscope serve stored say happened since then "
+            "(e.g. 1h, 2d): statements, scans and writes of that window only.",
+            show_default=False,
+        ),
+    ] = None,
     check: Annotated[
         list[str] | None,
         typer.Option("--check", help="Run only this check (repeatable).", show_default=False),
@@ -86,35 +99,61 @@ def analyze_db_command(
     check_output_options(fmt, output, fail_on)
     cfg = load_or_fail(config)
     window_s = parse_duration(window, "--window") if window else None
+    since_s = parse_duration(since, "--since") if since else None
+    if window_s and since_s:
+        fail("--window samples now and --since reads the store: give one of them")
     pairs = [target_and_name(item, cfg) for item in targets or list(databases(cfg))]
     if not pairs:
         fail("no database given: pass a DSN, or name databases in opscope.yaml")
+    store = _history(cfg, required=since_s is not None)
     report = Report()
     unreachable = False
-    for name, dsn in pairs:
-        try:
-            report.extend(
-                analyze_database(
-                    cfg,
-                    dsn,
-                    name=name,
-                    window_s=window_s,
-                    only=check,
-                    apply=apply,
-                    echo=say,
+    try:
+        for name, dsn in pairs:
+            try:
+                report.extend(
+                    analyze_database(
+                        cfg,
+                        dsn,
+                        name=name,
+                        window_s=window_s,
+                        only=check,
+                        apply=apply,
+                        echo=say,
+                        history=store,
+                        since=utc_now() - timedelta(seconds=since_s) if since_s else None,
+                    )
                 )
-            )
-        except ValueError as exc:
-            fail(str(exc))
-        except (TargetConnectionError, CheckFailed) as exc:
-            if len(pairs) == 1:
+            except (ValueError, NoHistory) as exc:
                 fail(str(exc))
-            # one database down must not hide the report on the others
-            unreachable = True
-            say(f"opscope: error: {exc}")
-            report.errors.append(
-                CheckError(check="connection", message=redact(str(exc)), target=name)
-            )
+            except (TargetConnectionError, CheckFailed) as exc:
+                if len(pairs) == 1:
+                    fail(str(exc))
+                # one database down must not hide the report on the others
+                unreachable = True
+                say(f"opscope: error: {exc}")
+                report.errors.append(
+                    CheckError(check="connection", message=redact(str(exc)), target=name)
+                )
+    finally:
+        if store is not None:
+            store.close()
     emit(report, fmt, output, fail_on)
     if unreachable:
         raise typer.Exit(USAGE_ERROR)
+
+
+def _history(cfg: Config, required: bool) -> Store | None:
+    """The store of `opscope serve` (serve.store), read only: what --since reads, and what
+    judges index usage over the whole observed window when it exists."""
+    settings = serve_settings(cfg)
+    url = settings.store_url(cfg)
+    explicit = settings.store is not None
+    try:
+        return open_for_reading(url)
+    except StoreError as exc:
+        if required:
+            fail(str(exc))
+        if explicit:
+            say(f"opscope: warning: {exc}")
+        return None

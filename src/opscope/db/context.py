@@ -7,10 +7,11 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from opscope.checks import MAIN
+from opscope.checks import MAIN, CheckFailed
 from opscope.db.catalog import Catalog, Summary
 from opscope.db.connection import SqlRunner
 from opscope.db.history import SizeHistory
+from opscope.db.monitor.snapshot import StoredWindow, Usage
 from opscope.db.plans.reviewed import ReviewedStatement
 from opscope.db.settings import AdvisorSettings, DbThresholds, PlanSettings, PostgresSettings
 from opscope.db.statements import StatementSnapshot, read_statements, windowed
@@ -40,6 +41,12 @@ class DbContext:
     explained: ReviewedStatement | None = None
     #: work several checks share (the plan review, the advisor's result), computed once
     shared: dict[str, Any] = field(default_factory=dict)
+    #: `analyze db --since`: two stored snapshots whose difference replaces the cumulative
+    #: counters of statements, tables and indexes
+    window: StoredWindow | None = None
+    #: the whole window the service's store observed, for index usage across statistics
+    #: resets and failovers
+    observed: StoredWindow | None = None
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,8 +72,25 @@ class DbContext:
     def now(self) -> datetime:
         return self.catalog.summary.now
 
+    def observed_index(self, qualified: str) -> Usage | None:
+        """An index's scans over the stored window, when that window reaches further back
+        than the server's own statistics (None otherwise, and under --since)."""
+        if self.window is not None or self.observed is None:
+            return None
+        if "observed_indexes" not in self.shared:
+            self.shared["observed_indexes"] = self.observed.indexes()
+        usage: Usage | None = self.shared["observed_indexes"].get(qualified)
+        if usage is None or usage.since >= self.summary.stats_since:
+            return None
+        return usage
+
     @cached_property
     def statements(self) -> StatementSnapshot:
+        if self.window is not None:
+            stored = self.window.statements()
+            if stored is None:
+                raise CheckFailed("the stored snapshots hold no pg_stat_statements figures")
+            return stored
         if self.window_s:
             return windowed(self.runner, self.window_s)
         return read_statements(self.runner)

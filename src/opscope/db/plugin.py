@@ -7,13 +7,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from opscope.checks import Check
-from opscope.config import ConfigSection
+from opscope.config import Config, ConfigSection
 from opscope.db.advisor.command import advise_command
 from opscope.db.checks import CHECKS
 from opscope.db.command import analyze_db_command
 from opscope.db.logs.command import logs_command
 from opscope.db.logs.findings import CHECKS as LOG_CHECKS
 from opscope.db.logs.render import LogSection
+from opscope.db.monitor.analysis import DatabaseAnalysis, analyses, collectors
+from opscope.db.monitor.collector import PostgresCollector
 from opscope.db.plans.command import explain_command
 from opscope.db.sections import DatabaseSection
 from opscope.db.settings import DATABASES, POSTGRESQL
@@ -39,3 +41,11 @@ def register_sections() -> Iterable[Section]:
 
 def register_config() -> Iterable[ConfigSection[Any]]:
     return [DATABASES, POSTGRESQL]
+
+
+def register_collectors(config: Config) -> Iterable[PostgresCollector]:
+    return collectors(config)
+
+
+def register_analyses(config: Config) -> Iterable[DatabaseAnalysis]:
+    return analyses(config)

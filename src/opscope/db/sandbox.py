@@ -183,6 +183,22 @@ class Sandbox:
         odd = ODD_PASSWORD.replace("'", "''")
         self.psql(f"CREATE ROLE {ODD_PASSWORD_ROLE} LOGIN IN ROLE pg_monitor PASSWORD '{odd}'")
 
+    def resume(self) -> None:
+        """Start a cluster that `stop(remove=False)` stopped (its roles already exist)."""
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         proc = self._run(
             [

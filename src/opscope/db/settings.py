@@ -135,6 +135,19 @@ class LogSettings(_Frozen):
     max_entry_bytes: int = Field(default=1 << 20, ge=4096, le=1 << 30)
 
 
+class MonitorSettings(_Frozen):
+    """What `opscope serve` collects from each database."""
+
+    #: statements exposed one by one on /metrics (by total time); the rest are summed, so
+    #: the number of series stays bounded however many statements the server tracks
+    top_statements: int = Field(default=20, ge=0, le=500)
+    #: characters of a statement's text kept in its `query` label
+    query_label_chars: int = Field(default=80, ge=10, le=500)
+    #: seconds between two snapshots kept in the store (statistics of every table, index
+    #: and statement); every collection updates /metrics, one in this many is stored
+    snapshot_interval_s: float = Field(default=300.0, gt=0)
+
+
 class PostgresSettings(_Frozen):
     """Settings every database shares (`postgresql:`)."""
 
@@ -143,6 +156,7 @@ class PostgresSettings(_Frozen):
     plans: PlanSettings = PlanSettings()
     advisor: AdvisorSettings = AdvisorSettings()
     logs: LogSettings = LogSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
 
 class DatabaseTarget(_Frozen):
@@ -174,7 +188,7 @@ DATABASES = ConfigSection(
 POSTGRESQL = ConfigSection(
     "postgresql",
     PostgresSettings,
-    "settings every database shares: sessions, thresholds, plans, advisor, logs",
+    "settings every database shares: sessions, thresholds, plans, advisor, logs, monitor",
     replaces=("session", "thresholds", "plans", "advisor"),
 )
 

@@ -3,7 +3,7 @@ that no index serves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from opscope.db.bloat import ColumnWidth, btree_estimate
 from opscope.db.catalog import ColumnStat, Index
@@ -71,6 +71,11 @@ class UnusedIndex(DbCheck):
         catalog = context.catalog
         for idx in _own(_live(context)):
             scans = catalog.index_scans(idx)
+            watched = context.observed_index(idx.qualified) if not idx.on_partitioned else None
+            if watched is not None:
+                # the store saw further back than the server's statistics (a reset, a
+                # failover since): its scans over that window are the better evidence
+                scans = watched.counters.get("idx_scan", 0)
             if scans > 0 or idx.protected:
                 continue
             fk = _only_index_for_fk(idx, context)
@@ -94,12 +99,28 @@ class UnusedIndex(DbCheck):
                 f"It has not been scanned since the statistics {since}, {age_days:.1f} days ago, "
                 "yet every insert and non-HOT update of the table must maintain it."
             )
-            if young:
+            observed: dict[str, object] = {}
+            short = young
+            if watched is not None:
+                days = (summary.now - watched.since).total_seconds() / 86400
+                short = days < context.thresholds.unused_index_min_stats_age_days
+                detail = (
+                    f"It has not been scanned in the {days:.1f} days opscope serve has watched "
+                    f"it (since {watched.since:%Y-%m-%d %H:%M} UTC), across statistics resets "
+                    "and failovers, yet every insert and non-HOT update of the table must "
+                    "maintain it."
+                )
+                observed = {
+                    "observed_since": watched.since.isoformat(),
+                    "observed_days": round(days, 2),
+                    "observed_scans": 0,
+                }
+            if short:
                 detail += " The statistics are young: confirm over a full business cycle."
             detail += " Check standbys too: scans there are not counted on the primary."
             yield self.finding(
                 context,
-                severity=Severity.info if young else Severity.warning,
+                severity=Severity.info if short else Severity.warning,
                 object=idx.qualified,
                 columns=list(idx.key_defs),
                 title=f"Unused index {idx.qualified} on {idx.table} ({human_bytes(idx.bytes)})",
@@ -109,6 +130,7 @@ class UnusedIndex(DbCheck):
                     "table": idx.table,
                     "stats_since": summary.stats_since.isoformat(),
                     "stats_age_days": round(age_days, 2),
+                    **observed,
                 },
                 recommendation="Drop it if no standby or periodic job needs it."
                 + (_PARTITIONED_DROP if idx.on_partitioned else ""),
@@ -342,7 +364,7 @@ class IndexBloat(DbCheck):
             table = tables.get(idx.table_oid)
             if idx.method != "btree" or table is None or idx.bytes < t.index_bloat_min_bytes:
                 continue
-            widths = self._key_widths(idx, stats)
+            widths = self.key_widths(idx, stats)
             if widths is None:
                 continue
             est = btree_estimate(idx.bytes, table.rows, widths, block, idx.fillfactor or 90)
@@ -375,8 +397,8 @@ class IndexBloat(DbCheck):
             )
 
     @staticmethod
-    def _key_widths(
-        idx: Index, stats: dict[tuple[str, str], dict[str, ColumnStat]]
+    def key_widths(
+        idx: Index, stats: Mapping[tuple[str, str], Mapping[str, ColumnStat]]
     ) -> list[ColumnWidth] | None:
         table_stats = stats.get((idx.schema, idx.table_name), {})
         index_stats = stats.get((idx.schema, idx.name), {})

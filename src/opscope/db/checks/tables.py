@@ -3,12 +3,12 @@ tables, transaction-id wraparound risk and overdue vacuums."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from opscope.db.bloat import ColumnWidth, heap_estimate
-from opscope.db.catalog import Table
+from opscope.db.catalog import ColumnStat, Table
 from opscope.db.checks.base import DbCheck
 from opscope.db.context import DbContext
 from opscope.db.relations import mentions
@@ -124,11 +124,18 @@ class StaleStatistics(DbCheck):
         )
 
 
-def _widths(context: DbContext, table: Table) -> list[ColumnWidth] | None:
-    stats = context.catalog.column_stats.get((table.schema, table.name))
+def widths_of(
+    column_stats: Mapping[tuple[str, str], Mapping[str, ColumnStat]], table: Table
+) -> list[ColumnWidth] | None:
+    """The planner's column widths of `table`, None before it was ever analyzed."""
+    stats = column_stats.get((table.schema, table.name))
     if not stats:
         return None
     return [ColumnWidth(s.avg_width, s.null_frac) for s in stats.values()]
+
+
+def _widths(context: DbContext, table: Table) -> list[ColumnWidth] | None:
+    return widths_of(context.catalog.column_stats, table)
 
 
 class TableBloat(DbCheck):

@@ -1,0 +1,1 @@
+"""What `opscope serve` collects from PostgreSQL, and what its stored history answers."""
