@@ -108,17 +108,29 @@ def group_fixes(findings: Iterable[Finding], read: ChangeReader = text_changes) 
     def size(i: int) -> tuple[int, int]:
         return len(entries[i][1]), sum(len(c.columns) for c in entries[i][1])
 
+    # A change only serves one on the same object, so the entries that could serve entry i
+    # all have a change on the object of i's first change: compare within those, never all
+    # pairs (a database of 1,000 tables has thousands of distinct fixes).
+    on_object: dict[tuple[str, str], list[int]] = {}
+    for i, (target, changes, _) in enumerate(entries):
+        for obj in dict.fromkeys(c.object for c in changes):
+            on_object.setdefault((target, obj), []).append(i)
+
+    def rivals(i: int) -> list[int]:
+        target, changes, _ = entries[i]
+        return [j for j in on_object[(target, changes[0].object)] if j != i]
+
     # a fix of its own for every change nothing else subsumes; each other change joins the
     # smallest of those that does its job: the least beyond what was asked
     indexes = range(len(entries))
-    roots = [i for i in indexes if not any(strictly_serves(j, i) for j in indexes if j != i)]
-    resolved: dict[int, list[Finding]] = {i: list(entries[i][2]) for i in roots}
+    roots = {i for i in indexes if not any(strictly_serves(j, i) for j in rivals(i))}
+    resolved: dict[int, list[Finding]] = {i: list(entries[i][2]) for i in sorted(roots)}
     for i in indexes:
         if i in resolved:
             continue
-        serving = [r for r in roots if strictly_serves(r, i)]
+        serving = [r for r in rivals(i) if r in roots and strictly_serves(r, i)]
         if serving:
-            resolved[min(serving, key=size)].extend(entries[i][2])
+            resolved[min(serving, key=lambda r: (size(r), r))].extend(entries[i][2])
         else:
             resolved[i] = list(entries[i][2])
     fixes: list[Fix] = []
