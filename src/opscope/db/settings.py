@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from opscope.config import Config, ConfigSection
+from opscope.db.health_settings import HealthSettings
 from opscope.db.plans.signature import parse_function_entry
 
 
@@ -143,6 +144,7 @@ class PostgresSettings(_Frozen):
     plans: PlanSettings = PlanSettings()
     advisor: AdvisorSettings = AdvisorSettings()
     logs: LogSettings = LogSettings()
+    health: HealthSettings = HealthSettings()
 
 
 class DatabaseTarget(_Frozen):
@@ -153,6 +155,7 @@ class DatabaseTarget(_Frozen):
     thresholds: DbThresholds | None = None
     plans: PlanSettings | None = None
     advisor: AdvisorSettings | None = None
+    health: HealthSettings | None = None
 
     @field_validator("dsn")
     @classmethod
@@ -178,7 +181,7 @@ POSTGRESQL = ConfigSection(
     replaces=("session", "thresholds", "plans", "advisor"),
 )
 
-_OVERRIDABLE = ("session", "thresholds", "plans", "advisor")
+_OVERRIDABLE = ("session", "thresholds", "plans", "advisor", "health")
 
 
 def databases(config: Config) -> dict[str, DatabaseTarget]:
