@@ -51,7 +51,9 @@ def parse(text: str, source: str = "metrics") -> Samples:
 
 #: samples that are gauges: their later value stands, they are not differences
 _GAUGES = ("http_server_active_requests", "opscope_n_plus_one_statement_max_repeats",
-           "opscope_response_keys", "opscope_instrument_start_time_seconds")  # fmt: skip
+           "opscope_response_keys", "opscope_instrument_start_time_seconds",
+           "db_client_connection_count", "db_client_connection_max",
+           "db_client_connection_pending_requests", "opscope_db_pool_processes")  # fmt: skip
 
 
 def difference(before: Samples, after: Samples) -> Samples:
