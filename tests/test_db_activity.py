@@ -156,7 +156,9 @@ def test_an_inactive_slot_holding_wal_is_reported(db: SandboxDb) -> None:
     with db.connect() as conn:
         conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (holding,))
         try:
-            conn.execute("CREATE TABLE w AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g")
+            conn.execute(
+                "CREATE TABLE w AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g"
+            )
             # the near miss: a slot made after the writes (and a checkpoint: a new slot
             # keeps WAL from the last checkpoint's redo point) holds next to nothing
             conn.execute("CHECKPOINT")
@@ -227,7 +229,9 @@ def test_a_cache_smaller_than_the_data(small: Sandbox, tmp_path: Path) -> None:
     dsn = small.dsn(name)
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE big AS SELECT g, md5(g::text) AS t FROM generate_series(1, 300000) g")
+            conn.execute(
+                "CREATE TABLE big AS SELECT g, md5(g::text) AS t FROM generate_series(1, 300000) g"
+            )
             for _ in range(6):
                 conn.execute("SELECT count(*) FROM big WHERE t LIKE 'ab%'")
             conn.execute("SELECT pg_stat_force_next_flush()")

@@ -326,7 +326,9 @@ class PoolSaturation(ResourceCheck):
             if pool.checkout_rate is None
             else round(pool.checkout_rate, 3),
             "hold_ms": None if pool.hold_ms is None else round(pool.hold_ms, 2),
-            "request_rate_x_db_time": None if pool.http_load is None else round(pool.http_load, 3),
+            "app_request_rate_x_db_time": None
+            if pool.http_load is None
+            else round(pool.http_load, 3),
         }
         recommendation = "Give the pool more connections, or hold each for less time."
         if sizing is not None:
@@ -337,15 +339,19 @@ class PoolSaturation(ResourceCheck):
                 evidence["database_usable"] = capacity.usable
                 evidence["database_free_for_pool"] = free
             rate = pool.checkout_rate or 0.0
+            alone = sum(p.app == pool.app for p in context.pools) == 1
+            queries = (
+                f" ({pool.http_load:.2f} of them in queries: request rate x database time per "
+                "request)"
+                if alone and pool.http_load is not None
+                else ""
+            )
             advice = (
                 f" Little's law: {rate:.1f} checkouts/s x {pool.hold_ms or 0:.1f} ms held = "
-                f"{sizing.load:.2f} connections busy on average"
-                + (f" ({pool.http_load:.2f} of them in queries: request rate x database time)"
-                   if pool.http_load is not None else "")
-                + f". With {per_process} per process a checkout waits "
-                f"{sizing.wait_now:.0%} of the time; {sizing.per_process} keeps it under "
-                f"{t.pool_target_wait_probability:.0%}.{text}"
-            )  # fmt: skip
+                f"{sizing.load:.2f} connections busy on average{queries}. With {per_process} "
+                f"per process a checkout waits {sizing.wait_now:.0%} of the time; "
+                f"{sizing.per_process} keeps it under {t.pool_target_wait_probability:.0%}.{text}"
+            )
             recommendation = (
                 f"Set the pool's size to {sizing.per_process} per process "
                 f"(max_size={sizing.per_process} for psycopg_pool; pool_size + max_overflow = "
