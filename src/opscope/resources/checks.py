@@ -234,7 +234,7 @@ class DiskFilling(ResourceCheck):
                     "total_bytes": disk.total_bytes,
                     "free_bytes": disk.free_bytes,
                     "bytes_per_hour": round(grow.bytes_per_hour),
-                    "measured_over_hours": round(grow.over_hours, 4),
+                    "measured_over_s": round(grow.over_hours * 3600, 3),
                     "hours_until_full": round(hours, 2),
                 },
                 recommendation=(
