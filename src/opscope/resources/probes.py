@@ -97,6 +97,9 @@ def _subject(cert: dict[str, object]) -> str | None:
     return None
 
 
+#: bytes of a health endpoint's body read at most
+_MAX_BODY = 1 << 20
+
 _TLS_WORDS = ("certificate", "CERTIFICATE_VERIFY_FAILED", "SSL")
 
 
@@ -129,9 +132,15 @@ def probe_http(
         for _ in range(target.attempts):
             start = timer()
             try:
-                response = client.get(target.url)
+                # streamed: the certificate is read while the connection is still open
+                with client.stream("GET", target.url) as response:
+                    cert = _peer_certificate(response)
+                    read = 0
+                    for chunk in response.iter_bytes():
+                        read += len(chunk)
+                        if read > _MAX_BODY:
+                            break  # a health answer this big is not read to its end
                 elapsed = (timer() - start) * 1000
-                cert = _peer_certificate(response)
                 if cert and "notAfter" in cert:
                     expires = datetime.fromtimestamp(
                         ssl.cert_time_to_seconds(str(cert["notAfter"])), UTC
