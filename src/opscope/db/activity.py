@@ -174,9 +174,29 @@ class Chain:
     held: tuple[Lock, ...]
     depth: int
 
+    #: the object each waiter waits for, by pid: the table of a row it wants (a row lock
+    #: is a wait for the holder's transaction, and the table is in the waiter's tuple lock)
+    targets: tuple[tuple[int, str], ...] = ()
+
     @property
     def objects(self) -> list[str]:
-        return sorted({lock.what for _, lock, _ in self.waiters if lock is not None})
+        return sorted({what for _, what in self.targets})
+
+
+def _target(pid: int, wanted: Lock | None, locks: list[Lock]) -> str:
+    """What a waiting session waits for, as a person names it: the relation it wants, else
+    (a wait for another transaction, which is how row locks wait) the table of the tuple lock
+    or the row-level lock it holds."""
+    if wanted is not None and wanted.relation:
+        return wanted.relation
+    own = [lock for lock in locks if lock.pid == pid and lock.granted and lock.relation]
+    for locktype in ("tuple", "relation"):
+        for lock in own:
+            if lock.locktype == locktype and (
+                locktype == "tuple" or lock.mode in ("RowExclusiveLock", "RowShareLock")
+            ):
+                return str(lock.relation)
+    return wanted.what if wanted is not None else f"pid {pid}"
 
 
 def blocking_chains(backends: list[Backend], locks: list[Lock]) -> list[Chain]:
@@ -214,12 +234,21 @@ def blocking_chains(backends: list[Backend], locks: list[Lock]) -> list[Chain]:
             for pid, _ in sorted(members, key=lambda m: (m[1], m[0]))
             if pid in by_pid
         )
-        objects = {lock.what for _, lock, _ in waiters if lock is not None}
+        targets = tuple((w.pid, _target(w.pid, lock, locks)) for w, lock, _ in waiters)
+        objects = {what for _, what in targets} | {
+            lock.what for _, lock, _ in waiters if lock is not None
+        }
         held = tuple(
             lock for lock in locks if lock.pid == head_pid and lock.granted and lock.what in objects
         )
         chains.append(
-            Chain(head=head, waiters=waiters, held=held, depth=max(d for _, d in members))
+            Chain(
+                head=head,
+                waiters=waiters,
+                held=held,
+                depth=max(d for _, d in members),
+                targets=targets,
+            )
         )
     return chains
 
