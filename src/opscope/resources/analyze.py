@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from opscope.api.scrape import ScrapeError
+from opscope.api.scrape import Samples, ScrapeError
 from opscope.api.settings import apis
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
@@ -30,10 +30,16 @@ from opscope.resources.context import KIND, MAIN, ResourcesContext
 from opscope.resources.history import DiskHistory, growth
 from opscope.resources.host import HostReader, HostSample
 from opscope.resources.pgbouncer import BouncerError, Connect, _connect, read_bouncer
-from opscope.resources.pools import AppPool, read_pools
+from opscope.resources.pools import AppPool, between, scrape, since_start
 from opscope.resources.probes import ProbeResult, probe
 from opscope.resources.processes import GroupSample, measure
-from opscope.resources.settings import PoolSource, ServiceTarget, resource_settings, services
+from opscope.resources.settings import (
+    PoolSource,
+    ResourceSettings,
+    ServiceTarget,
+    resource_settings,
+    services,
+)
 
 #: the parts of a run; `parts` narrows it
 PARTS = ("host", "pools", "services")
@@ -195,55 +201,46 @@ def analyze_resources(
     errors: list[CheckError] = []
     ctx = ResourcesContext(target=name, now=clock(), settings=settings)
 
-    if "host" in parts:
-        history = DiskHistory.open(config.resolved_state_dir(), name)
-        previous = history.previous
+    sources = pool_sources(config, metrics_urls) if "pools" in parts else {}
+    own_client = client is None
+    http = client or httpx.Client(timeout=settings.timeout_s)
+    try:
+        # with a window, the pools' first scrape, the host's sample and the second scrape
+        # cover the same span: one wait for all of them
+        first: dict[str, Samples] = {}
         if window_s:
-            echo(f"sampling the host for {window_s:g} s")
-            before = reader.disks()
-            start = clock()
-            ctx.host = reader.sample(window_s)
-            previous = {d.mountpoint: (start, d.used_bytes) for d in before}
-        else:
-            ctx.host = reader.sample(settings.sample_s)
-        taken = clock()
-        ctx.growth = growth(previous, ctx.host.disks, taken)
-        history.save(ctx.host.disks, taken)
-        if history.save_error:
-            errors.append(CheckError(check="disk_filling", target=name, message=history.save_error))
-        if settings.processes:
-            ctx.groups = measure(
-                settings.processes, settings.sample_s, sleep=sleep, own=os.getpid(),
-                cgroup_root=cgroup_root,
-            )  # fmt: skip
-
-    if "pools" in parts:
-        sources = pool_sources(config, metrics_urls)
-        own = client is None
-        http = client or httpx.Client(timeout=settings.timeout_s)
-        try:
             for app, source in sources.items():
                 try:
-                    ctx.pools.extend(
-                        read_pools(
-                            app,
-                            source.metrics_url,
-                            http,
-                            window_s=window_s,
-                            now=clock().timestamp(),
-                            sleep=sleep,
-                        )
-                    )
+                    first[app] = scrape(app, source.metrics_url, http)
                 except ScrapeError as exc:
                     errors.append(
                         CheckError(check="pool_saturation", target=name, message=str(exc))
                     )
-                    continue
-                if source.database:
-                    _capacity(config, app, source.database, db_connect, ctx, errors)
-        finally:
-            if own:
-                http.close()
+        started = time.monotonic()
+        if "host" in parts:
+            _host(config, settings, reader, ctx, errors, window_s, clock, sleep, echo, cgroup_root)
+        elif window_s and first:
+            echo(f"scraping the pools again in {window_s:g} s")
+            sleep(window_s)
+        elapsed = time.monotonic() - started
+        for app, source in sources.items():
+            if window_s and app not in first:
+                continue
+            try:
+                samples = scrape(app, source.metrics_url, http)
+            except ScrapeError as exc:
+                errors.append(CheckError(check="pool_saturation", target=name, message=str(exc)))
+                continue
+            if window_s:
+                ctx.pools.extend(between(app, first[app], samples, elapsed))
+            else:
+                ctx.pools.extend(since_start(app, samples, clock().timestamp()))
+            if source.database:
+                _capacity(config, app, source.database, db_connect, ctx, errors)
+    finally:
+        if own_client:
+            http.close()
+    if "pools" in parts:
         for bname, bouncer in settings.pgbouncer.items():
             try:
                 ctx.bouncers.extend(read_bouncer(bname, bouncer.admin_dsn, bouncer_connect))
@@ -271,6 +268,52 @@ def analyze_resources(
     report.summary[name] = _summary(ctx)
     report.fixes = group_fixes(report.findings)
     return report
+
+
+def pool_error(target: str, message: str) -> CheckError:
+    return CheckError(check="pool_saturation", target=target, message=message)
+
+
+def _host(
+    config: Config,
+    settings: ResourceSettings,
+    reader: HostReader,
+    ctx: ResourcesContext,
+    errors: list[CheckError],
+    window_s: float | None,
+    clock: Clock,
+    sleep: Callable[[float], None],
+    echo: Callable[[str], None],
+    cgroup_root: Path,
+) -> None:
+    """The host's sample (over the window, when one is given), its disks' growth and the
+    process groups."""
+    history = DiskHistory.open(config.resolved_state_dir(), ctx.target)
+    previous = history.previous
+    if window_s:
+        echo(f"sampling the host for {window_s:g} s")
+        before = reader.disks()
+        start = clock()
+        host = reader.sample(window_s)
+        previous = {d.mountpoint: (start, d.used_bytes) for d in before}
+    else:
+        host = reader.sample(settings.sample_s)
+    ctx.host = host
+    taken = clock()
+    ctx.growth = growth(previous, host.disks, taken)
+    history.save(host.disks, taken)
+    if history.save_error:
+        errors.append(
+            CheckError(check="disk_filling", target=ctx.target, message=history.save_error)
+        )
+    if settings.processes:
+        ctx.groups = measure(
+            settings.processes,
+            settings.sample_s,
+            sleep=sleep,
+            own=os.getpid(),
+            cgroup_root=cgroup_root,
+        )
 
 
 def _capacity(

@@ -303,7 +303,14 @@ class PoolSaturation(ResourceCheck):
         per_process = max(1, round(pool.max_size / pool.processes)) if pool.max_size else 1
         load = pool.load
         sizing = (
-            size_pool(load, pool.processes, per_process, t.pool_target_wait_probability)
+            size_pool(
+                load,
+                pool.processes,
+                per_process,
+                t.pool_target_wait_probability,
+                # it made checkouts wait: whatever the average says, it needs more than it has
+                at_least=per_process + 1,
+            )
             if load
             else None
         )
@@ -346,11 +353,17 @@ class PoolSaturation(ResourceCheck):
                 if alone and pool.http_load is not None
                 else ""
             )
+            span = (
+                f"over the {pool.elapsed_s:.0f} s window"
+                if pool.windowed
+                else "since the app began recording (--window measures a busy period alone)"
+            )
             advice = (
                 f" Little's law: {rate:.1f} checkouts/s x {pool.hold_ms or 0:.1f} ms held = "
-                f"{sizing.load:.2f} connections busy on average{queries}. With {per_process} "
-                f"per process a checkout waits {sizing.wait_now:.0%} of the time; "
-                f"{sizing.per_process} keeps it under {t.pool_target_wait_probability:.0%}.{text}"
+                f"{sizing.load:.2f} connections busy on average {span}{queries}. Erlang C: at "
+                f"that load {per_process} per process make a checkout wait "
+                f"{sizing.wait_now:.0%} of the time, {sizing.per_process} "
+                f"{sizing.wait_advised:.1%}.{text}"
             )
             recommendation = (
                 f"Set the pool's size to {sizing.per_process} per process "
@@ -404,7 +417,7 @@ class PoolSaturation(ResourceCheck):
         advice = ""
         recommendation = "Raise default_pool_size (or the database's pool_size) in pgbouncer.ini."
         if load:
-            sizing = size_pool(load, 1, size, t.pool_target_wait_probability)
+            sizing = size_pool(load, 1, size, t.pool_target_wait_probability, at_least=size + 1)
             evidence.update(_sizing_evidence(sizing))
             capacity = context.capacity.get(b.bouncer)
             text, free = _capacity_text(capacity, b.sv_active + b.sv_idle + b.sv_used, sizing.total)

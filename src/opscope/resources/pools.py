@@ -4,7 +4,6 @@ since the app began recording, with the app's request rate and database time per
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -35,6 +34,8 @@ class AppPool:
     #: the app's requests and database time over the same span (opscope.api.Instrument)
     http_requests: float
     http_db_s: float
+    #: the figures are the difference of two scrapes (`--window`), not since the app started
+    windowed: bool = False
 
     @property
     def queued_share(self) -> float:
@@ -99,7 +100,9 @@ def _total(samples: Samples, name: str) -> float:
     return sum(v for (sample, _), v in samples.items() if sample == name)
 
 
-def pools_of(app: str, samples: Samples, elapsed_s: float | None) -> list[AppPool]:
+def pools_of(
+    app: str, samples: Samples, elapsed_s: float | None, *, windowed: bool = False
+) -> list[AppPool]:
     maximum = _by_pool(samples, "db_client_connection_max")
     used, idle = _by_state(samples, "used"), _by_state(samples, "idle")
     metric = {
@@ -128,27 +131,24 @@ def pools_of(app: str, samples: Samples, elapsed_s: float | None) -> list[AppPoo
             elapsed_s=elapsed_s,
             http_requests=http_requests,
             http_db_s=http_db,
+            windowed=windowed,
         )
         for name in names
     ]
 
 
-def read_pools(
-    app: str,
-    metrics_url: str,
-    client: httpx.Client,
-    *,
-    window_s: float | None,
-    now: float,
-    sleep: Callable[[float], None],
-) -> list[AppPool]:
-    """The pools of one app, from one scrape (since the app began recording) or two
-    `window_s` apart. Raises ScrapeError."""
-    samples = parse(fetch(metrics_url, client), app)
-    if window_s:
-        sleep(window_s)
-        later = parse(fetch(metrics_url, client), app)
-        return pools_of(app, difference(samples, later), window_s)
+def scrape(app: str, metrics_url: str, client: httpx.Client) -> Samples:
+    """One scrape of an app's /metrics. Raises ScrapeError."""
+    return parse(fetch(metrics_url, client), app)
+
+
+def since_start(app: str, samples: Samples, now: float) -> list[AppPool]:
+    """The pools of one scrape: everything since the app began recording."""
     start = started_at(samples)
     elapsed = now - start if start else None
     return pools_of(app, samples, elapsed if elapsed and elapsed > 0 else None)
+
+
+def between(app: str, before: Samples, after: Samples, elapsed_s: float) -> list[AppPool]:
+    """The pools of what happened between two scrapes `elapsed_s` apart."""
+    return pools_of(app, difference(before, after), elapsed_s, windowed=True)

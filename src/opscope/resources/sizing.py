@@ -53,12 +53,15 @@ class Sizing:
     wait_advised: float
 
 
-def size_pool(load: float, processes: int, current_per_process: int, target_wait: float) -> Sizing:
+def size_pool(
+    load: float, processes: int, current_per_process: int, target_wait: float, at_least: int = 1
+) -> Sizing:
     """Each process's pool serves its share of the load on its own (a request never borrows
-    another worker's connection)."""
+    another worker's connection); `at_least` bounds the size from below (a pool that was
+    seen to make checkouts wait needs more than it has, whatever an average load says)."""
     processes = max(1, processes)
     share = load / processes
-    per = servers_for(share, target_wait)
+    per = max(at_least, servers_for(share, target_wait))
     return Sizing(
         load=load,
         processes=processes,
