@@ -243,7 +243,7 @@ def test_a_cache_smaller_than_the_data(small: Sandbox, tmp_path: Path) -> None:
     assert float(low.evidence["cache_hit_ratio"]) < 0.99
     (advice,) = found(report, "shared_buffers_advice")
     assert advice.evidence["shared_buffers_bytes"] == 1 << 20
-    assert advice.evidence["server_memory_source"] == "this host (the server runs on it)"
+    assert advice.evidence["server_memory_source"] == "this host, where the server runs"
     wanted = int(advice.evidence["recommended_bytes"])
     assert int(advice.evidence["database_bytes"]) < wanted
     assert advice.fix_sql == (

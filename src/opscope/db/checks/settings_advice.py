@@ -62,7 +62,7 @@ def server_memory(context: DbContext, server: ServerHealth) -> tuple[int | None,
     if _local(server.server_addr):
         import psutil
 
-        return int(psutil.virtual_memory().total), "this host (the server runs on it)"
+        return int(psutil.virtual_memory().total), "this host, where the server runs"
     return None, "unknown"
 
 
@@ -110,7 +110,7 @@ class WorkMemAdvice(DbCheck):
             fix = "\n".join(lines) or f"SET work_mem = '{value}';"
             scope = "for the roles that run these statements"
         of_memory = (
-            f" of {human_bytes(memory)} ({source})"
+            f" of {human_bytes(memory)} (memory: {source})"
             if memory
             else " (the server's memory is unknown)"
         )
@@ -124,7 +124,8 @@ class WorkMemAdvice(DbCheck):
             severity=Severity.warning,
             object="work_mem",
             title=(
-                f"{len(spilling)} statement{'s' if len(spilling) > 1 else ''} spill to disk at "
+                f"{len(spilling)} statement{'s' if len(spilling) > 1 else ''} "
+                f"spill{'' if len(spilling) > 1 else 's'} to disk at "
                 f"work_mem {setting_text(server.work_mem_bytes)}: set it to {value} {scope}"
             ),
             detail=(
