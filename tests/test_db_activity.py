@@ -323,3 +323,15 @@ def test_a_table_that_bloats_gets_its_own_scale_factor(db: SandboxDb) -> None:
     )
     assert advice.evidence["n_dead_tup"] == 100000
     assert advice.evidence["scale_factor"] == 0.2
+
+
+def test_a_password_in_a_sessions_statement_is_masked(
+    db: SandboxDb, idle_in_transaction: Callable[..., Session]
+) -> None:
+    role = "r_" + uuid.uuid4().hex[:8]
+    idle = idle_in_transaction(f"CREATE ROLE {role} PASSWORD 'hunter2-very-secret'")
+    time.sleep(1.1)
+    report = analyze(db.dsn, db.state_dir, ACTIVITY, idle_in_transaction_s=1.0)
+    (f,) = [h for h in found(report, "idle_in_transaction") if h.object == f"pid:{idle.pid}"]
+    assert "hunter2" not in report.to_json()
+    assert str(f.evidence["query"]).startswith(f"CREATE ROLE {role} PASSWORD")

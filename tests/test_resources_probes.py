@@ -274,3 +274,14 @@ def test_tcp_services(pong: int, tmp_path: Path) -> None:
     assert down["service:gone"].title == "gone is down: Connection refused"
     services = {s["name"]: s for s in report.summary[report.targets[0].name]["services"]}
     assert services["cache"]["up"] and services["cache"]["successes"] == 3
+
+
+def test_a_password_in_a_service_url_is_never_shown(tmp_path: Path) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = int(closed.getsockname()[1])
+    closed.close()
+    url = f"http://monitor:s3cret-pass@127.0.0.1:{port}/healthz"
+    report = _report(tmp_path, shop=ServiceTarget(url=url, attempts=1, timeout_s=1))
+    (down,) = found(report, "service_down")
+    assert "s3cret" not in report.to_json()
+    assert "127.0.0.1" in str(down.evidence["address"])

@@ -1,9 +1,21 @@
 /* opscope */
 -- Per table of the user schemas: write activity and dead tuples, with the autovacuum
--- settings in force (its own reloptions, else the server's).
+-- settings in force (its own reloptions, else the server's). The size of a table another
+-- session holds in ACCESS EXCLUSIVE mode comes from relpages: pg_relation_size would queue
+-- behind it (as tables.sql does).
+WITH locked AS (
+    SELECT DISTINCT l.relation
+    FROM pg_locks l
+    WHERE l.locktype = 'relation'
+      AND l.mode = 'AccessExclusiveLock'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.pid <> pg_backend_pid()
+)
 SELECT n.nspname AS schema,
        c.relname AS name,
-       pg_relation_size(c.oid) AS heap_bytes,
+       CASE WHEN c.oid IN (SELECT relation FROM locked)
+            THEN c.relpages::bigint * current_setting('block_size')::bigint
+            ELSE pg_relation_size(c.oid) END AS heap_bytes,
        s.n_live_tup,
        s.n_dead_tup,
        s.n_tup_upd + s.n_tup_del AS changes,
