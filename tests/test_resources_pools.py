@@ -271,3 +271,18 @@ def test_pgbouncer_clients_waiting_for_a_server_connection(
     assert f.evidence["clients_waiting"] == 4 and f.evidence["clients_active"] == 2
     assert float(f.evidence["max_wait_s"]) >= 0.5
     assert f.evidence["pool_mode"] == "transaction"
+
+
+def test_an_unreachable_pgbouncer_is_an_error_without_its_password(tmp_path: Path) -> None:
+    port = free_port()
+    config = Config(
+        sections={"resources": ResourceSettings(pgbouncer={"edge": PgBouncerTarget(
+            admin_dsn=f"postgresql://stats:pgb-s3cret@127.0.0.1:{port}/pgbouncer"
+        )})},
+        state_dir=tmp_path,
+    )  # fmt: skip
+    report = analyze_resources(config, parts=["pools"])
+    (error,) = report.errors
+    assert error.check == "pool_saturation"
+    assert error.message.startswith(f"cannot connect to PgBouncer edge at 127.0.0.1:{port}/")
+    assert "s3cret" not in report.to_json()
