@@ -219,6 +219,113 @@ def _api_findings() -> list[Finding]:
     ]
 
 
+def _health_findings() -> list[Finding]:
+    return [
+        _f(
+            "blocked_queries",
+            "locks",
+            Severity.warning,
+            "shop.accounts",
+            title="2 sessions blocked behind pid 4711 (shop@shop, billing) for up to 12 s",
+            detail="The head of the chain (idle in transaction) holds RowExclusiveLock on "
+            "shop.accounts; its statement: UPDATE accounts SET balance = 0 WHERE id = 1.",
+            evidence={"head": {"pid": 4711}, "depth": 2},
+            recommendation="End what the head is doing.",
+        ),
+        _f(
+            "idle_in_transaction",
+            "activity",
+            Severity.critical,
+            "pid:4711",
+            title="Session pid 4711 (shop@shop, billing) idle in transaction for 15.0 min",
+            fix_sql="ALTER SYSTEM SET idle_in_transaction_session_timeout = '900s';\n"
+            "SELECT pg_reload_conf();",
+        ),
+        _f(
+            "work_mem_advice",
+            "settings",
+            Severity.warning,
+            "work_mem",
+            title="1 statement spills to disk at work_mem 4MB: set it to 64MB server-wide",
+            evidence={"recommended": "64MB", "recommended_bytes": 67108864},
+            fix_sql="ALTER SYSTEM SET work_mem = '64MB';\nSELECT pg_reload_conf();",
+        ),
+    ]
+
+
+def _resource_findings() -> list[Finding]:
+    return [
+        _f(
+            "pool_saturation",
+            "pools",
+            Severity.warning,
+            "pool:shop/small",
+            target="web-1",
+            title="Pool small of shop ran out: 85% of 1,200 checkouts waited",
+            detail="Little's law: 40.0 checkouts/s x 50.0 ms held = 2.00 connections busy on "
+            "average.",
+            evidence={"recommended_per_process": 6, "offered_load_connections": 2.0},
+            recommendation="Set the pool's size to 6 per process (max_size=6 for psycopg_pool).",
+        ),
+        _f(
+            "service_down",
+            "uptime",
+            Severity.critical,
+            "service:search",
+            target="web-1",
+            title="search is down: no answer within 5 s",
+        ),
+        _f(
+            "tls_expiring",
+            "uptime",
+            Severity.warning,
+            "service:shop",
+            target="web-1",
+            title="The certificate of shop expires in 5.0 days",
+        ),
+    ]
+
+
+RESOURCES_SUMMARY = {
+    "host": {"hostname": "web-1", "cpu_count": 4, "cpu_percent": 37.5, "load": [1.5, 1.25, 1.0],
+             "memory_total_bytes": 17179869184, "memory_available_bytes": 8589934592,
+             "memory_used_percent": 50.0, "swap_used_bytes": 0, "net_bytes_sent": 1,
+             "net_bytes_recv": 2, "uptime_s": 864000, "sample_s": 1.0},
+    "disks": [{"mountpoint": "/", "total_bytes": 107374182400, "used_bytes": 53687091200,
+               "used_share": 0.5, "bytes_per_hour": 1048576}],
+    "processes": [{"name": "api-workers", "selector": "pattern gunicorn", "processes": 3,
+                   "cpu_percent": 120.5, "rss_bytes": 314572800, "threads": 12,
+                   "open_files": 30, "note": None}],
+    "pools": [{"app": "shop", "name": "small <b>", "max_size": 2, "in_use": 2, "idle": 0,
+               "waiting": 4, "processes": 1, "checkouts": 1200.0, "queued_share": 0.85,
+               "mean_wait_ms": 120.5, "hold_ms": 50.0, "timeouts": 0.0, "load": 2.0}],
+    "pgbouncer": [{"name": "edge/shop/app", "pool_size": 20, "clients_active": 20,
+                   "clients_waiting": 3, "servers_active": 20, "servers_idle": 0,
+                   "max_wait_s": 1.5, "xact_per_s": 400.0, "xact_ms": 45.5}],
+    "services": [
+        {"name": "shop", "kind": "http", "address": "https://shop/healthz", "up": True,
+         "successes": 3, "attempts": 3, "latency_ms_median": 12.5, "latency_ms_max": 20.0,
+         "status": 200, "error": None, "tls_days_left": 5.0},
+        {"name": "search", "kind": "tcp", "address": "10.0.0.9:9200", "up": False,
+         "successes": 0, "attempts": 3, "latency_ms_median": None, "latency_ms_max": None,
+         "status": None, "error": "no answer within 5 s", "tls_days_left": None},
+    ],
+}  # fmt: skip
+
+ACTIVITY = {
+    "connections": {"total": 12, "usable": 57, "max_connections": 60,
+                    "by_state": {"idle": 9, "active": 2, "idle in transaction": 1},
+                    "by_user": {"shop": 12}, "by_application": {"billing": 8, "opscope": 1}},
+    "wal_bytes_per_s": 52428.8,
+    "checkpoints": {"timed": 40, "requested": 10, "requested_share": 0.2, "write_ms": 1200.0},
+    "temp_files": 12,
+    "temp_bytes": 104857600,
+    "standbys": [{"name": "replica-1", "state": "streaming", "replay_lag_s": 0.5,
+                  "replay_lag_bytes": 16384.0}],
+    "slots": [{"name": "cdc", "type": "logical", "active": False, "retained_bytes": 2147483648.0}],
+}  # fmt: skip
+
+
 API_SUMMARY = {
     "source": "metrics",
     "metrics_url": "http://shop:8000/metrics",
@@ -341,6 +448,7 @@ def golden_report(tmp_path: Path) -> Report:
         Target(kind="api", name="shop-api"),
         Target(kind="api-probe", name="http://shop:8000/health"),
         *dags.targets,
+        Target(kind="resources", name="web-1"),
         Target(kind="custom", name="other"),
     ]
     report.summary = {
@@ -353,6 +461,7 @@ def golden_report(tmp_path: Path) -> Report:
             "stats_reset": None,
             "stats_since": "2026-11-30T09:14:00+00:00",
             "extensions": {"pg_stat_statements": True, "hypopg": True, "pg_qualstats": False},
+            "activity": ACTIVITY,
         },
         "shop-explain": {
             "plan": {
@@ -381,9 +490,17 @@ def golden_report(tmp_path: Path) -> Report:
         "shop-api": API_SUMMARY,
         "http://shop:8000/health": PROBE_SUMMARY,
         **dags.summary,
+        "web-1": RESOURCES_SUMMARY,
         "other": {"answer": 42, "flag": True, "label": "a <b>label</b>"},
     }
-    report.findings = [*_database_findings(), *logs.findings, *_api_findings(), *dags.findings]
+    report.findings = [
+        *_database_findings(),
+        *_health_findings(),
+        *logs.findings,
+        *_api_findings(),
+        *dags.findings,
+        *_resource_findings(),
+    ]
     report.fixes = group_fixes(report.findings, sql_changes)
     report.errors = [
         CheckError(check="slow_query", target="shop", message="pg_stat_statements is missing"),

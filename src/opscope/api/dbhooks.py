@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from opscope.api import pools
 from opscope.api.record import CURRENT
 
 _lock = threading.Lock()
@@ -185,3 +186,5 @@ def install() -> None:
         if "sqlalchemy" not in _installed and "sqlalchemy" in sys.modules:
             install_sqlalchemy()
             _installed.add("sqlalchemy")
+    # the connection pools, for their figures on /metrics
+    pools.install(sys.modules)

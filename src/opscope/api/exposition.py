@@ -20,6 +20,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from opscope.api.pools import add_figures
 from opscope.api.recorder import (
     DURATION_BUCKETS,
     QUERY_BUCKETS,
@@ -59,11 +60,17 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     routes: dict[str, dict[str, Any]] = {}
     active: dict[tuple[str, str], int] = {}
     cache: dict[str, list[int]] = {}
+    pools: dict[str, dict[str, Any]] = {}
     started: float | None = None
     for snap in snapshots:
         for route, counts in snap.get("cache", {}).items():
             mine_cache = cache.setdefault(route, [0] * len(counts))
             cache[route] = [a + b for a, b in zip(mine_cache, counts, strict=True)]
+        for name, figures in snap.get("pools", {}).items():
+            if name in pools:
+                add_figures(pools[name], figures)
+            else:
+                pools[name] = dict(figures)
         started = snap["started"] if started is None else min(started, snap["started"])
         for route, method, status, counts, total in snap["series"]:
             key = (route, method, int(status))
@@ -111,6 +118,7 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "routes": dict(sorted(routes.items())),
         "active": [[*key, n] for key, n in sorted(active.items())],
         "cache": dict(sorted(cache.items())),
+        "pools": dict(sorted(pools.items())),
     }
 
 
@@ -245,6 +253,7 @@ def families(snapshot: dict[str, Any]) -> Iterator[Metric]:
     yield stable
 
     yield from _cache_families(snapshot.get("cache", {}))
+    yield from pool_families(snapshot.get("pools", {}))
 
     start = GaugeMetricFamily(
         "opscope_instrument_start_time_seconds",
@@ -286,6 +295,54 @@ def _cache_families(cache: dict[str, list[int]]) -> Iterator[Metric]:
         if lookups:
             ratio.add_metric([route], (hits + stale) / lookups)
     yield ratio
+
+
+POOL = "db_client_connection_pool_name"
+
+#: (name, type, figure, help) of the pool metrics, OpenTelemetry's db.client.connection.*
+#: where it has one
+_POOL_METRICS = (
+    ("db_client_connection_max", "gauge", "max",
+     "The most connections the pool may open (all processes)."),
+    ("db_client_connection_pending_requests", "gauge", "pending",
+     "Requests waiting for a connection now."),
+    ("db_client_connection_requests_total", "counter", "requests",
+     "Connections asked of the pool (checkouts)."),
+    ("db_client_connection_queued_total", "counter", "queued",
+     "Checkouts that found no free connection and waited."),
+    ("db_client_connection_wait_time_seconds_total", "counter", "wait_s",
+     "Time spent waiting for a connection."),
+    ("db_client_connection_use_time_seconds_total", "counter", "use_s",
+     "Time connections were held between checkout and return."),
+    ("db_client_connection_timeouts_total", "counter", "timeouts",
+     "Checkouts that gave up (timeout, too many waiting)."),
+    ("opscope_db_pool_processes", "gauge", "processes",
+     "Processes that have this pool (each has its own connections)."),
+)  # fmt: skip
+
+
+def pool_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """The connection pools' figures; nothing when the app has none."""
+    if not pools:
+        return
+    count = GaugeMetricFamily(
+        "db_client_connection_count",
+        "Connections open in the pool, by state (used: checked out; idle).",
+        labels=[POOL, "db_client_connection_state"],
+    )
+    for name, figures in pools.items():
+        count.add_metric([name, "idle"], figures.get("idle", 0))
+        count.add_metric([name, "used"], figures.get("used", 0))
+    yield count
+    for metric, kind, key, doc in _POOL_METRICS:
+        family: GaugeMetricFamily | CounterMetricFamily
+        if kind == "gauge":
+            family = GaugeMetricFamily(metric, doc, labels=[POOL])
+        else:
+            family = CounterMetricFamily(metric.removesuffix("_total"), doc, labels=[POOL])
+        for name, figures in pools.items():
+            family.add_metric([name], figures.get(key, 0))
+        yield family
 
 
 class RecorderCollector:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from opscope.api.multiprocess import read_snapshots, snapshot_name, write_snapshot
+from opscope.api.pools import pool_figures
 from opscope.api.record import RequestRecord
 from opscope.api.routes import OTHER
 from opscope.api.statements import statement_key
@@ -321,6 +322,7 @@ class Recorder:
             if route is not None:
                 in_flight[(route, method)] = in_flight.get((route, method), 0) + 1
         data["active"] = [[route, method, n] for (route, method), n in in_flight.items()]
+        data["pools"] = pool_figures()
         return data
 
     # --- multiprocess mode -------------------------------------------------------------

@@ -52,7 +52,9 @@ def parse(text: str, source: str = "metrics") -> Samples:
 #: samples that are gauges: their later value stands, they are not differences
 _GAUGES = ("http_server_active_requests", "opscope_n_plus_one_statement_max_repeats",
            "opscope_response_keys", "opscope_instrument_start_time_seconds",
-           "opscope_cache_hit_ratio")  # fmt: skip
+           "opscope_cache_hit_ratio",
+           "db_client_connection_count", "db_client_connection_max",
+           "db_client_connection_pending_requests", "opscope_db_pool_processes")  # fmt: skip
 
 _RESPONSES = {
     "opscope_response_repeats_total": "repeats",

@@ -13,6 +13,7 @@ from psycopg import sql
 
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
+from opscope.db.activity import activity_summary
 from opscope.db.catalog import Summary
 from opscope.db.connection import (
     ConnectionFactory,
@@ -143,7 +144,9 @@ def analyze_database(
             report.errors.append(
                 CheckError(check="large_table", target=name, message=sizes.save_error)
             )
+        activity = activity_summary(context)
         report.summary[name] = summary_dict(summary, runner.queries_sent)
+        report.summary[name]["activity"] = activity
         if window is not None:
             report.summary[name]["window"] = {
                 "since": window.start.isoformat(),

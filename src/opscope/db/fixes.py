@@ -111,7 +111,13 @@ def _changes(stmt: ast.Node, text: str) -> list[Change]:
     ):
         index = _relation(stmt.relation)
         return [Change("reindex", index, title=f"Rebuild index {index}")]
+    if isinstance(stmt, ast.AlterSystemStmt) and stmt.setstmt is not None and stmt.setstmt.name:
+        name = str(stmt.setstmt.name)
+        value = ", ".join(RawStream()(arg) for arg in stmt.setstmt.args or ())
+        return [Change("set", name, variant=value, title=f"Set {name} to {value}")]
     normalized = flatten(text)
+    if normalized.rstrip(";").lower() == "select pg_reload_conf()":
+        return []  # what makes an ALTER SYSTEM before it take effect: not a change of its own
     return [Change("sql", normalized, title=short_query(normalized, 70))]
 
 

@@ -34,6 +34,7 @@ def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
         out.append(("cache hit ratio", f"{ratio:.2%}"))
     if "connections" in summary:
         out.append(("connections", f"{summary['connections']} of {summary['max_connections']}"))
+    out.extend(activity_lines(summary.get("activity")))
     since = summary.get("stats_since")
     if isinstance(since, str):
         reset = summary.get("stats_reset")
@@ -70,6 +71,51 @@ def summary_lines(summary: dict[str, object]) -> list[tuple[str, str]]:
                 "on the tables whose statements it explains; connect as such a role",
             )
         )
+    return out
+
+
+def activity_lines(activity: object) -> list[tuple[str, str]]:
+    """What the server is doing (`analyze db`'s activity summary), as label/value pairs."""
+    if not isinstance(activity, dict):
+        return []
+    out: list[tuple[str, str]] = []
+    conns = activity.get("connections")
+    if isinstance(conns, dict):
+        states = ", ".join(f"{k} {v}" for k, v in (conns.get("by_state") or {}).items())
+        out.append(("sessions", f"{states} ({conns.get('usable')} slots usable)"))
+        apps = ", ".join(f"{k} {v}" for k, v in (conns.get("by_application") or {}).items())
+        if apps:
+            out.append(("by application", apps))
+    rate = activity.get("wal_bytes_per_s")
+    if isinstance(rate, int | float):
+        out.append(("WAL", f"{human_bytes(rate)}/s since its statistics were reset"))
+    cp = activity.get("checkpoints")
+    if isinstance(cp, dict):
+        share = cp.get("requested_share")
+        tail = f" ({share:.0%} requested)" if isinstance(share, int | float) else ""
+        out.append(
+            ("checkpoints", f"{cp.get('timed')} timed, {cp.get('requested')} requested{tail}")
+        )
+    if isinstance(activity.get("temp_files"), int):
+        out.append(
+            (
+                "temp files",
+                f"{activity['temp_files']:,} ({human_bytes(activity.get('temp_bytes'))})",
+            )
+        )
+    for s in activity.get("standbys") or []:
+        lag = s.get("replay_lag_s")
+        out.append(
+            ("standby", f"{s.get('name')} {s.get('state')}, replay lag "
+             + (f"{lag:.1f} s" if isinstance(lag, int | float) else "unknown")
+             + f", {human_bytes(s.get('replay_lag_bytes'))} behind")
+        )  # fmt: skip
+    for slot in activity.get("slots") or []:
+        state = "active" if slot.get("active") else "INACTIVE"
+        out.append(
+            ("slot", f"{slot.get('name')} ({slot.get('type')}, {state}) holds "
+             f"{human_bytes(slot.get('retained_bytes'))} of WAL")
+        )  # fmt: skip
     return out
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from opscope.config import Config, ConfigSection
+from opscope.db.health_settings import HealthSettings
 from opscope.db.plans.signature import parse_function_entry
 
 
@@ -157,6 +158,7 @@ class PostgresSettings(_Frozen):
     advisor: AdvisorSettings = AdvisorSettings()
     logs: LogSettings = LogSettings()
     monitor: MonitorSettings = MonitorSettings()
+    health: HealthSettings = HealthSettings()
 
 
 class DatabaseTarget(_Frozen):
@@ -167,6 +169,7 @@ class DatabaseTarget(_Frozen):
     thresholds: DbThresholds | None = None
     plans: PlanSettings | None = None
     advisor: AdvisorSettings | None = None
+    health: HealthSettings | None = None
 
     @field_validator("dsn")
     @classmethod
@@ -192,7 +195,7 @@ POSTGRESQL = ConfigSection(
     replaces=("session", "thresholds", "plans", "advisor"),
 )
 
-_OVERRIDABLE = ("session", "thresholds", "plans", "advisor")
+_OVERRIDABLE = ("session", "thresholds", "plans", "advisor", "health")
 
 
 def databases(config: Config) -> dict[str, DatabaseTarget]:

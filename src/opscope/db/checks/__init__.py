@@ -3,6 +3,22 @@ exactly as a plugin's checks would be."""
 
 from __future__ import annotations
 
-from opscope.db.checks import advisor, indexes, plans, statements, tables
+from opscope.db.checks import (
+    activity,
+    advisor,
+    indexes,
+    plans,
+    settings_advice,
+    statements,
+    tables,
+)
 
-CHECKS = [*statements.CHECKS, *indexes.CHECKS, *tables.CHECKS, *plans.CHECKS, *advisor.CHECKS]
+CHECKS = [
+    *statements.CHECKS,
+    *indexes.CHECKS,
+    *tables.CHECKS,
+    *plans.CHECKS,
+    *advisor.CHECKS,
+    *activity.CHECKS,
+    *settings_advice.CHECKS,
+]
