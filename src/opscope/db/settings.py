@@ -135,6 +135,29 @@ class LogSettings(_Frozen):
     max_entry_bytes: int = Field(default=1 << 20, ge=4096, le=1 << 30)
 
 
+class PartitionSettings(_Frozen):
+    """When a table is worth partitioning, and what a healthy partitioned table looks like."""
+
+    #: tables smaller than this are never proposed for partitioning
+    min_table_bytes: int = Field(default=10 << 30, ge=0)
+    #: a key counts when the statements filtering on it make this share of the table's calls
+    workload_share: float = Field(default=0.5, gt=0, le=1)
+    #: a range partition should hold at least this many rows: a finer range is not proposed
+    min_partition_rows: int = Field(default=100_000, ge=1)
+    #: far too many partitions: a median partition below this size
+    min_partition_bytes: int = Field(default=1 << 20, ge=0)
+    #: far too few partitions: one of at least this size holding nearly all the data
+    max_partition_bytes: int = Field(default=50 << 30, ge=1)
+    #: far too many partitions: more than this
+    max_partitions: int = Field(default=1000, ge=1)
+    #: future range partitions proposed ahead of the data
+    premake: int = Field(default=4, ge=1)
+    #: range partitions must reach at least this many days ahead
+    runway_days: float = Field(default=7.0, ge=0)
+    #: statements on partitioned tables whose plans are checked for pruning, at most
+    review_statements: int = Field(default=20, ge=0)
+
+
 class PostgresSettings(_Frozen):
     """Settings every database shares (`postgresql:`)."""
 
@@ -142,6 +165,7 @@ class PostgresSettings(_Frozen):
     thresholds: DbThresholds = DbThresholds()
     plans: PlanSettings = PlanSettings()
     advisor: AdvisorSettings = AdvisorSettings()
+    partitioning: PartitionSettings = PartitionSettings()
     logs: LogSettings = LogSettings()
 
 
@@ -153,6 +177,7 @@ class DatabaseTarget(_Frozen):
     thresholds: DbThresholds | None = None
     plans: PlanSettings | None = None
     advisor: AdvisorSettings | None = None
+    partitioning: PartitionSettings | None = None
 
     @field_validator("dsn")
     @classmethod
@@ -174,11 +199,11 @@ DATABASES = ConfigSection(
 POSTGRESQL = ConfigSection(
     "postgresql",
     PostgresSettings,
-    "settings every database shares: sessions, thresholds, plans, advisor, logs",
+    "settings every database shares: sessions, thresholds, plans, advisor, partitioning, logs",
     replaces=("session", "thresholds", "plans", "advisor"),
 )
 
-_OVERRIDABLE = ("session", "thresholds", "plans", "advisor")
+_OVERRIDABLE = ("session", "thresholds", "plans", "advisor", "partitioning")
 
 
 def databases(config: Config) -> dict[str, DatabaseTarget]:

@@ -3,6 +3,13 @@ exactly as a plugin's checks would be."""
 
 from __future__ import annotations
 
-from opscope.db.checks import advisor, indexes, plans, statements, tables
+from opscope.db.checks import advisor, indexes, partitions, plans, statements, tables
 
-CHECKS = [*statements.CHECKS, *indexes.CHECKS, *tables.CHECKS, *plans.CHECKS, *advisor.CHECKS]
+CHECKS = [
+    *statements.CHECKS,
+    *indexes.CHECKS,
+    *tables.CHECKS,
+    *partitions.CHECKS,
+    *plans.CHECKS,
+    *advisor.CHECKS,
+]
