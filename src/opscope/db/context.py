@@ -12,6 +12,7 @@ from opscope.db.catalog import Catalog, Summary
 from opscope.db.connection import SqlRunner
 from opscope.db.history import SizeHistory
 from opscope.db.plans.reviewed import ReviewedStatement
+from opscope.db.plans.samples import Sample
 from opscope.db.settings import AdvisorSettings, DbThresholds, PlanSettings, PostgresSettings
 from opscope.db.statements import StatementSnapshot, read_statements, windowed
 
@@ -40,6 +41,11 @@ class DbContext:
     explained: ReviewedStatement | None = None
     #: work several checks share (the plan review, the advisor's result), computed once
     shared: dict[str, Any] = field(default_factory=dict)
+    #: the workload when it does not come from pg_stat_statements as it is (`indexes advise
+    #: --statement/--sql-file/--log/--activity`, or filtered by --min-calls/--min-time)
+    workload: StatementSnapshot | None = None
+    #: literal examples of the workload's statements, by queryid, to plan them with
+    workload_examples: dict[int, Sample] = field(default_factory=dict)
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,8 +71,13 @@ class DbContext:
     def now(self) -> datetime:
         return self.catalog.summary.now
 
-    @cached_property
+    @property
     def statements(self) -> StatementSnapshot:
+        """The workload the checks study: `workload` when set, else pg_stat_statements."""
+        return self.workload if self.workload is not None else self.pg_stat_statements
+
+    @cached_property
+    def pg_stat_statements(self) -> StatementSnapshot:
         if self.window_s:
             return windowed(self.runner, self.window_s)
         return read_statements(self.runner)

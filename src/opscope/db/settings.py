@@ -121,6 +121,9 @@ class AdvisorSettings(_Frozen):
     max_equality_share: float = Field(default=0.1, gt=0, le=1)
     #: stop costing after this many seconds and report what was found (partial)
     time_budget_s: float = Field(default=60.0, gt=0)
+    #: writes are weighed as a rate over at least this many seconds: table counters younger
+    #: than that (reset, or a server just started) would take a bulk load for a steady rate
+    write_rate_min_window_s: float = Field(default=3600.0, ge=0)
 
 
 class LogSettings(_Frozen):

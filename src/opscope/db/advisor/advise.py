@@ -59,16 +59,45 @@ def statements_window(snapshot: StatementSnapshot, summary: Summary) -> float | 
     return max((summary.now - snapshot.stats_reset).total_seconds(), 0.0)
 
 
-def write_windows(catalog: Catalog, statements_s: float | None) -> dict[str, float | None]:
+def write_windows(
+    catalog: Catalog, statements_s: float | None, min_window_s: float = 0.0
+) -> dict[str, float | str | None]:
+    """The windows writes and savings are compared over, and the rate used for writes.
+
+    The table counters hold the writes since the statistics were reset (or the server
+    started); a bulk load just after a reset would make them look like a rate of thousands
+    a second and decline every index, so they are taken as a rate over at least
+    `min_window_s`."""
     summary = catalog.summary
     table_s = max((summary.now - summary.stats_since).total_seconds(), 0.0)
+    write_s = max(table_s, min_window_s)
     # unknown statements window: taken to be the table statistics' own
     statements_s = table_s if statements_s is None else statements_s
+    if write_s > table_s:
+        rate = (
+            f"writes are weighed as a rate over {human_seconds(write_s)}: the table counters "
+            f"are {human_seconds(table_s)} old, too young to tell a bulk load from steady "
+            "writes (advisor.write_rate_min_window_s)"
+        )
+    else:
+        rate = f"writes are weighed as the rate of the table counters over {human_seconds(table_s)}"
     return {
         "statements_s": round(statements_s, 1),
         "table_stats_s": round(table_s, 1),
-        "scale": window_scale(statements_s, table_s),
+        "write_window_s": round(write_s, 1),
+        "scale": window_scale(statements_s, write_s),
+        "write_rate": rate,
     }
+
+
+def human_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def table_columns(catalog: Catalog) -> dict[str, tuple[str, ...]]:
@@ -282,8 +311,8 @@ def advise(
     """`statements_window_s`: seconds the statement counters cover (`statements_window`);
     None takes them to cover the table statistics' window."""
     settings = settings or AdvisorSettings()
-    windows = write_windows(catalog, statements_window_s)
-    scale = windows["scale"] or 1.0
+    windows = write_windows(catalog, statements_window_s, settings.write_rate_min_window_s)
+    scale = float(windows["scale"] or 1.0)
     tables = sized_tables(conn, catalog)
     columns = table_columns(catalog)
     selectivity = selectivities(catalog)
