@@ -11,7 +11,7 @@ from opscope.config import Config
 from opscope.db.settings import POSTGRESQL
 
 #: the log formats PostgreSQL writes, as log_destination names them
-FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
+FORMATS = ("stderr", "csvlog", "jsonlog", "syslog", "cloudsql", "heroku", "cnpg", "azure")
 
 
 @dataclass(frozen=True)
