@@ -32,6 +32,8 @@ from opscope.db.logs.parse_csv import parse_csv
 from opscope.db.logs.parse_json import parse_json
 from opscope.db.logs.parse_stderr import parse_stderr
 from opscope.db.logs.parse_syslog import inner_prefix, stderr_prefix, syslog_to_stderr
+from opscope.db.logs.pgbouncer import LINE as PGBOUNCER_LINE
+from opscope.db.logs.pgbouncer import is_pgbouncer
 from opscope.db.logs.prefix import GENERIC, compile_prefix, detect_prefix, resolve_prefix
 from opscope.db.logs.reader import (
     SAMPLE_BYTES,
@@ -79,6 +81,14 @@ def parse_chunk(log_format: str, prefix: str, data: bytes, options: LogOptions) 
     """Parse one chunk into a fresh state; runs in a worker process in parallel mode."""
     state = ChunkState(options)
     text = data.decode("utf-8", "replace")
+    if log_format == "pgbouncer":
+        for line in text.split("\n"):
+            m = PGBOUNCER_LINE.match(line)
+            if m is not None:
+                state.aggregate.pooler.line(m.group("ts"), m.group("level"), m.group("msg"))
+            elif line.strip():
+                state.aggregate.bad_input(line)
+        return state.finish()
     if log_format == "csvlog":
         parse_csv(text, state)
     elif log_format in ("jsonlog", *JSONLOG_FORMS):
@@ -109,7 +119,9 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
         sample += block
         if len(sample) >= SAMPLE_BYTES:
             break
-    log_format = options.log_format or detect_managed(sample) or detect_format(sample)
+    log_format = options.log_format or (
+        "pgbouncer" if is_pgbouncer(sample) else detect_managed(sample) or detect_format(sample)
+    )
 
     def replay() -> Iterator[bytes]:
         try:
@@ -143,6 +155,9 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
         source = unwrap(log_format, source, stats, options.max_entry_bytes, add_time)
         split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, log_format, prefix)
+    elif log_format == "pgbouncer":
+        split = json_splitter  # one line an event
+        plan = Plan(path, log_format, "")
     elif log_format in JSONLOG_FORMS:
         source = unwrap(log_format, source, stats, options.max_entry_bytes, False)
         split = json_splitter
@@ -375,7 +390,9 @@ def summarize(
     temp_total = sum(c.count for c in aggregate.temp_files.values())
     temp_bytes = sum(c.total for c in aggregate.temp_files.values())
     waits = sum(c.count for c in aggregate.lock_waits.values())
+    pooler = {"pgbouncer": aggregate.pooler.summary()} if aggregate.pooler.lines else {}
     return {
+        **pooler,
         "queries": aggregate.queries,
         "total_ms": round(aggregate.total_ms, 3),
         "entries": aggregate.entries,

@@ -70,7 +70,7 @@ def logs_command(
         typer.Option(
             "--log-format",
             help="stderr, csvlog, jsonlog, syslog, or a service's: cloudsql (and AlloyDB), "
-            "heroku, cnpg (CloudNativePG), azure (default: detected).",
+            "heroku, cnpg (CloudNativePG), azure; or pgbouncer (default: detected).",
             show_default=False,
         ),
     ] = None,
