@@ -5,6 +5,7 @@ them, as pg_activity's do."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import settings
 
 from opscope.db.analyze import analyze_database
-from opscope.db.sandbox import Sandbox
+from opscope.db.sandbox import DEFAULT_VERSION, Sandbox
 from opscope.db.settings import DbThresholds, PostgresSettings, postgres_config
 from opscope.findings import Finding, Report
 
@@ -28,14 +29,69 @@ settings.register_profile("opscope", deadline=None)
 settings.load_profile("opscope")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--pg",
+        default=os.environ.get("OPSCOPE_PG_VERSIONS", str(DEFAULT_VERSION)),
+        help="PostgreSQL majors the database tests run on, comma-separated (scripts/test: "
+        "15,18); also OPSCOPE_PG_VERSIONS",
+    )
+
+
+def pg_versions(config: pytest.Config) -> list[int]:
+    text = str(config.getoption("--pg"))
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise pytest.UsageError(f"--pg: not a list of PostgreSQL majors: {text!r}") from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on the real cluster runs once per version asked for; `pg(N, ...)` keeps a
+    test to the versions it is about."""
+    if "cluster" not in metafunc.fixturenames:
+        return
+    versions = pg_versions(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("pg")
+    if marker is not None:
+        versions = [v for v in versions if any(v >= int(m) for m in marker.args[:1])]
+        if len(marker.args) > 1:
+            versions = [v for v in versions if v <= int(marker.args[1])]
+    metafunc.parametrize(
+        "pg_version",
+        versions,
+        indirect=True,
+        scope="session",
+        ids=[f"pg{v}" for v in versions],
+    )
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Sandbox]:
-    box = Sandbox.create()
+def pg_version(request: pytest.FixtureRequest) -> int:
+    return int(getattr(request, "param", DEFAULT_VERSION))
+
+
+@pytest.fixture(scope="session")
+def cluster(pg_version: int) -> Iterator[Sandbox]:
+    box = Sandbox.create(version=pg_version)
     try:
         box.start()
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture(autouse=True)
+def _needs_extensions(request: pytest.FixtureRequest) -> None:
+    """`@pytest.mark.needs("hypopg")`: skipped on a server without the extension (Debian
+    packages hypopg and pg_qualstats for its own PostgreSQL only; see README)."""
+    marker = request.node.get_closest_marker("needs")
+    if marker is None or "cluster" not in request.fixturenames:
+        return
+    box: Sandbox = request.getfixturevalue("cluster")
+    missing = [name for name in marker.args if not box.has_extension(name)]
+    if missing:
+        pytest.skip(f"PostgreSQL {box.version} here has no {', '.join(missing)}")
 
 
 @dataclass
@@ -75,7 +131,10 @@ def flush_stats(conn: psycopg.Connection[Any]) -> None:
 def db(cluster: Sandbox, tmp_path: Path) -> Iterator[SandboxDb]:
     name = "t_" + uuid.uuid4().hex[:12]
     cluster.psql(f"CREATE DATABASE {name}")
-    cluster.psql("CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg", dbname=name)
+    extensions = "CREATE EXTENSION pg_stat_statements"
+    if cluster.has_extension("hypopg"):
+        extensions += "; CREATE EXTENSION hypopg"
+    cluster.psql(extensions, dbname=name)
     try:
         yield SandboxDb(cluster, name, tmp_path / "state")
     finally:

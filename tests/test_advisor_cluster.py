@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from psycopg import sql
 
 from conftest import SandboxDb, found
+from opscope.db.analyze import analyze_database
+from opscope.db.settings import AdvisorSettings, PostgresSettings, postgres_config
+
+# costed by hypopg, which this machine has for Debian's PostgreSQL only (README)
+pytestmark = pytest.mark.needs("hypopg")
 
 
 def load(db: SandboxDb, *statements: str) -> None:
@@ -233,12 +240,13 @@ def test_an_old_index_other_statements_scan_is_kept(db: SandboxDb) -> None:
     assert f.evidence["replaces_idx_scan"] >= 300
 
 
+@pytest.mark.needs()  # the fallback's own test: runs wherever hypopg is not
 def test_quoted_column_names_find_their_existing_index(db: SandboxDb) -> None:
     # without hypopg nothing is costed: only the comparison with existing indexes keeps the
     # fallback from proposing an index that is already there
     load(
         db,
-        "DROP EXTENSION hypopg",
+        "DROP EXTENSION IF EXISTS hypopg",
         'CREATE TABLE "Acct" (id int PRIMARY KEY, "UserId" int, "Region" int, note text)',
         "INSERT INTO \"Acct\" SELECT g, g % 5000, g % 7, 'n' FROM generate_series(1, 60000) g",
         'CREATE INDEX acct_user ON "Acct" ("UserId") INCLUDE ("Region")',
@@ -329,3 +337,26 @@ def test_a_63_byte_table_gets_a_free_index_name_shared_with_its_fk_finding(
             [name],
         ).fetchone()
     assert row == (True, table)
+
+
+def test_a_bulk_load_just_after_the_reset_is_not_taken_for_a_steady_write_rate(
+    db: SandboxDb, tmp_path: Path
+) -> None:
+    # the counters are reset, then 100,000 rows arrive: seconds-old counters make that tens
+    # of thousands of inserts a second, which would decline any index on the table
+    db.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int, total numeric, note text)",
+        "SELECT pg_stat_reset()",
+        "INSERT INTO orders SELECT g, g % 5000, g, 'n' FROM generate_series(1, 100000) g",
+        "ANALYZE orders",
+        "SELECT pg_stat_statements_reset()",
+    )
+    run(db, "SELECT * FROM orders WHERE customer_id = %s", [[c] for c in range(10)])
+    [f] = found(db.analyze(), "missing_index")
+    windows = f.evidence["write_windows"]
+    assert windows["table_stats_s"] < 60 and windows["write_window_s"] == 3600
+    assert "too young to tell a bulk load from steady writes" in f.detail
+    # taken at face value (no minimum window), the same counters decline the index
+    settings = PostgresSettings(advisor=AdvisorSettings(write_rate_min_window_s=0))
+    report = analyze_database(postgres_config(settings, state_dir=tmp_path), db.dsn)
+    assert found(report, "missing_index") == []

@@ -47,6 +47,7 @@ def findings(out: str) -> list[dict[str, Any]]:
     return data
 
 
+@pytest.mark.needs("hypopg")
 def test_json_lists_the_index_with_its_evidence(db: SandboxDb) -> None:
     orders_workload(db)
     code, out, _ = advise(db.dsn, "--format", "json", "--max-indexes", "3")
@@ -67,7 +68,7 @@ def test_json_lists_the_index_with_its_evidence(db: SandboxDb) -> None:
 
 
 def test_without_hypopg_the_advice_is_unverified(db: SandboxDb) -> None:
-    orders_workload(db, setup=("DROP EXTENSION hypopg",))
+    orders_workload(db, setup=("DROP EXTENSION IF EXISTS hypopg",))
     code, out, _ = advise(db.dsn, "--format", "json")
     assert code == 0, out
     [f] = findings(out)
@@ -81,6 +82,7 @@ def test_without_hypopg_the_advice_is_unverified(db: SandboxDb) -> None:
     assert "(unverified)" in f["title"] and f["severity"] == "info"
 
 
+@pytest.mark.needs("hypopg", "pg_qualstats")
 def test_verify_apply_builds_the_index_and_times_the_statement(db: SandboxDb) -> None:
     # pg_qualstats samples every statement here, so the advisor knows real constants and can
     # run the statement before and after

@@ -6,6 +6,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import SandboxDb
 from opscope.report import render
 
@@ -19,6 +21,7 @@ def _demo() -> Any:
     return module
 
 
+@pytest.mark.needs("hypopg", "pg_qualstats")
 def test_each_fix_of_the_demo_is_shown_once(db: SandboxDb) -> None:
     with db.connect() as conn:
         conn.execute("CREATE EXTENSION pg_qualstats")

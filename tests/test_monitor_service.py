@@ -51,6 +51,12 @@ def _config(db: SandboxDb, tmp_path: Path, **serve_settings: object) -> dict[str
 def test_the_service_collects_a_database_and_an_app(
     db: SandboxDb, shop: str, tmp_path: Path
 ) -> None:
+    # something for the analysis to find: a copy of an index
+    db.execute(
+        "CREATE TABLE dup (a int)",
+        "CREATE INDEX dup_a1 ON dup (a)",
+        "CREATE INDEX dup_a2 ON dup (a)",
+    )
     config = _config(db, tmp_path)
     config["apis"] = {"shop": {"metrics_url": f"{shop}/metrics"}}
     path = write_config(tmp_path / "opscope.yaml", config)
@@ -83,6 +89,7 @@ def test_the_service_collects_a_database_and_an_app(
         assert len(runs) >= 3 and all(r["ok"] for r in runs)
         findings = service.json("/api/v1/findings", target="shopdb")
         assert findings and all(f["target"] == "shopdb" for f in findings)
+        assert "duplicate_index" in {f["check"] for f in findings}
         assert service.value("opscope_findings", target="shopdb", check=findings[0]["check"])
         assert service.json("/readyz")["status"] == "ready"
 

@@ -12,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from conftest import SandboxDb
+from opscope.db.plans.explain import _explain_generic
 
 
 def explain(db: SandboxDb, query: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -79,15 +82,18 @@ def test_plain_reads_are_still_analyzed(trapped: SandboxDb) -> None:
     assert plan["analyzed"] is True, plan["note"]
 
 
-def test_a_second_statement_cannot_be_smuggled_in(db: SandboxDb) -> None:
+@pytest.mark.parametrize("placeholder", ["", "$1, "], ids=["plain", "generic-plan"])
+def test_a_second_statement_cannot_be_smuggled_in(db: SandboxDb, placeholder: str) -> None:
     # with standard_conforming_strings off the server reads 'a\' differently from the
-    # parser we check with: the rest of the text would become statements of their own
+    # parser we check with: the rest of the text would become statements of their own; a
+    # placeholder takes the text through EXPLAIN (GENERIC_PLAN) on 16+, sent as a simple query
     db.execute(
         f"ALTER DATABASE {db.name} SET standard_conforming_strings = off",
         "CREATE TABLE victim (id int)",
         "INSERT INTO victim VALUES (1), (2)",
     )
-    payload = "SELECT 'a\\', $$'; COMMIT; BEGIN READ WRITE; DELETE FROM victim; COMMIT; -- $$"
+    smuggled = "'; COMMIT; BEGIN READ WRITE; DELETE FROM victim; COMMIT; -- "
+    payload = "SELECT " + placeholder + "'a\\', $$" + smuggled + "$$"
     explain(db, payload, "--no-analyze")
     with db.connect() as conn:
         row = conn.execute("SELECT count(*) FROM victim").fetchone()
@@ -112,3 +118,23 @@ def test_a_mistyped_dsn_is_never_echoed(db: SandboxDb) -> None:
             [sys.executable, "-m", "opscope", *command], capture_output=True, text=True, timeout=60
         )
         assert proc.returncode == 2 and "secret9" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.pg(16)
+def test_the_generic_plan_text_is_refused_when_the_server_reads_two_statements(
+    db: SandboxDb,
+) -> None:
+    # EXPLAIN (GENERIC_PLAN) goes over the simple protocol, which would run a second
+    # statement: the server first parses the same bytes as one prepared statement. Here the
+    # session lexes 'a\' unlike our parser, as any session could if we had not set it.
+    db.execute("CREATE TABLE victim (id int)", "INSERT INTO victim VALUES (1), (2)")
+    smuggled = "'; DELETE FROM victim; -- "
+    with db.connect() as conn:
+        conn.execute("SET standard_conforming_strings = off")
+        with pytest.raises(psycopg.errors.SyntaxError, match="multiple commands"):
+            _explain_generic(conn, "SELECT $1, 'a\\', $$" + smuggled + "$$", [sql.SQL("COSTS")])
+        plan = _explain_generic(conn, "SELECT $1::int", [sql.SQL("FORMAT JSON")])
+    assert plan[0]["Plan"]["Node Type"] == "Result"
+    with db.connect() as conn:
+        row = conn.execute("SELECT count(*) FROM victim").fetchone()
+    assert row is not None and row[0] == 2

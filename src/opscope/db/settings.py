@@ -122,6 +122,9 @@ class AdvisorSettings(_Frozen):
     max_equality_share: float = Field(default=0.1, gt=0, le=1)
     #: stop costing after this many seconds and report what was found (partial)
     time_budget_s: float = Field(default=60.0, gt=0)
+    #: writes are weighed as a rate over at least this many seconds: table counters younger
+    #: than that (reset, or a server just started) would take a bulk load for a steady rate
+    write_rate_min_window_s: float = Field(default=3600.0, ge=0)
 
 
 class LogSettings(_Frozen):
@@ -149,6 +152,29 @@ class MonitorSettings(_Frozen):
     snapshot_interval_s: float = Field(default=300.0, gt=0)
 
 
+class PartitionSettings(_Frozen):
+    """When a table is worth partitioning, and what a healthy partitioned table looks like."""
+
+    #: tables smaller than this are never proposed for partitioning
+    min_table_bytes: int = Field(default=10 << 30, ge=0)
+    #: a key counts when the statements filtering on it make this share of the table's calls
+    workload_share: float = Field(default=0.5, gt=0, le=1)
+    #: a range partition should hold at least this many rows: a finer range is not proposed
+    min_partition_rows: int = Field(default=100_000, ge=1)
+    #: far too many partitions: a median partition below this size
+    min_partition_bytes: int = Field(default=1 << 20, ge=0)
+    #: far too few partitions: one of at least this size holding nearly all the data
+    max_partition_bytes: int = Field(default=50 << 30, ge=1)
+    #: far too many partitions: more than this
+    max_partitions: int = Field(default=1000, ge=1)
+    #: future range partitions proposed ahead of the data
+    premake: int = Field(default=4, ge=1)
+    #: range partitions must reach at least this many days ahead
+    runway_days: float = Field(default=7.0, ge=0)
+    #: statements on partitioned tables whose plans are checked for pruning, at most
+    review_statements: int = Field(default=20, ge=0)
+
+
 class PostgresSettings(_Frozen):
     """Settings every database shares (`postgresql:`)."""
 
@@ -156,6 +182,7 @@ class PostgresSettings(_Frozen):
     thresholds: DbThresholds = DbThresholds()
     plans: PlanSettings = PlanSettings()
     advisor: AdvisorSettings = AdvisorSettings()
+    partitioning: PartitionSettings = PartitionSettings()
     logs: LogSettings = LogSettings()
     monitor: MonitorSettings = MonitorSettings()
     health: HealthSettings = HealthSettings()
@@ -170,6 +197,7 @@ class DatabaseTarget(_Frozen):
     plans: PlanSettings | None = None
     advisor: AdvisorSettings | None = None
     health: HealthSettings | None = None
+    partitioning: PartitionSettings | None = None
 
     @field_validator("dsn")
     @classmethod
@@ -191,11 +219,12 @@ DATABASES = ConfigSection(
 POSTGRESQL = ConfigSection(
     "postgresql",
     PostgresSettings,
-    "settings every database shares: sessions, thresholds, plans, advisor, logs, monitor",
+    "settings every database shares: sessions, thresholds, plans, advisor, partitioning, logs, "
+    "monitor, health",
     replaces=("session", "thresholds", "plans", "advisor"),
 )
 
-_OVERRIDABLE = ("session", "thresholds", "plans", "advisor", "health")
+_OVERRIDABLE = ("session", "thresholds", "plans", "advisor", "health", "partitioning")
 
 
 def databases(config: Config) -> dict[str, DatabaseTarget]:

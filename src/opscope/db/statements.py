@@ -58,6 +58,16 @@ class Statement:
     shared_blks_read: int
     temp_blks_read: int
     temp_blks_written: int
+    #: WAL the statement wrote
+    wal_bytes: int = 0
+    #: time spent reading and writing data blocks (0 unless track_io_timing is on)
+    read_time_ms: float = 0.0
+    write_time_ms: float = 0.0
+    #: since when this entry counts (pg_stat_statements 1.11+), None before
+    since: datetime | None = None
+    #: parallel workers the plans asked for and those the server could start (1.12+)
+    parallel_workers_planned: int | None = None
+    parallel_workers_launched: int | None = None
 
     @property
     def key(self) -> tuple[int, int, bool]:
@@ -87,11 +97,17 @@ def read_statements(
     runner: SqlRunner, clock: Callable[[], float] = time.monotonic
 ) -> StatementSnapshot:
     try:
-        schema = extension_schema(runner)
-        if schema is None:
+        installed = installed_extension(runner)
+        if installed is None:
             raise CheckFailed(ENABLE_HINT)
-        rows = runner.fetch_query(_in_schema("statements", runner, schema))
-        info = runner.fetch_query(_in_schema("statements_info", runner, schema))
+        schema, version = installed
+        files_for = pgss_server_version(version)
+        rows = runner.fetch_query(_in_schema("statements", files_for, schema))
+        info = (
+            runner.fetch_query(_in_schema("statements_info", files_for, schema))
+            if files_for >= INFO_VERSION
+            else []
+        )
     except psycopg.errors.UndefinedTable:
         raise CheckFailed(ENABLE_HINT) from None
     except psycopg.errors.ObjectNotInPrerequisiteState:
@@ -112,21 +128,38 @@ def read_statements(
 
 
 _SCHEMA_QUERY = sql.SQL(
-    "/* opscope */ SELECT n.nspname FROM pg_extension e "
+    "SELECT /* opscope */ n.nspname, e.extversion FROM pg_extension e "
     "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"
 )
 
+#: the PostgreSQL major that brought each version of pg_stat_statements: the view's columns
+#: follow the extension's version, which stays behind the server's until ALTER EXTENSION
+#: ... UPDATE, so its files (statements.pgNN.sql) are chosen by it
+PGSS_SERVER = {(1, 8): 13, (1, 9): 14, (1, 10): 15, (1, 11): 17, (1, 12): 18}
+#: pg_stat_statements_info came with 1.9
+INFO_VERSION = 140000
 
-def extension_schema(runner: SqlRunner) -> str | None:
+
+def pgss_server_version(extversion: str) -> int:
+    """The server_version_num whose files fit pg_stat_statements `extversion`."""
+    try:
+        key = tuple(int(part) for part in extversion.split(".")[:2])
+    except ValueError:
+        key = (1, 8)
+    known = [major for version, major in PGSS_SERVER.items() if version <= key]
+    return (max(known) if known else 13) * 10000
+
+
+def installed_extension(runner: SqlRunner) -> tuple[str, str] | None:
     """The schema pg_stat_statements was created in (not always public, nor on the
-    search_path), or None when it is not installed in this database."""
+    search_path) and its version, or None when it is not installed in this database."""
     rows = runner.fetch_query(_SCHEMA_QUERY)
-    return str(rows[0]["nspname"]) if rows else None
+    return (str(rows[0]["nspname"]), str(rows[0]["extversion"])) if rows else None
 
 
-def _in_schema(name: str, runner: SqlRunner, schema: str) -> sql.Composed:
+def _in_schema(name: str, server_version_num: int, schema: str) -> sql.Composed:
     # the files are trusted text; the schema name goes in as a quoted identifier
-    return sql.SQL(load_sql(name, runner.server_version_num)).format(pgss=sql.Identifier(schema))
+    return sql.SQL(load_sql(name, server_version_num)).format(pgss=sql.Identifier(schema))
 
 
 def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> StatementSnapshot:
@@ -152,7 +185,11 @@ def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> State
         if old is None:
             out.append(cur)
             continue
-        if cur.calls < old.calls or cur.total_exec_time < old.total_exec_time:
+        if (
+            cur.calls < old.calls
+            or cur.total_exec_time < old.total_exec_time
+            or cur.since != old.since
+        ):
             out.append(cur)  # this entry alone started over during the window
             continue
         calls = cur.calls - old.calls
@@ -175,6 +212,15 @@ def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> State
                 shared_blks_read=cur.shared_blks_read - old.shared_blks_read,
                 temp_blks_read=cur.temp_blks_read - old.temp_blks_read,
                 temp_blks_written=cur.temp_blks_written - old.temp_blks_written,
+                wal_bytes=cur.wal_bytes - old.wal_bytes,
+                read_time_ms=cur.read_time_ms - old.read_time_ms,
+                write_time_ms=cur.write_time_ms - old.write_time_ms,
+                parallel_workers_planned=_minus(
+                    cur.parallel_workers_planned, old.parallel_workers_planned
+                ),
+                parallel_workers_launched=_minus(
+                    cur.parallel_workers_launched, old.parallel_workers_launched
+                ),
             )
         )
     return StatementSnapshot(
@@ -185,6 +231,10 @@ def diff_snapshots(before: StatementSnapshot, after: StatementSnapshot) -> State
         dealloc=after.dealloc,
         window_incomplete=incomplete,
     )
+
+
+def _minus(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
 
 
 def _sum_of_squares(s: Statement) -> float:

@@ -7,6 +7,7 @@ first) and a time budget after which the costing stops and the result says it is
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -32,12 +33,15 @@ from opscope.db.advisor.model import (
     Recommendation,
     WorkloadStatement,
 )
+from opscope.db.advisor.planned import merge, plan_uses
 from opscope.db.advisor.predicates import TableUse, extract
 from opscope.db.advisor.select import Option, choose, window_scale, write_penalty
 from opscope.db.catalog import Catalog, Index, Summary, Table
+from opscope.db.plans.explain import ExplainFailed, explain
 from opscope.db.plans.samples import Sample
 from opscope.db.settings import AdvisorSettings
 from opscope.db.statements import Statement, StatementSnapshot, is_maintenance
+from opscope.sqltext import quote_ident
 
 #: cost the workload with hypothetical indexes for these candidates in place: the name of
 #: each candidate's hypothetical index, in order, and statement key -> its costing (None
@@ -55,16 +59,45 @@ def statements_window(snapshot: StatementSnapshot, summary: Summary) -> float | 
     return max((summary.now - snapshot.stats_reset).total_seconds(), 0.0)
 
 
-def write_windows(catalog: Catalog, statements_s: float | None) -> dict[str, float | None]:
+def write_windows(
+    catalog: Catalog, statements_s: float | None, min_window_s: float = 0.0
+) -> dict[str, float | str | None]:
+    """The windows writes and savings are compared over, and the rate used for writes.
+
+    The table counters hold the writes since the statistics were reset (or the server
+    started); a bulk load just after a reset would make them look like a rate of thousands
+    a second and decline every index, so they are taken as a rate over at least
+    `min_window_s`."""
     summary = catalog.summary
     table_s = max((summary.now - summary.stats_since).total_seconds(), 0.0)
+    write_s = max(table_s, min_window_s)
     # unknown statements window: taken to be the table statistics' own
     statements_s = table_s if statements_s is None else statements_s
+    if write_s > table_s:
+        rate = (
+            f"writes are weighed as a rate over {human_seconds(write_s)}: the table counters "
+            f"are {human_seconds(table_s)} old, too young to tell a bulk load from steady "
+            "writes (advisor.write_rate_min_window_s)"
+        )
+    else:
+        rate = f"writes are weighed as the rate of the table counters over {human_seconds(table_s)}"
     return {
         "statements_s": round(statements_s, 1),
         "table_stats_s": round(table_s, 1),
-        "scale": window_scale(statements_s, table_s),
+        "write_window_s": round(write_s, 1),
+        "scale": window_scale(statements_s, write_s),
+        "write_rate": rate,
     }
+
+
+def human_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def table_columns(catalog: Catalog) -> dict[str, tuple[str, ...]]:
@@ -100,7 +133,12 @@ def build_workload(
     columns: Mapping[str, tuple[str, ...]],
     examples: Mapping[int, Sample],
     settings: AdvisorSettings,
+    keep_unresolved: bool = False,
 ) -> list[WorkloadStatement]:
+    """The top statements with their table uses as the text shows them; with
+    `keep_unresolved`, also those whose text names no table of the catalog (a view, a CTE),
+    for the plan to tell (`with_plan_uses`)."""
+
     def columns_of(schema: str | None, table: str) -> frozenset[str] | None:
         rel = resolve(TableUse(schema, table), tables)
         return frozenset(columns.get(rel, ())) if rel else None
@@ -122,7 +160,7 @@ def build_workload(
             text, params, uses = s.query, None, extract(s.query, columns_of)
         resolved = [(u, resolve(u, tables)) for u in uses]
         kept = [(u, r) for u, r in resolved if r is not None]
-        if not kept:
+        if not kept and not keep_unresolved:
             continue
         out.append(
             WorkloadStatement(
@@ -142,6 +180,80 @@ def build_workload(
     return out
 
 
+def top_relation(catalog: Catalog) -> Callable[[str], str | None]:
+    """schema.name -> the schema.name of its top partitioned table (itself when it is not a
+    partition); None for a relation the catalog does not hold (a view, a system table)."""
+    by_name = {t.qualified: t for t in catalog.tables}
+    by_oid = catalog.tables_by_oid
+
+    def top(relation: str) -> str | None:
+        table = by_name.get(relation)
+        while table is not None and table.parent_oid is not None:
+            parent = by_oid.get(table.parent_oid)
+            if parent is None:
+                break
+            table = parent
+        return table.qualified if table is not None else None
+
+    return top
+
+
+def with_plan_uses(
+    conn: psycopg.Connection[Any], workload: Sequence[WorkloadStatement], catalog: Catalog
+) -> list[WorkloadStatement]:
+    """Each statement's uses with what its plan adds (planned.py: views, inlined CTEs,
+    ORDER BY 1 and aliases, partitions as their partitioned table); statements that still
+    use no table of the catalog are left out."""
+    top = top_relation(catalog)
+    out: list[WorkloadStatement] = []
+    for w in workload:
+        uses = [copy.deepcopy(u) for u in w.uses]
+        relations = list(w.relations)
+        try:
+            plan = explain(conn, w.text, analyze=False, params=w.params).plan
+        except ExplainFailed:
+            plan = None
+        if plan is not None:
+            for use in plan_uses(plan, top):
+                rel = f"{use.schema}.{use.table}"
+                if rel in relations:
+                    merge(uses[relations.index(rel)], use)
+                else:
+                    uses.append(use)
+                    relations.append(rel)
+        if uses:
+            out.append(replace(w, key=len(out), uses=tuple(uses), relations=tuple(relations)))
+    return out
+
+
+def sized_tables(conn: psycopg.Connection[Any], catalog: Catalog) -> dict[str, Table]:
+    """The catalog's tables as the advisor weighs them: a partitioned table with its leaves'
+    rows and write counters (it has none of its own), and a relation never analyzed whose
+    counters were reset (a materialized view: reltuples -1, no live tuples counted) with the
+    rows the planner estimates from its pages, not as empty."""
+    out: dict[str, Table] = {}
+    for t in catalog.tables:
+        if t.partitioned:
+            leaves = catalog.leaf_partitions(t.oid)
+            t = replace(
+                t,
+                reltuples=sum(max(p.rows, 0.0) for p in leaves),
+                n_tup_ins=sum(p.n_tup_ins for p in leaves),
+                n_tup_upd=sum(p.n_tup_upd for p in leaves),
+                n_tup_del=sum(p.n_tup_del for p in leaves),
+                n_tup_hot_upd=sum(p.n_tup_hot_upd for p in leaves),
+            )
+        elif t.reltuples < 0 and t.n_live_tup == 0 and t.heap_bytes > 0:
+            query = f"SELECT * FROM ONLY {quote_ident(t.schema)}.{quote_ident(t.name)}"  # noqa: S608 - quoted names, planned only
+            try:
+                rows = explain(conn, query, analyze=False).plan.root.plan_rows
+            except ExplainFailed:
+                rows = 0.0
+            t = replace(t, reltuples=rows)
+        out[t.qualified] = t
+    return out
+
+
 def generate(
     workload: Sequence[WorkloadStatement],
     tables: Mapping[str, Table],
@@ -149,6 +261,7 @@ def generate(
     columns: Mapping[str, tuple[str, ...]],
     selectivity: Mapping[str, Mapping[str, float]],
     settings: AdvisorSettings,
+    partitions_of: Callable[[Table], tuple[tuple[str, str], ...]] = lambda _: (),
 ) -> list[Candidate]:
     out: dict[Candidate, None] = {}
     for w in workload:
@@ -165,6 +278,8 @@ def generate(
             ):
                 if already_indexed(c, indexes.get(table.oid, [])):
                     continue
+                if table.partitioned:
+                    c = replace(c, partitions=partitions_of(table))
                 if _too_broad(c, use, selectivity.get(rel, {}), settings.max_equality_share):
                     continue
                 out.setdefault(c, None)
@@ -196,14 +311,23 @@ def advise(
     """`statements_window_s`: seconds the statement counters cover (`statements_window`);
     None takes them to cover the table statistics' window."""
     settings = settings or AdvisorSettings()
-    windows = write_windows(catalog, statements_window_s)
-    scale = windows["scale"] or 1.0
-    tables = {t.qualified: t for t in catalog.tables}
+    windows = write_windows(catalog, statements_window_s, settings.write_rate_min_window_s)
+    scale = float(windows["scale"] or 1.0)
+    tables = sized_tables(conn, catalog)
     columns = table_columns(catalog)
     selectivity = selectivities(catalog)
-    workload = build_workload(statements, tables, columns, examples or {}, settings)
+    workload = build_workload(
+        statements, tables, columns, examples or {}, settings, keep_unresolved=True
+    )
+    workload = with_plan_uses(conn, workload, catalog)
     candidates = generate(
-        workload, tables, catalog.indexes_by_table, columns, selectivity, settings
+        workload,
+        tables,
+        catalog.indexes_by_table,
+        columns,
+        selectivity,
+        settings,
+        lambda t: tuple((p.schema, p.name) for p in catalog.leaf_partitions(t.oid)),
     )
     if not catalog.summary.has_hypopg:
         result = advise_unverified(workload, candidates, tables, selectivity, settings)
@@ -250,7 +374,8 @@ def _advise_hypo(
 ) -> AdvisorResult:
     started = clock()
     result = AdvisorResult(workload=workload, candidates=len(candidates))
-    with HypoSession(conn) as hs:
+    leaves = {t.qualified: catalog.leaf_partitions(t.oid) for t in catalog.tables if t.partitioned}
+    with HypoSession(conn, leaves) as hs:
         baseline: dict[int, float] = {}
         baseline_indexes: dict[int, frozenset[str]] = {}
         for w in workload:

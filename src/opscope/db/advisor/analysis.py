@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opscope.checks import Registry, run_checks
+from opscope.checks import CheckFailed, Registry, run_checks
 from opscope.config import Config
 from opscope.db.advisor.model import AdvisorResult
+from opscope.db.advisor.sources import WorkloadSources, filtered, gather
 from opscope.db.advisor.verify import Verification, verify
 from opscope.db.catalog import Catalog
 from opscope.db.checks.advisor import RESULT_KEY
@@ -30,6 +32,7 @@ def advise_indexes(
     name: str,
     overrides: Mapping[str, Any] | None = None,
     verify_apply: bool = False,
+    sources: WorkloadSources | None = None,
     registry: Registry | None = None,
     connect: ConnectionFactory = connect,
     clock: Clock = utc_now,
@@ -38,9 +41,13 @@ def advise_indexes(
     """Study the workload of pg_stat_statements with the advisor's settings (`overrides`
     replace keys of `postgresql.advisor`) and report the indexes it needs.
 
+    `sources`: the workload from statements, SQL files, logs or pg_stat_activity instead of
+    pg_stat_statements (sources.py), and the --min-calls/--min-time filters.
+
     With `verify_apply`, the recommended indexes are built for real (staging only) and the
-    statements timed before and after. Raises TargetConnectionError, and VerifyFailed or
-    psycopg.Error when the verification cannot run."""
+    statements timed before and after. Raises TargetConnectionError, WorkloadError and
+    LogInputError for a source that cannot be read, and VerifyFailed or psycopg.Error when
+    the verification cannot run."""
     registry = registry or default_plugins().checks
     settings = settings_for(config, name)
     if overrides:
@@ -52,6 +59,8 @@ def advise_indexes(
     try:
         context = DbContext(target=name, runner=SqlRunner(conn), settings=settings, scope=WORKLOAD)
         summary = context.summary
+        if sources is not None:
+            use_sources(context, sources, conn.info.dbname, settings.session.application_name)
         report.targets.append(Target(kind=KIND, name=name, server_version=summary.server_version))
         findings, errors = run_checks(registry.for_kind(KIND, WORKLOAD), context, target=name)
         # a lost link fails every check the same way: not a report, one line
@@ -74,6 +83,16 @@ def advise_indexes(
         )
     report.summary[name] = {"advisor": info}
     return report
+
+
+def use_sources(context: DbContext, sources: WorkloadSources, database: str, own: str) -> None:
+    if sources.given:
+        snapshot, examples = gather(sources, context.runner.conn, database=database, own_name=own)
+        context.workload, context.workload_examples = snapshot, examples
+    if sources.min_calls > 1 or sources.min_time_ms > 0:
+        # without pg_stat_statements (and no other source), the advisor's check says so
+        with contextlib.suppress(CheckFailed):
+            context.workload = filtered(context.statements, sources)
 
 
 def leftover_notes(catalog: Catalog) -> list[str]:

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from opscope.db.advisor.predicates import Key, TableUse
 from opscope.db.catalog import Index
-from opscope.db.naming import IndexNames, name_stem, unique_name
+from opscope.db.naming import IndexNames, fit, name_stem, unique_name
 from opscope.sqltext import qualified, quote_ident
 
 PATTERN_OPS = "text_pattern_ops"
@@ -53,6 +53,9 @@ class Candidate:
     table: str
     keys: tuple[KeyPart, ...]
     include: tuple[str, ...] = ()
+    #: the leaf partitions (schema, name) when the table is partitioned: the index is made
+    #: on the parent ONLY, then on each partition CONCURRENTLY and attached
+    partitions: tuple[tuple[str, str], ...] = ()
 
     @property
     def relation(self) -> str:
@@ -97,11 +100,28 @@ class Candidate:
     def fix_sql(self, name: str | None = None) -> str:
         keys = ", ".join(k.printed() for k in self.keys)
         include = f" INCLUDE ({', '.join(quote_ident(c) for c in self.include)})"
-        return (
-            f"CREATE INDEX CONCURRENTLY {quote_ident(name or self.index_name())} ON "
-            f"{qualified(self.schema, self.table)} ({keys})"
-            f"{include if self.include else ''};"
-        )
+        tail = f" ({keys}){include if self.include else ''};"
+        name = name or self.index_name()
+        if not self.partitions:
+            return (
+                f"CREATE INDEX CONCURRENTLY {quote_ident(name)} ON "
+                f"{qualified(self.schema, self.table)}{tail}"
+            )
+        # CONCURRENTLY is refused on a partitioned table, and a plain CREATE INDEX there
+        # blocks writes to every partition for the whole build
+        lines = [
+            f"CREATE INDEX {quote_ident(name)} ON ONLY {qualified(self.schema, self.table)}{tail}"
+        ]
+        for schema, leaf in self.partitions:
+            part = fit(name_stem([leaf, *(k.expr for k in self.keys)]), "_idx")
+            lines.append(
+                f"CREATE INDEX CONCURRENTLY {quote_ident(part)} ON {qualified(schema, leaf)}{tail}"
+            )
+            lines.append(
+                f"ALTER INDEX {qualified(self.schema, name)} ATTACH PARTITION "
+                f"{qualified(schema, part)};"
+            )
+        return "\n".join(lines)
 
     def ddl(self, *, concurrently: bool = False, name: str | None = None) -> sql.Composed:
         """The CREATE INDEX statement, composed with psycopg.sql."""

@@ -71,11 +71,16 @@ def _keep(rec: Recommendation, old: Index) -> str:
     return f" Other statements still use {old.qualified}: keep it."
 
 
+def _rate(windows: dict[str, float | str | None] | None) -> str:
+    rate = (windows or {}).get("write_rate")
+    return f" The cost of the index on writes counts: {rate}." if isinstance(rate, str) else ""
+
+
 def recommendation_finding(
     rec: Recommendation,
     *,
     target: str,
-    windows: dict[str, float | None] | None = None,
+    windows: dict[str, float | str | None] | None = None,
 ) -> Finding:
     cand = rec.candidate
     helped = len(rec.effects)
@@ -133,7 +138,7 @@ def recommendation_finding(
             ),
             detail=(
                 f"{old.qualified} is ({', '.join(old.key_defs)}); with the columns reordered, {how}"
-                f"{size}." + ("" if rec.drop_replaced else _keep(rec, old))
+                f"{size}." + ("" if rec.drop_replaced else _keep(rec, old)) + _rate(windows)
             ),
             evidence={
                 **evidence,
@@ -162,7 +167,7 @@ def recommendation_finding(
             f"Missing index on {cand.label()}: {helped} statement{plural}, "
             f"{improvement:.0%} cheaper{unverified}"
         ),
-        detail=f"Costed against the workload of pg_stat_statements: {how}{size}.",
+        detail=f"Costed against the workload: {how}{size}.{_rate(windows)}",
         evidence=evidence,
         recommendation=(
             "Create it concurrently (no write lock). The write overhead on the table is "

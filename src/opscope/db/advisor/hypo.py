@@ -8,14 +8,15 @@ the session can go on to other work (the plan review) with a clean planner.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
 import psycopg
 
 from opscope.db.advisor.candidates import Candidate
+from opscope.db.catalog import Table
 from opscope.db.connection import SqlRunner
 from opscope.db.plans.explain import ExplainFailed, explain
 from opscope.db.plans.model import Plan
@@ -37,6 +38,9 @@ class HypoIndex:
     oid: int
     name: str
     candidate: Candidate
+    #: every hypothetical index it stands for: one per leaf partition of a partitioned
+    #: table (the planner ignores one on the parent), else itself
+    members: tuple[tuple[int, str], ...] = ()
 
 
 def plan_indexes(plan: Plan) -> frozenset[str]:
@@ -44,10 +48,16 @@ def plan_indexes(plan: Plan) -> frozenset[str]:
 
 
 class HypoSession:
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], leaves: Mapping[str, Sequence[Table]] | None = None
+    ) -> None:
         self.conn = conn
         self.runner = SqlRunner(conn, server_version_num=conn.info.server_version)
         self.explains = 0
+        #: partitioned table (schema.name) -> its leaf partitions
+        self.leaves = leaves or {}
+        #: a leaf's hypothetical index name -> the name of the one that stands for the set
+        self._alias: dict[str, str] = {}
 
     def __enter__(self) -> HypoSession:
         self.reset()
@@ -73,18 +83,39 @@ class HypoSession:
         """The planner's total cost of `text` (never run), and the indexes its plan uses."""
         self.explains += 1
         plan = explain(self.conn, text, analyze=False, params=params).plan
-        return Costed(plan.total_cost, plan_indexes(plan))
+        used = frozenset(self._alias.get(name, name) for name in plan_indexes(plan))
+        return Costed(plan.total_cost, used)
 
     def create(self, candidate: Candidate) -> HypoIndex:
-        ddl = candidate.ddl().as_string(self.conn)
-        rows = self.runner.fetch("hypo_create", {"ddl": ddl})
-        return HypoIndex(int(rows[0]["oid"]), str(rows[0]["name"]), candidate)
+        targets = [
+            replace(candidate, schema=leaf.schema, table=leaf.name)
+            for leaf in self.leaves.get(candidate.relation, ())
+        ] or [candidate]
+        members: list[tuple[int, str]] = []
+        try:
+            for target in targets:
+                ddl = target.ddl().as_string(self.conn)
+                rows = self.runner.fetch("hypo_create", {"ddl": ddl})
+                members.append((int(rows[0]["oid"]), str(rows[0]["name"])))
+        except psycopg.Error:
+            for oid, _ in members:
+                self.runner.fetch("hypo_drop", {"oid": oid})
+            raise
+        oid, name = members[0]
+        for _, other in members[1:]:
+            self._alias[other] = name
+        return HypoIndex(oid, name, candidate, tuple(members))
 
     def size(self, index: HypoIndex) -> int:
-        return int(self.runner.fetch("hypo_size", {"oid": index.oid})[0]["bytes"])
+        return sum(
+            int(self.runner.fetch("hypo_size", {"oid": oid})[0]["bytes"])
+            for oid, _ in index.members or ((index.oid, index.name),)
+        )
 
     def drop(self, index: HypoIndex) -> None:
-        self.runner.fetch("hypo_drop", {"oid": index.oid})
+        for oid, name in index.members or ((index.oid, index.name),):
+            self.runner.fetch("hypo_drop", {"oid": oid})
+            self._alias.pop(name, None)
 
 
 def try_cost(session: HypoSession, text: str, params: Sequence[str] | None = None) -> Costed | None:

@@ -96,4 +96,4 @@ class AdvisorResult:
     notes: list[str] = field(default_factory=list)
     #: the windows the savings (pg_stat_statements) and write costs (table statistics)
     #: were counted over, in seconds, and the scale that makes the writes a rate of the first
-    write_windows: dict[str, float | None] = field(default_factory=dict)
+    write_windows: dict[str, float | str | None] = field(default_factory=dict)

@@ -117,6 +117,22 @@ def _fields(ref: ast.ColumnRef) -> tuple[str, ...] | None:
     return tuple(out)
 
 
+def _output_expression(node: Any, targets: Any) -> Any:
+    """What ORDER BY 2 or ORDER BY an output alias sorts by: the select list's expression
+    (PostgreSQL looks an ORDER BY name up among the output names first)."""
+    items = [t for t in targets or () if isinstance(t, ast.ResTarget)]
+    if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
+        n = int(node.val.ival or 0)
+        return items[n - 1].val if 0 < n <= len(items) else node
+    if isinstance(node, ast.ColumnRef):
+        fields = _fields(node)
+        if fields is not None and len(fields) == 1:
+            named = [t for t in items if t.name == fields[0]]
+            if len(named) == 1:
+                return named[0].val
+    return node
+
+
 def _deparse_unqualified(node: ast.Node) -> str:
     """Expression text for CREATE INDEX: column references lose their table alias."""
     clone = copy.deepcopy(node)
@@ -172,7 +188,7 @@ class _Extractor:
                 self.sublinks(item, scope)
         for sort in stmt.sortClause or ():
             if isinstance(sort, ast.SortBy):
-                key = self.key(sort.node, scope)
+                key = self.key(_output_expression(sort.node, stmt.targetList), scope)
                 if key is not None:
                     rel, k = key
                     rel.use.order_by.append((k, sort.sortby_dir == SortByDir.SORTBY_DESC))

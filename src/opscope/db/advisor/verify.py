@@ -141,7 +141,7 @@ def drop_invalid(conn: psycopg.Connection[Any], schema: str, name: str) -> None:
     """Drop what a failed CREATE INDEX CONCURRENTLY left (an INVALID index), if anything.
 
     No lock timeout: the drop, too, waits for the transactions that still see the table."""
-    conn.execute("SELECT set_config('lock_timeout', '0', false)")
+    conn.execute("SELECT /* opscope */ set_config('lock_timeout', '0', false)")
     conn.execute(
         sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
             sql.Identifier(schema), sql.Identifier(name)
@@ -286,7 +286,10 @@ def build(
             # A server on a platform without the kernel support refuses the setting: the
             # builds then go on without it
             with contextlib.suppress(psycopg.errors.InvalidParameterValue):
-                writer.execute("SELECT set_config('client_connection_check_interval', '1s', false)")
+                writer.execute(
+                    "SELECT /* opscope */ "
+                    "set_config('client_connection_check_interval', '1s', false)"
+                )
         echo(
             f"building with CREATE INDEX CONCURRENTLY under a temporary {BUILD_PREFIX} name, "
             "renamed once valid"
@@ -344,7 +347,7 @@ def build(
         tables = dict.fromkeys((r.candidate.schema, r.candidate.table) for r in recommendations)
         for schema, table in tables:
             writer.execute(
-                sql.SQL("/* opscope */ ANALYZE {}.{}").format(
+                sql.SQL("ANALYZE /* opscope */ {}.{}").format(
                     sql.Identifier(schema), sql.Identifier(table)
                 )
             )

@@ -38,7 +38,7 @@ def advisor_result(context: DbContext) -> AdvisorResult:
             context.runner.conn,
             context.catalog,
             snapshot.statements,
-            examples=samples(context),
+            examples={**samples(context), **context.workload_examples},
             settings=settings,
             statements_window_s=statements_window(snapshot, context.catalog.summary),
         )

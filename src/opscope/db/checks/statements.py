@@ -31,7 +31,28 @@ def statement_evidence(s: Statement, share: float | None) -> dict[str, object]:
         # None for nested statements: their time is inside a top-level statement's
         "share_of_total_time": None if share is None else round(share, 4),
         "nested": not s.toplevel,
+        "wal_bytes": s.wal_bytes,
+        # 0 unless track_io_timing is on
+        "read_ms": round(s.read_time_ms, 3),
+        "write_ms": round(s.write_time_ms, 3),
+        # pg_stat_statements 1.11+: since when this entry counts
+        "counting_since": None if s.since is None else s.since.isoformat(),
+        # 1.12+: workers its plans asked for, and those the server could start
+        "parallel_workers_planned": s.parallel_workers_planned,
+        "parallel_workers_launched": s.parallel_workers_launched,
     }
+
+
+def parallel_shortfall(s: Statement) -> str:
+    """A sentence when the server started fewer parallel workers than the plans asked for."""
+    planned, launched = s.parallel_workers_planned, s.parallel_workers_launched
+    if not planned or launched is None or launched >= planned:
+        return ""
+    return (
+        f" The server started {launched} of the {planned} parallel workers its plans asked "
+        "for: max_parallel_workers (or max_worker_processes) is used up when it runs; raise "
+        "it, or spread the load."
+    )
 
 
 def _share_text(share: float | None) -> str:
@@ -124,7 +145,7 @@ class SlowQuery(DbCheck):
             evidence["window_incomplete"] = True
         temp = (
             " It spills to temporary files: raise work_mem for it." if s.temp_blks_written else ""
-        )
+        ) + parallel_shortfall(s)
         return self.finding(
             context,
             severity=severity,

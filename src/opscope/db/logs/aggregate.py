@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from opscope.db.logs.pgbouncer import PoolerStats
 from opscope.redact import redact, redact_message, redact_parameters
 
 EXACT_LIMIT = 1024
@@ -299,6 +300,8 @@ class Aggregate:
     filtered_out: int = 0
     #: things the user should know about how the log was read, each said once
     warnings: list[str] = field(default_factory=list)
+    #: what a PgBouncer log showed (pgbouncer.py)
+    pooler: PoolerStats = field(default_factory=PoolerStats)
     # The minute the last execution fell in: consecutive entries share it.
     _minute_key: str = ""
     _minute: list[float] = field(default_factory=list)
@@ -546,6 +549,7 @@ class Aggregate:
         self.filtered_out += other.filtered_out
         for message in other.warnings:
             self.warn(message)
+        self.pooler.merge(other.pooler)
 
     def slowest_executions(self) -> list[Execution]:
         ranked = sorted(self.slowest, key=lambda t: (t[0], t[1]), reverse=True)

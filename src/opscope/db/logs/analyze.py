@@ -19,11 +19,21 @@ from opscope.checks import Registry, run_checks
 from opscope.config import Config
 from opscope.db.logs.aggregate import EXACT_LIMIT, SQLSTATE_CLASSES, Aggregate
 from opscope.db.logs.findings import KIND, LogContext
+from opscope.db.logs.managed import (
+    HEROKU_PREFIX,
+    JSONLOG_FORMS,
+    STDERR_FORMS,
+    detect_managed,
+    payload_sample,
+    unwrap,
+)
 from opscope.db.logs.options import LogOptions, log_options
 from opscope.db.logs.parse_csv import parse_csv
 from opscope.db.logs.parse_json import parse_json
 from opscope.db.logs.parse_stderr import parse_stderr
 from opscope.db.logs.parse_syslog import inner_prefix, stderr_prefix, syslog_to_stderr
+from opscope.db.logs.pgbouncer import LINE as PGBOUNCER_LINE
+from opscope.db.logs.pgbouncer import is_pgbouncer
 from opscope.db.logs.prefix import GENERIC, compile_prefix, detect_prefix, resolve_prefix
 from opscope.db.logs.reader import (
     SAMPLE_BYTES,
@@ -44,6 +54,9 @@ from opscope.findings import CheckError, Clock, Report, Target, utc_now
 from opscope.fixes import group_fixes
 from opscope.plugins import default_plugins
 from opscope.redact import redact
+
+#: formats read by the stderr parser, with a log_line_prefix
+PREFIXED = ("stderr", "syslog", *STDERR_FORMS)
 
 #: inputs at least this big use every core unless --jobs says otherwise
 PARALLEL_THRESHOLD = 32 << 20
@@ -68,9 +81,17 @@ def parse_chunk(log_format: str, prefix: str, data: bytes, options: LogOptions) 
     """Parse one chunk into a fresh state; runs in a worker process in parallel mode."""
     state = ChunkState(options)
     text = data.decode("utf-8", "replace")
+    if log_format == "pgbouncer":
+        for line in text.split("\n"):
+            m = PGBOUNCER_LINE.match(line)
+            if m is not None:
+                state.aggregate.pooler.line(m.group("ts"), m.group("level"), m.group("msg"))
+            elif line.strip():
+                state.aggregate.bad_input(line)
+        return state.finish()
     if log_format == "csvlog":
         parse_csv(text, state)
-    elif log_format == "jsonlog":
+    elif log_format in ("jsonlog", *JSONLOG_FORMS):
         parse_json(text, state)
     else:
         parse_stderr(text, resolve_prefix(prefix), state)
@@ -98,7 +119,9 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
         sample += block
         if len(sample) >= SAMPLE_BYTES:
             break
-    log_format = options.log_format or detect_format(sample)
+    log_format = options.log_format or (
+        "pgbouncer" if is_pgbouncer(sample) else detect_managed(sample) or detect_format(sample)
+    )
 
     def replay() -> Iterator[bytes]:
         try:
@@ -118,6 +141,27 @@ def _prepare(path: str, options: LogOptions) -> tuple[Plan, Iterator[bytes], Inp
         source = syslog_to_stderr(source, inner, stats, written, options.max_entry_bytes)
         split = stderr_splitter(resolve_prefix(prefix))
         plan = Plan(path, log_format, prefix)
+    elif log_format in STDERR_FORMS:
+        if log_format == "heroku":
+            prefix, add_time = HEROKU_PREFIX, False
+        else:
+            inner = (
+                options.prefix
+                if options.prefix is not None
+                else detect_prefix(payload_sample(sample)) or GENERIC
+            )
+            add_time = inner == GENERIC or not compile_prefix(inner).ts_kind
+            prefix = inner if inner == GENERIC or not add_time else "%m " + inner
+        source = unwrap(log_format, source, stats, options.max_entry_bytes, add_time)
+        split = stderr_splitter(resolve_prefix(prefix))
+        plan = Plan(path, log_format, prefix)
+    elif log_format == "pgbouncer":
+        split = json_splitter  # one line an event
+        plan = Plan(path, log_format, "")
+    elif log_format in JSONLOG_FORMS:
+        source = unwrap(log_format, source, stats, options.max_entry_bytes, False)
+        split = json_splitter
+        plan = Plan(path, log_format, "")
     elif log_format in ("csvlog", "jsonlog"):
         split = csv_splitter if log_format == "csvlog" else json_splitter
         plan = Plan(path, log_format, "")
@@ -255,7 +299,7 @@ def build_report(
     if filtered and aggregate.filtered_out and not aggregate.queries:
         # Every execution left out: the likely cause is a prefix read wrong, whose %d or %u
         # took in more than the name.
-        prefixes = sorted({p.prefix for p in plans if p.log_format in ("stderr", "syslog")})
+        prefixes = sorted({p.prefix for p in plans if p.log_format in PREFIXED})
         hint = f"; the log_line_prefix {prefixes[0]!r} may be wrong: give --prefix" if (
             prefixes) else ""  # fmt: skip
         report.errors.append(
@@ -267,7 +311,7 @@ def build_report(
             )
         )
     for plan in plans:
-        if plan.log_format not in ("stderr", "syslog"):
+        if plan.log_format not in PREFIXED:
             continue
         generic = plan.prefix == GENERIC
         lacking = [
@@ -346,7 +390,9 @@ def summarize(
     temp_total = sum(c.count for c in aggregate.temp_files.values())
     temp_bytes = sum(c.total for c in aggregate.temp_files.values())
     waits = sum(c.count for c in aggregate.lock_waits.values())
+    pooler = {"pgbouncer": aggregate.pooler.summary()} if aggregate.pooler.lines else {}
     return {
+        **pooler,
         "queries": aggregate.queries,
         "total_ms": round(aggregate.total_ms, 3),
         "entries": aggregate.entries,
@@ -357,7 +403,7 @@ def summarize(
             {
                 "path": p.path,
                 "format": p.log_format,
-                "prefix": p.prefix if p.log_format in ("stderr", "syslog") else None,
+                "prefix": p.prefix if p.log_format in PREFIXED else None,
                 "compression": s.compression or None,
                 "bytes": s.bytes_read,
                 "read_error": s.read_error or None,

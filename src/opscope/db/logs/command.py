@@ -69,7 +69,8 @@ def logs_command(
         str | None,
         typer.Option(
             "--log-format",
-            help="stderr, csvlog, jsonlog or syslog (default: detected).",
+            help="stderr, csvlog, jsonlog, syslog, or a service's: cloudsql (and AlloyDB), "
+            "heroku, cnpg (CloudNativePG), azure; or pgbouncer (default: detected).",
             show_default=False,
         ),
     ] = None,

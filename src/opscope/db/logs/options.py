@@ -11,7 +11,17 @@ from opscope.config import Config
 from opscope.db.settings import POSTGRESQL
 
 #: the log formats PostgreSQL writes, as log_destination names them
-FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
+FORMATS = (
+    "stderr",
+    "csvlog",
+    "jsonlog",
+    "syslog",
+    "cloudsql",
+    "heroku",
+    "cnpg",
+    "azure",
+    "pgbouncer",
+)
 
 
 @dataclass(frozen=True)

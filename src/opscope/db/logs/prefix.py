@@ -72,8 +72,12 @@ COMMON_PREFIXES = (
     "%m [%p-%l] %q%u@%d ",
     "%t [%p-%l] %q%u@%d ",
     "%m [%p] %q[user=%u,db=%d,app=%a] ",
-    "%t:%r:%u@%d:[%p]:",
+    "%t:%r:%u@%d:[%p]:",  # Amazon RDS and Aurora
     "%m:%r:%u@%d:[%p]:",
+    "%m [%p]: [%l-1] db=%d,user=%u ",  # Google Cloud SQL
+    "%t [%p]: [%l-1] db=%d,user=%u ",
+    "%t-%c-",  # Azure Database for PostgreSQL
+    "%m-%c-",
     "%m [%p] ",
     "%t [%p] ",
     "%m [%p]: ",

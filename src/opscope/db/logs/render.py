@@ -53,21 +53,57 @@ def histogram_line(per_minute: list[dict[str, Any]], width: int = 60) -> str:
     return "".join(_SPARK[min(8, round(8 * n / top))] for n in folded)
 
 
+def _pooler_lines(pooler: dict[str, Any]) -> list[RenderableType]:
+    """PgBouncer: connections, errors, and the averages of its stats lines."""
+    span = visible(f"{pooler.get('first') or '?'} → {pooler.get('last') or '?'}")
+    out: list[RenderableType] = [
+        Text(
+            f"PgBouncer ({span}): {pooler['logins']:,} client logins ({pooler['login_failures']:,} "
+            f"failed), {pooler['abnormal_client_closes']:,} clients closed abnormally, "
+            f"{pooler['server_connections']:,} server connections opened, "
+            f"{pooler['errors']:,} errors"
+        )
+    ]
+    for message, n in list(pooler["errors_by_message"].items())[:5]:
+        out.append(Text(visible(f"  {n:,} × {_one_line(message, 160)}"), style="yellow"))
+    stats = pooler.get("stats", {})
+    if stats:
+
+        def figure(key: str, unit: str) -> str:
+            s = stats.get(key)
+            return f"{s['mean']:g}{unit} (max {s['max']:g})" if s else "-"
+
+        out.append(
+            Text(
+                f"  stats ({stats.get('queries_per_s', {}).get('samples', 0)} lines): "
+                f"{figure('queries_per_s', ' queries/s')}, {figure('xacts_per_s', ' xacts/s')}, "
+                f"in {figure('bytes_in_per_s', ' B/s')}, out {figure('bytes_out_per_s', ' B/s')}, "
+                f"query {figure('query_us', ' µs')}, xact {figure('xact_us', ' µs')}, "
+                f"wait {figure('wait_us', ' µs')}"
+            )
+        )
+    return out
+
+
 def log_summary(report: Report) -> list[RenderableType]:
     """The log's own section of the terminal report: what was read, the top statements,
     the slowest executions, the per-minute histogram, errors, temp files and lock waits."""
     out: list[RenderableType] = []
     log = report.summary.get("log", {})
     files = visible(", ".join(f"{f['path']} ({f['format']})" for f in log.get("files", [])))
-    out.append(Text(f"PostgreSQL log: {files}", style="bold"))
-    out.append(
-        Text(
-            f"{log.get('queries', 0):,} executions with a duration, "
-            f"{human_ms(log.get('total_ms', 0.0))} in total, "
-            f"{log.get('distinct_statements', 0):,} distinct statements; "
-            + visible(f"{log.get('first') or '?'} → {log.get('last') or '?'}")
-        )
+    pooler_only = all(f["format"] == "pgbouncer" for f in log.get("files", [])) and bool(
+        log.get("files")
     )
+    out.append(Text(f"{'PgBouncer' if pooler_only else 'PostgreSQL'} log: {files}", style="bold"))
+    if not pooler_only:
+        out.append(
+            Text(
+                f"{log.get('queries', 0):,} executions with a duration, "
+                f"{human_ms(log.get('total_ms', 0.0))} in total, "
+                f"{log.get('distinct_statements', 0):,} distinct statements; "
+                + visible(f"{log.get('first') or '?'} → {log.get('last') or '?'}")
+            )
+        )
     out.append(
         f"read {human_bytes(log.get('bytes', 0))} in {log.get('elapsed_s', 0)} s "
         f"({log.get('mb_per_s') or 0} MB/s, {log.get('jobs', 1)} process(es))"
@@ -85,6 +121,9 @@ def log_summary(report: Report) -> list[RenderableType]:
                 style="yellow",
             )
         )
+    pooler = log.get("pgbouncer")
+    if pooler:
+        out.extend(_pooler_lines(pooler))
     out.append(Text(""))
     if log.get("top_by_total_time"):
         out.append(_statement_table("Top statements by total time", log["top_by_total_time"]))

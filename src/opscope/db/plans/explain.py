@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 from pglast import ast, parse_sql
-from psycopg import sql
+from psycopg import pq, sql
 
 from opscope.db.connection import load_sql
 from opscope.db.plans.model import Plan, parse_plan
@@ -264,14 +264,14 @@ def _guess_search_path(conn: psycopg.Connection[Any], query: str) -> list[str] |
 
 @contextlib.contextmanager
 def _search_path(conn: psycopg.Connection[Any], path: Sequence[str]) -> Iterator[None]:
-    row = conn.execute("SELECT current_setting('search_path')").fetchone()
+    row = conn.execute("SELECT /* opscope */ current_setting('search_path')").fetchone()
     previous = str(row[0]) if row else "public"
     value = sql.SQL(", ").join(sql.Identifier(p) for p in path).as_string(conn)
-    conn.execute("SELECT set_config('search_path', %s, false)", [value])
+    conn.execute("SELECT /* opscope */ set_config('search_path', %s, false)", [value])
     try:
         yield
     finally:
-        conn.execute("SELECT set_config('search_path', %s, false)", [previous])
+        conn.execute("SELECT /* opscope */ set_config('search_path', %s, false)", [previous])
 
 
 def _document(
@@ -285,8 +285,32 @@ def _document(
     if count == 0:
         return _explain_text(conn, query, options, run)
     if values is None and conn.info.server_version >= GENERIC_PLAN_VERSION:
-        return _explain_text(conn, query, [*options, sql.SQL("GENERIC_PLAN")], False)
+        return _explain_generic(conn, query, options)
     return _explain_prepared(conn, query, options, values, count, run)
+
+
+def _explain_generic(
+    conn: psycopg.Connection[Any], query: str, options: Sequence[sql.Composable]
+) -> Any:
+    """EXPLAIN (GENERIC_PLAN) of a statement with $n placeholders (16+), never run.
+
+    Over the extended protocol its placeholders become parameters the Bind must fill, and the
+    planner folds whatever values are bound (a NULL makes the plan a constant false), so it
+    is sent as a simple query. That protocol would run a second statement smuggled past our
+    parse; so the server first parses the very same bytes, in the same transaction and under
+    the same settings, as one unnamed prepared statement (Parse only: nothing is bound or
+    executed), which it refuses for more than one statement.
+    """
+    head = sql.SQL("EXPLAIN /* opscope */ ({}) ").format(
+        sql.SQL(", ").join([*options, sql.SQL("GENERIC_PLAN")])
+    )
+    text = (head + sql.SQL(query)).as_bytes(conn)
+    with conn.transaction(force_rollback=True):
+        parsed = conn.pgconn.prepare(b"", text)
+        if parsed.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.errors.error_from_result(parsed, encoding=conn.info.encoding)
+        row = conn.execute(text, prepare=False).fetchone()
+    return row[0] if row else None
 
 
 def _explain_text(
@@ -294,7 +318,7 @@ def _explain_text(
 ) -> Any:
     # The statement is text by nature; it was parsed above as exactly one explainable
     # statement, and the session is read-only.
-    head = sql.SQL("/* opscope */ EXPLAIN ({}) ").format(sql.SQL(", ").join(options))
+    head = sql.SQL("EXPLAIN /* opscope */ ({}) ").format(sql.SQL(", ").join(options))
     stmt = head + sql.SQL(query)
     # ANALYZE runs the statement: inside a transaction that is always rolled back
     # binary=True sends it over the extended protocol, which takes exactly one statement:
@@ -317,20 +341,20 @@ def _explain_prepared(
     args = [sql.Literal(v) for v in values[:count]] if values is not None else [sql.NULL] * count
     # a generic plan ignores the (NULL) arguments; with real values, a custom plan uses them
     mode = "force_generic_plan" if values is None else "force_custom_plan"
-    conn.execute(sql.SQL("/* opscope */ PREPARE {} AS ").format(name) + sql.SQL(query), binary=True)
+    conn.execute(sql.SQL("PREPARE /* opscope */ {} AS ").format(name) + sql.SQL(query), binary=True)
     try:
         with conn.transaction(force_rollback=True):
-            conn.execute("/* opscope */ SELECT set_config('plan_cache_mode', %s, true)", [mode])
+            conn.execute("SELECT /* opscope */ set_config('plan_cache_mode', %s, true)", [mode])
             row = conn.execute(
-                sql.SQL("/* opscope */ EXPLAIN ({}) EXECUTE {}({})").format(
+                sql.SQL("EXPLAIN /* opscope */ ({}) EXECUTE {}({})").format(
                     sql.SQL(", ").join(options), name, sql.SQL(", ").join(args)
                 )
                 if count
-                else sql.SQL("/* opscope */ EXPLAIN ({}) EXECUTE {}").format(
+                else sql.SQL("EXPLAIN /* opscope */ ({}) EXECUTE {}").format(
                     sql.SQL(", ").join(options), name
                 )
             ).fetchone()
     finally:
         # prepared statements outlive transactions: remove it whatever happened
-        conn.execute(sql.SQL("/* opscope */ DEALLOCATE {}").format(name))
+        conn.execute(sql.SQL("DEALLOCATE /* opscope */ {}").format(name))
     return row[0] if row else None

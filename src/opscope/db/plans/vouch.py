@@ -350,7 +350,7 @@ def why_not_run(
         text = sql.SQL(load_sql("vouch_reach", conn.info.server_version))
         with conn.transaction():
             # the estimates of a recursive query are huge: JIT would compile it for seconds
-            conn.execute("/* opscope */ SELECT set_config('jit', 'off', true)", prepare=False)
+            conn.execute("SELECT /* opscope */ set_config('jit', 'off', true)", prepare=False)
             params = _params(statement, found.names, read_only, allowed)
             rows = conn.execute(text, params, prepare=_NEVER_PREPARE).fetchall()
             return _note(conn, rows, allowed)
@@ -374,7 +374,7 @@ def planner_would_run(
         allowed = _allowed(conn, read_only)
         text = sql.SQL(load_sql("vouch_reach", conn.info.server_version))
         with conn.transaction():
-            conn.execute("/* opscope */ SELECT set_config('jit', 'off', true)", prepare=False)
+            conn.execute("SELECT /* opscope */ set_config('jit', 'off', true)", prepare=False)
             params = _params(statement, Names(), read_only, allowed)
             rows = conn.execute(text, params, prepare=_NEVER_PREPARE).fetchall()
         refused = sorted({int(r[1]) for r in rows if r[0] == "func" and r[5]})

@@ -1,7 +1,6 @@
-/* opscope */
 -- Distinct values and null share per column, for ranking index candidates when hypothetical
 -- indexes are not available. n_distinct < 0 is a fraction of the rows.
-SELECT schemaname AS schema,
+SELECT /* opscope */ schemaname AS schema,
        tablename AS table_name,
        attname AS column_name,
        n_distinct::float8 AS n_distinct,

@@ -1,7 +1,6 @@
-/* opscope */
 -- Average widths from the planner statistics, used to estimate how large a table or btree
 -- index would be without bloat. Expression indexes have rows under the index's own name.
-SELECT schemaname AS schema,
+SELECT /* opscope */ schemaname AS schema,
        tablename AS relation,
        attname AS column_name,
        avg_width::int AS avg_width,

@@ -1,5 +1,4 @@
-/* opscope */
-SELECT con.oid::bigint AS oid,
+SELECT /* opscope */ con.oid::bigint AS oid,
        con.conname AS name,
        n.nspname AS schema,
        t.relname AS table_name,

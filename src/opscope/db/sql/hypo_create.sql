@@ -1,3 +1,2 @@
-/* opscope */
 -- A hypothetical index, visible only to this session's planner; nothing is written.
-SELECT indexrelid::bigint AS oid, indexname AS name FROM hypopg_create_index(%(ddl)s)
+SELECT /* opscope */ indexrelid::bigint AS oid, indexname AS name FROM hypopg_create_index(%(ddl)s)

@@ -1,2 +1,1 @@
-/* opscope */
-SELECT hypopg_drop_index(%(oid)s::oid) AS dropped
+SELECT /* opscope */ hypopg_drop_index(%(oid)s::oid) AS dropped

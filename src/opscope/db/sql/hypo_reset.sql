@@ -1,2 +1,1 @@
-/* opscope */
-SELECT hypopg_reset()
+SELECT /* opscope */ hypopg_reset()

@@ -1,2 +1,1 @@
-/* opscope */
-SELECT hypopg_relation_size(%(oid)s::oid) AS bytes
+SELECT /* opscope */ hypopg_relation_size(%(oid)s::oid) AS bytes

@@ -1,9 +1,8 @@
-/* opscope */
 -- One row per index on a user table, with what the index review needs to compare indexes
 -- (keys, expressions, predicate, operator classes, collations, options) and its usage.
 -- As in tables.sql, a relation held in ACCESS EXCLUSIVE mode by another session is sized from
 -- pg_class.relpages, so opscope never queues behind a rewrite.
-WITH locked AS (
+WITH /* opscope */ locked AS (
     SELECT DISTINCT l.relation
     FROM pg_locks l
     WHERE l.locktype = 'relation'

@@ -1,2 +1,1 @@
-/* opscope */
-SELECT stats_reset, dealloc FROM {pgss}.pg_stat_statements_info
+SELECT /* opscope */ stats_reset, dealloc FROM {pgss}.pg_stat_statements_info

@@ -1,5 +1,4 @@
-/* opscope */
-SELECT current_database() AS database,
+SELECT /* opscope */ current_database() AS database,
        current_setting('server_version') AS server_version,
        current_setting('server_version_num')::int AS server_version_num,
        pg_database_size(current_database()) AS database_bytes,

@@ -1,7 +1,6 @@
-/* opscope */
 -- Column names of every user table, to resolve unqualified columns in joins and to know
 -- what "SELECT *" needs.
-SELECT n.nspname AS schema,
+SELECT /* opscope */ n.nspname AS schema,
        c.relname AS table_name,
        array_agg(a.attname::text ORDER BY a.attnum) AS columns
 FROM pg_attribute a

@@ -1,11 +1,10 @@
-/* opscope */
 -- One row per ordinary table, partitioned table and materialized view outside the system
 -- schemas. Partitioned tables have no storage of their own (sizes 0, no heap counters); the
 -- checks sum their partitions, found through parent_oid.
 -- Sizes of relations that another session holds (or waits for) in ACCESS EXCLUSIVE mode come
 -- from pg_class.relpages instead of pg_relation_size(): the size functions take a lock and
 -- would queue behind a VACUUM FULL or ALTER TABLE until lock_timeout cancels the whole query.
-WITH locked AS (
+WITH /* opscope */ locked AS (
     SELECT DISTINCT l.relation
     FROM pg_locks l
     WHERE l.locktype = 'relation'

@@ -1,8 +1,7 @@
-/* opscope */
 -- The functions one entry of plans.read_only_functions names: every overload of schema.name,
 -- or the one taking exactly the given argument types (read as to_regtype reads them; a type
 -- that does not exist matches nothing).
-SELECT p.oid
+SELECT /* opscope */ p.oid
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = %(schema)s

@@ -1,6 +1,5 @@
-/* opscope */
 -- How the note names the objects on the way to one that may not run (vouch_reach.sql).
-SELECT nd.kind, nd.oid, x.label
+SELECT /* opscope */ nd.kind, nd.oid, x.label
 FROM unnest(%(kinds)s::text[], %(oids)s::oid[]) AS nd(kind, oid)
 CROSS JOIN LATERAL (
     SELECT format('%%I.%%I(%%s)', n.nspname, p.proname,

@@ -1,4 +1,3 @@
-/* opscope */
 -- Everything a statement can make the executor run, from the names in its text (and plan),
 -- closed over the catalog; one row per edge (kind, oid) <- (from_kind, from_oid), seeds
 -- have no from. Kinds: rel, type, func, oper, cast, rule, policy, con (domain constraint).
@@ -14,7 +13,7 @@
 -- Objects initdb created (OID below 16384) lead only to their types: their functions are
 -- immutable or stable built-ins (tests/test_plans_vouch.py checks this on the server), and
 -- only a superuser could change them; and those types lead nowhere else unless way_out.
-WITH RECURSIVE
+WITH /* opscope */ RECURSIVE
 search AS (
     SELECT n.oid AS nsp, s.ord
     FROM unnest(current_schemas(true)) WITH ORDINALITY AS s(nspname, ord)
