@@ -18,13 +18,15 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.parser import text_string_to_metric_families
 
 from opscope.db.monitor.metrics import setting_metric
-from opscope.db.monitor.snapshot import StoredWindow, accumulate
+from opscope.db.monitor.snapshot import StoredWindow, accumulate, build
+from opscope.db.statements import Statement, StatementSnapshot
 from opscope.monitor.app import create_app
 from opscope.monitor.collector import CollectContext, Collection, CollectorError
 from opscope.monitor.exposition import Exposition, render
 from opscope.monitor.scheduler import Scheduler
 from opscope.monitor.service import owned, shard_of
 from opscope.monitor.settings import duration_s, is_loopback, parse_listen, parse_shard
+from opscope.monitor.store import decode_snapshot, encode_snapshot
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -158,6 +160,32 @@ def test_a_stored_window_gives_what_happened_in_it() -> None:
     assert usage["public.new"].counters["idx_scan"] == 4
     assert usage["public.new"].since == T0 + timedelta(days=2)
     assert window.seconds == 2 * 86400
+
+
+def _statement(calls: int, since: datetime | None) -> Statement:
+    return Statement(
+        queryid=1, userid=10, username="app", toplevel=True, query="SELECT $1",
+        calls=calls, total_exec_time=2.0 * calls, min_exec_time=2.0, max_exec_time=2.0,
+        mean_exec_time=2.0, stddev_exec_time=0.0, rows=calls, shared_blks_hit=0,
+        shared_blks_read=0, temp_blks_read=0, temp_blks_written=0, since=since,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("since", [None, T0])
+def test_stored_statements_come_back_as_they_were_collected(since: datetime | None) -> None:
+    """Statements go through the store's JSON; an entry's stats_since (pg_stat_statements
+    1.11+) must come back a datetime, or the window's statements check fails on 17+."""
+    docs = []
+    for i, calls in enumerate((5, 8)):
+        at = T0 + timedelta(hours=i + 1)
+        snap = StatementSnapshot(at.timestamp(), T0, (_statement(calls, since),))
+        docs.append(decode_snapshot(encode_snapshot(build({}, [], [], snap, None, at))))
+    window = StoredWindow(T0 + timedelta(hours=1), T0 + timedelta(hours=2), docs[0], docs[1])
+    statements = window.statements()
+    assert statements is not None
+    (only,) = statements.statements
+    assert only.calls == 3
+    assert only.since == since
 
 
 def _family(name: str, value: float, **labels: str) -> Metric:

@@ -12,7 +12,7 @@ even after old snapshots were thinned out of the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -126,6 +126,14 @@ def build(
     return doc
 
 
+def _statement(row: Sequence[Any]) -> Statement:
+    fields = dict(zip(STATEMENT_FIELDS, row, strict=True))
+    # JSON holds the entry's stats_since (pg_stat_statements 1.11+) as text
+    if isinstance(fields.get("since"), str):
+        fields["since"] = datetime.fromisoformat(fields["since"])
+    return Statement(**fields)
+
+
 def statement_snapshot(doc: Mapping[str, Any]) -> StatementSnapshot | None:
     stored = doc.get("statements")
     if not stored:
@@ -134,9 +142,7 @@ def statement_snapshot(doc: Mapping[str, Any]) -> StatementSnapshot | None:
     return StatementSnapshot(
         taken_at=datetime.fromisoformat(doc["taken_at"]).timestamp(),
         stats_reset=datetime.fromisoformat(reset) if reset else None,
-        statements=tuple(
-            Statement(**dict(zip(STATEMENT_FIELDS, row, strict=True))) for row in stored["rows"]
-        ),
+        statements=tuple(_statement(row) for row in stored["rows"]),
         dealloc=stored.get("dealloc"),
     )
 
