@@ -96,9 +96,13 @@ def _check_shop(base: str, tmp: Path, db: SandboxDb, routes: dict[str, str], mp:
     assert probe["requests"] == PER_ENDPOINT * 5
     assert probe["statuses"]["500"] == PER_ENDPOINT
     assert [u["requests"] for u in probe["urls"]] == [PER_ENDPOINT] * 5
-    time.sleep(1.5)  # the workers write their figures once a second
-
+    # the workers write their figures once a second; on a loaded machine later, so wait for
+    # the last requests sent (the flood) to show rather than for a fixed time
+    deadline = time.monotonic() + 30
     metrics = httpx.get(base + "/metrics").text
+    while _count(metrics, UNMATCHED, "404") < FLOOD and time.monotonic() < deadline:
+        time.sleep(0.2)
+        metrics = httpx.get(base + "/metrics").text
     # two workers served, and the scrape, whichever answered, adds up both
     assert len([p for p in mp.iterdir() if p.name.startswith("opscope_")]) == 2
     assert _count(metrics, routes["slow"], "200") == PER_ENDPOINT
