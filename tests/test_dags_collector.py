@@ -12,8 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from pydantic import SecretStr
 
-from airflow_tier.deployment import Deployment
+from airflow_tier.deployment import PASSWORD, USER, Deployment
 from airflow_tier.expected import DAG_IDS, FAILED_RUNS, RETRIED
 from conftest import SandboxDb
 from opscope.config import Config
@@ -105,7 +106,9 @@ def test_every_dag_gets_every_series_and_zero_where_nothing_happened() -> None:
     )
     fam = families("prod", tally, active, 20.0, 0.1)
     samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value for f in fam.stored for s in f.samples
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in [*fam.stored, *fam.exposed]
+        for s in f.samples
     }
 
     def value(name: str, **labels: str) -> float | None:
@@ -122,6 +125,11 @@ def test_every_dag_gets_every_series_and_zero_where_nothing_happened() -> None:
     assert value("opscope_dag_last_success_timestamp_seconds", dag_id="failing") is None
     assert all(key != "run_id" for (_, pairs) in samples for key, _ in pairs)
     assert isinstance(active, Active) and active.read == 1
+    # the mostly-zero and the derived families are exposed, not stored as series
+    assert {f.name for f in fam.exposed} == {
+        "opscope_dag_tasks_active",
+        "opscope_dag_last_run_age_seconds",
+    }
 
 
 def _config(**targets: AirflowTarget) -> Config:
@@ -299,3 +307,26 @@ def test_the_service_counts_the_runs_of_a_real_deployment(
         assert read is not None and read <= len(DAG_IDS) + 1
     finally:
         assert again.stop() == 0, again.output()
+
+
+@pytest.mark.integration
+def test_the_rest_api_gives_the_collector_what_the_database_gives(
+    airflow: Deployment, airflow_api: str
+) -> None:
+    def counted(target: AirflowTarget) -> dict[str, object]:
+        collector = DagsCollector(_config(af=target), "af")
+        collection = collector.collect(_context())
+        # a second collection reads from where the first stopped, and counts nothing again
+        again = collector.collect(_context())
+        assert collection.snapshots["dags.runs/1"]["dags"] == again.snapshots["dags.runs/1"]["dags"]
+        # the same instants, whichever way they came (epoch floats, ISO text)
+        dags: dict[str, object] = json.loads(
+            json.dumps(again.snapshots["dags.runs/1"]["dags"]),
+            parse_float=lambda text: round(float(text), 3),
+        )
+        return dags
+
+    from_db = counted(AirflowTarget(db=airflow.dsn))
+    from_rest = counted(AirflowTarget(url=airflow_api, username=USER, password=SecretStr(PASSWORD)))
+    assert set(from_db) == set(DAG_IDS)
+    assert from_rest == from_db

@@ -2,8 +2,10 @@
 the readers `opscope analyze dags` uses (the metadata database, else the REST API), only
 those since the previous collection (opscope.dags.tally), as metrics by DAG and state.
 
-Labels stay bounded: `dag_id` and `state`, never a run id. The tally is kept in the store
-(`dags.runs/1`) at every collection, so the counters go on across a restart.
+Labels stay bounded: `dag_id` and `state`, never a run id. Everything is stored as series
+but the active tasks and the last run's age (exposed only: the first is mostly zeros, the
+second follows from the last run's end). The tally is kept in the store (`dags.runs/1`) at
+every collection, so the counters go on across a restart.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def families(target: str, tally: RunTally, active: Active, now: float, read_s: f
         "opscope_dag_tasks_active",
         "Task instances of the DAG's unfinished runs, scheduled, queued or running now.",
         ["dag_id", "state"],
+        store=False,
     )
     duration = fam.gauge(
         "opscope_dag_last_run_duration_seconds", "How long the last finished run took.", ["dag_id"]
@@ -84,6 +87,7 @@ def families(target: str, tally: RunTally, active: Active, now: float, read_s: f
         "opscope_dag_last_run_age_seconds",
         "Seconds from the end of the last finished run to this collection.",
         ["dag_id"],
+        store=False,
     )
     failed = fam.gauge(
         "opscope_dag_last_run_failed", "1 when the last finished run failed.", ["dag_id"]
