@@ -27,6 +27,8 @@ from opscope.findings import utc_now
 from opscope.monitor.collector import CollectContext, CollectorError
 from serve_process import ServeProcess, write_config
 
+SERVE_DOC = Path(__file__).resolve().parent.parent / "docs" / "serve.md"
+
 
 def _try(task: str, number: int, state: str, map_index: int = -1) -> TaskTry:
     return TaskTry(task, map_index, number, state, None, 1, None, None, 0.0, 1.0)
@@ -125,6 +127,10 @@ def test_every_dag_gets_every_series_and_zero_where_nothing_happened() -> None:
     assert value("opscope_dag_last_success_timestamp_seconds", dag_id="failing") is None
     assert all(key != "run_id" for (_, pairs) in samples for key, _ in pairs)
     assert isinstance(active, Active) and active.read == 1
+    # every sample is documented, by its full name
+    served = SERVE_DOC.read_text()
+    for name, _ in samples:
+        assert f"`{name}`" in served, f"{name} is not in docs/serve.md"
     # the mostly-zero and the derived families are exposed, not stored as series
     assert {f.name for f in fam.exposed} == {
         "opscope_dag_tasks_active",

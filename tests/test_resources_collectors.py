@@ -5,9 +5,11 @@ cannot be read is a failed run."""
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +18,20 @@ import pytest
 from pydantic import BaseModel
 
 from opscope.config import Config
+from opscope.db.monitor.metrics import Families
 from opscope.findings import utc_now
 from opscope.monitor.collector import CollectContext, CollectorError
-from opscope.resources.collector import PROBE_KIND, HostCollector, ProbeCollector, collectors
+from opscope.resources.collector import (
+    PROBE_KIND,
+    HostCollector,
+    ProbeCollector,
+    collectors,
+    host_families,
+    probe_families,
+)
 from opscope.resources.host import HostReader
+from opscope.resources.probes import Attempt, ProbeResult
+from opscope.resources.processes import GroupSample
 from opscope.resources.settings import ResourceSettings, Services, ServiceTarget
 from probe_servers import Server, make_authority, refused_port, serve_health, server_context
 from serve_process import ServeProcess, write_config
@@ -160,3 +172,23 @@ def test_which_collectors_a_config_makes() -> None:
     [host] = collectors(_config(resources=ResourceSettings()))
     assert isinstance(host, HostCollector) and host.target == socket.gethostname()
     assert host.kind == "resources"
+
+
+def test_every_family_is_documented() -> None:
+    fam = Families("box")
+    sample = HostReader(sleep=lambda _: None).sample(0.0)
+    group = GroupSample("g", "pattern x", (1,), 50.0, 1 << 20, 1.0, 3, 7)
+    host_families(fam, sample, [group])
+    result = ProbeResult(
+        "shop",
+        "http",
+        "https://shop/",
+        (Attempt(True, 12.0, 200),),
+        tls_expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=3),
+    )
+    probe_families(fam, result, time.time())
+    served = (Path(__file__).resolve().parent.parent / "docs" / "serve.md").read_text()
+    names = {s.name for f in [*fam.stored, *fam.exposed] for s in f.samples}
+    assert "opscope_probe_tls_cert_expiry_seconds" in names and len(names) > 25
+    for name in sorted(names | {"opscope_host_collection_seconds"}):
+        assert f"`{name}`" in served, f"{name} is not in docs/serve.md"
