@@ -192,3 +192,23 @@ def test_every_family_is_documented() -> None:
     assert "opscope_probe_tls_cert_expiry_seconds" in names and len(names) > 25
     for name in sorted(names | {"opscope_host_collection_seconds"}):
         assert f"`{name}`" in served, f"{name} is not in docs/serve.md"
+
+
+def test_a_bad_schedule_for_the_probes_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "opscope.yaml",
+        {
+            "services": {"shop": {"url": "http://127.0.0.1:9/"}},
+            "serve": {"collectors": {PROBE_KIND: {"interval_s": 0}}},
+        },
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "opscope", "serve", "-c", str(path), "--port", "9"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "serve.collectors.probe.interval_s" in line, line
