@@ -6,6 +6,7 @@ them, as pg_activity's do."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
@@ -18,6 +19,8 @@ import psycopg
 import pytest
 from hypothesis import settings
 
+from airflow_tier.deployment import Deployment, prepare
+from airflow_tier.venvs import VERSIONS as AIRFLOW_VERSIONS
 from opscope.db.analyze import analyze_database
 from opscope.db.sandbox import DEFAULT_VERSION, Sandbox
 from opscope.db.settings import DbThresholds, PostgresSettings, postgres_config
@@ -79,6 +82,32 @@ def cluster(pg_version: int) -> Iterator[Sandbox]:
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture(
+    scope="session", params=AIRFLOW_VERSIONS, ids=[f"airflow-{v}" for v in AIRFLOW_VERSIONS]
+)
+def airflow(
+    request: pytest.FixtureRequest, cluster: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """A real Airflow deployment of each version (tests/airflow_tier): its metadata database in
+    the test cluster holds the runs of the tier's DAGs. Integration tier only."""
+    deployment = prepare(cluster, request.param, tmp_path_factory.mktemp("airflow"))
+    how = (
+        f"generated in {deployment.generated_s:.0f} s"
+        if deployment.generated_s is not None
+        else f"restored in {deployment.restored_s:.1f} s"
+    )
+    print(f"\nAirflow {deployment.version}: metadata {how}", file=sys.stderr)
+    try:
+        yield deployment
+    finally:
+        deployment.stop_all()
+
+
+@pytest.fixture(scope="session")
+def airflow_api(airflow: Deployment) -> str:
+    return airflow.api_url or airflow.serve_api()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from airflow_tier.deployment import PASSWORD, USER, Deployment, prepare
+from airflow_tier.deployment import PASSWORD, USER, Deployment
 from airflow_tier.expected import (
     CRITICAL,
     DAG_IDS,
@@ -37,7 +36,7 @@ from airflow_tier.expected import (
     SLACK_S,
     SLEEPS,
 )
-from airflow_tier.venvs import VERSIONS, ensure_venv
+from airflow_tier.venvs import ensure_venv
 from opscope.dags.analyze import analyze_dags
 from opscope.dags.model import Graph, Pipeline, Run
 from opscope.dags.readers.metadata import MetadataReader
@@ -52,28 +51,6 @@ from opscope.findings import Report
 
 pytestmark = pytest.mark.integration
 EMPTY = Graph(tasks=())
-
-
-@pytest.fixture(scope="session", params=VERSIONS, ids=[f"airflow-{v}" for v in VERSIONS])
-def airflow(
-    request: pytest.FixtureRequest, cluster: Sandbox, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployment]:
-    deployment = prepare(cluster, request.param, tmp_path_factory.mktemp("airflow"))
-    how = (
-        f"generated in {deployment.generated_s:.0f} s"
-        if deployment.generated_s is not None
-        else f"restored in {deployment.restored_s:.1f} s"
-    )
-    print(f"\nAirflow {deployment.version}: metadata {how}", file=sys.stderr)
-    try:
-        yield deployment
-    finally:
-        deployment.stop_all()
-
-
-@pytest.fixture(scope="session")
-def airflow_api(airflow: Deployment) -> str:
-    return airflow.api_url or airflow.serve_api()
 
 
 def read_db(airflow: Deployment) -> tuple[Pipeline, list[Run]]:

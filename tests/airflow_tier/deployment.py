@@ -82,6 +82,8 @@ class Deployment:
     restored_s: float | None = None
     api_url: str | None = None
     api_port: int = 0
+    #: the cached pg_dump of the metadata, once there is one
+    dump: Path | None = None
 
     @property
     def major(self) -> int:
@@ -260,6 +262,19 @@ class Deployment:
             self.stop_all()
         self.generated_s = time.monotonic() - started
 
+    # --- a copy to change ---------------------------------------------------------------
+
+    def copy(self, dbname: str) -> str:
+        """A database of its own holding the same metadata (restored from the cached dump),
+        for a test that adds runs: the deployment's own database stays as the DAGs left
+        it. Returns its DSN."""
+        assert self.dump is not None and self.dump.exists()
+        self.cluster.psql(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+        self.cluster.psql(f"CREATE DATABASE {dbname}")
+        dsn = self.cluster.dsn(dbname)
+        _pg(self.cluster, "pg_restore", ["--no-owner", "-d", dsn, str(self.dump)])
+        return dsn
+
     # --- the API server -----------------------------------------------------------------
 
     def serve_api(self) -> str:
@@ -315,6 +330,7 @@ def prepare(cluster: Sandbox, version: str, workdir: Path) -> Deployment:
     cluster.psql(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
     cluster.psql(f"CREATE DATABASE {dbname}")
     dump = cache_dir() / f"airflow-{version}-metadata-{metadata_key(spec)}.dump"
+    deployment.dump = dump
     if dump.exists():
         started = time.monotonic()
         _pg(cluster, "pg_restore", ["--no-owner", "-d", deployment.dsn, str(dump)])

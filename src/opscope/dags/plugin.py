@@ -10,6 +10,7 @@ from opscope.checks import Check
 from opscope.config import Config, ConfigSection
 from opscope.dags.checks import CHECKS
 from opscope.dags.collect import DagsAnalysis, analyses
+from opscope.dags.collector import DagsCollector, collectors
 from opscope.dags.command import analyze_dags_command, simulate_command
 from opscope.dags.sections import DagsSection
 from opscope.dags.settings import AIRFLOW, DAGS
@@ -33,6 +34,10 @@ def register_sections() -> Iterable[Section]:
 
 def register_config() -> Iterable[ConfigSection[Any]]:
     return [AIRFLOW, DAGS]
+
+
+def register_collectors(config: Config) -> Iterable[DagsCollector]:
+    return collectors(config)
 
 
 def register_analyses(config: Config) -> Iterable[DagsAnalysis]:

@@ -11,6 +11,7 @@ from opscope.config import Config, ConfigSection
 from opscope.plugins import CommandSet, Section
 from opscope.resources.checks import CHECKS
 from opscope.resources.collect import ResourcesAnalysis, analyses
+from opscope.resources.collector import HostCollector, ProbeCollector, collectors
 from opscope.resources.command import analyze_resources_command
 from opscope.resources.sections import ResourcesSection
 from opscope.resources.settings import RESOURCES, SERVICES
@@ -30,6 +31,10 @@ def register_sections() -> Iterable[Section]:
 
 def register_config() -> Iterable[ConfigSection[Any]]:
     return [SERVICES, RESOURCES]
+
+
+def register_collectors(config: Config) -> Iterable[HostCollector | ProbeCollector]:
+    return collectors(config)
 
 
 def register_analyses(config: Config) -> Iterable[ResourcesAnalysis]:
