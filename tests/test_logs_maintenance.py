@@ -154,18 +154,21 @@ def test_time_triggered_checkpoints_are_no_finding(tmp_path: Any) -> None:
 
 
 def test_wal_checkpoints_size_max_wal_size_from_the_wal_rate(tmp_path: Any) -> None:
-    # 40 MB of WAL every 20 s: 2 MB/s, 600 MB per 5 min, 1140 MB with the spread of 0.9
-    report = _report(tmp_path, _checkpoints(20, "wal", 10, 40 * 1024))
+    # 40 MB of WAL every 20 s for 10 minutes: 2 MB/s, 600 MB per 5 min, 1140 MB with the
+    # spread of 0.9
+    report = _report(tmp_path, _checkpoints(20, "wal", 30, 40 * 1024))
     (finding,) = [f for f in report.findings if f.check == "checkpoints_too_frequent"]
     assert finding.object == "max_wal_size"
     assert finding.evidence["wal_kb_per_s"] == 2048.0
     assert finding.evidence["max_wal_size"] == "1280MB"
     assert finding.evidence["max_wal_size_now_mb"] == 76  # 40 MB × 1.9
     assert finding.fix_sql == "ALTER SYSTEM SET max_wal_size = '1280MB';\nSELECT pg_reload_conf();"
-    # a longer checkpoint_timeout needs more
-    longer = _report(tmp_path, _checkpoints(20, "wal", 10, 40 * 1024), checkpoint_timeout_s=900)
+    # a longer checkpoint_timeout needs more, but no more than the log wrote in that time:
+    # the 10 minutes of 2 MB/s are 1200 MB, not the 1800 MB of 900 s at that rate
+    longer = _report(tmp_path, _checkpoints(20, "wal", 30, 40 * 1024), checkpoint_timeout_s=900)
     (again,) = [f for f in longer.findings if f.check == "checkpoints_too_frequent"]
-    assert again.evidence["max_wal_size"] == "3584MB"  # 2 MB/s × 900 s × 1.9
+    assert again.evidence["wal_per_timeout_kb"] == 1200 * 1024
+    assert again.evidence["max_wal_size"] == "2304MB"  # 1200 MB × 1.9, rounded up
 
 
 def test_one_wal_checkpoint_among_timed_ones_is_no_finding(tmp_path: Any) -> None:

@@ -24,6 +24,7 @@ into the running figures when chunks are merged, which the merger does in file o
 
 from __future__ import annotations
 
+import collections
 import math
 import re
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ OTHER_TABLE = "(tables beyond the tracked limit)"
 MAX_INTERVAL_BUCKET = 24 * 3600
 #: checkpoint entries a chunk holds before they are folded (a chunk has a few)
 MAX_PENDING_EVENTS = 100_000
+#: the most WAL written within each of these spans (seconds; checkpoint_timeout's common
+#: values) is kept: what a max_wal_size must hold for checkpoints to come by time, which a
+#: burst's rate alone would overstate
+WAL_WINDOWS = (300, 600, 900, 1800, 3600)
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _VACUUM_HEAD = re.compile(
@@ -301,7 +306,11 @@ class CheckpointStats:
     # the previous start and the start waiting for its `complete:` line
     _last_start: float | None = None
     _last_trigger: str = ""
-    _pending: tuple[str, float | None] | None = None
+    _pending: tuple[str, float | None, float | None] | None = None
+    #: the most WAL (kB) between checkpoints that started within each of WAL_WINDOWS
+    window_max_kb: dict[int, int] = field(default_factory=dict)
+    _windows: dict[int, collections.deque[tuple[float, int]]] = field(default_factory=dict)
+    _window_sums: dict[int, int] = field(default_factory=dict)
 
     def apply(self, point: Checkpoint) -> None:
         moment = seconds(point.ts)
@@ -326,7 +335,7 @@ class CheckpointStats:
                     bucket = min(int(interval), MAX_INTERVAL_BUCKET)
                     self.intervals[bucket] = self.intervals.get(bucket, 0) + 1
             self._last_start, self._last_trigger = moment, kind
-            self._pending = (kind, interval)
+            self._pending = (kind, interval, moment)
             return
         self.completed += 1
         self.buffers += point.buffers or 0
@@ -343,6 +352,30 @@ class CheckpointStats:
             self.wal_intervals += 1
             self.wal_interval_s += pending[1]
             self.wal_distance_kb += distance
+        if pending is not None and pending[2] is not None:
+            self._window(pending[2], distance)
+
+    def _window(self, moment: float, distance: int) -> None:
+        for span in WAL_WINDOWS:
+            recent = self._windows.get(span)
+            if recent is None:
+                recent = self._windows[span] = collections.deque()
+            recent.append((moment, distance))
+            total = self._window_sums.get(span, 0) + distance
+            while recent[0][0] <= moment - span:
+                total -= recent.popleft()[1]
+            self._window_sums[span] = total
+            if total > self.window_max_kb.get(span, 0):
+                self.window_max_kb[span] = total
+
+    def wal_per_kb(self, span_s: float) -> int | None:
+        """The most WAL (kB) written within `span_s` seconds, from the smallest kept window
+        at least that long (scaled from the longest for a span beyond it)."""
+        for span in WAL_WINDOWS:
+            if span >= span_s and span in self.window_max_kb:
+                return self.window_max_kb[span]
+        longest = self.window_max_kb.get(WAL_WINDOWS[-1])
+        return None if longest is None else math.ceil(longest * span_s / WAL_WINDOWS[-1])
 
     def warned(self, ts: str, apart_s: int) -> None:
         self.too_frequent += 1
@@ -364,6 +397,8 @@ class CheckpointStats:
                 mine[key] = mine.get(key, 0) + n
         for bucket, n in other.intervals.items():
             self.intervals[bucket] = self.intervals.get(bucket, 0) + n
+        for span, kb in other.window_max_kb.items():
+            self.window_max_kb[span] = max(self.window_max_kb.get(span, 0), kb)
         if other.too_frequent_min_s is not None:
             self.warned("", other.too_frequent_min_s)
             self.too_frequent -= 1

@@ -190,6 +190,13 @@ def _setting_mb(mb: float) -> str:
     return f"{math.ceil(mb / 1024)}GB"
 
 
+def _apart(interval_s: float | None) -> str:
+    """An interval counted in whole seconds, as said: 0 is under a second."""
+    if interval_s is None:
+        return "an unknown time"
+    return "under a second" if interval_s < 1 else f"{interval_s:g} s"
+
+
 def _checkpoints_too_frequent(context: LogContext) -> Iterator[Finding]:
     options = context.options
     maintenance = context.aggregate.maintenance
@@ -228,6 +235,7 @@ def _frequent(stats: CheckpointStats, context: LogContext, median: float | None)
         "per_hour": per_hour,
         "interval_p50_s": median,
         "wal_kb_per_s": round(rate, 1) if rate is not None else None,
+        "wal_per_timeout_kb": stats.wal_per_kb(timeout),
         "mean_distance_kb": summary["checkpoints"]["mean_distance_kb"],
         "too_frequent_warnings": stats.too_frequent,
         "checkpoint_timeout_s": timeout,
@@ -236,10 +244,10 @@ def _frequent(stats: CheckpointStats, context: LogContext, median: float | None)
     seen = (
         f"{wal} of {wal + timed} automatic checkpoints were started because WAL filled max_wal_size"
         if wal
-        else f"automatic checkpoints came every {median:g} s (median)"
+        else f"automatic checkpoints came every {_apart(median)} (median)"
     )
     if median is not None and wal:
-        seen += f", {median:g} s apart on median"
+        seen += f", {_apart(median)} apart on median"
     if stats.too_frequent:
         seen += (
             f"; the server itself warned {stats.too_frequent} time(s) that checkpoints are "
@@ -247,7 +255,13 @@ def _frequent(stats: CheckpointStats, context: LogContext, median: float | None)
         )
     expected = round(3600 / timeout, 1)
     if wal and rate is not None:
-        needed_mb = rate * timeout * spread / 1024
+        # the WAL one checkpoint_timeout writes: at the rate of the forced checkpoints, but
+        # no more than the log shows written in that much time (a burst ends)
+        per_timeout_kb = rate * timeout
+        most = stats.wal_per_kb(timeout)
+        if most is not None:
+            per_timeout_kb = min(per_timeout_kb, float(most))
+        needed_mb = per_timeout_kb * spread / 1024
         value = _setting_mb(needed_mb)
         current = (
             stats.wal_distance_kb / stats.wal_intervals * spread / 1024
@@ -263,9 +277,9 @@ def _frequent(stats: CheckpointStats, context: LogContext, median: float | None)
         )
         now = f" (about {round(current)}MB now, from the WAL between them)" if current else ""
         detail = (
-            f"{seen}. WAL was written at {rate / 1024:.1f} MB/s while they did: "
-            f"{timeout:g} s of it (checkpoint_timeout) is {rate * timeout / 1024:,.0f} MB, "
-            f"and a checkpoint starts once max_wal_size / (1 + "
+            f"{seen}. WAL was written at {rate / 1024:.1f} MB/s while they did, and "
+            f"{per_timeout_kb / 1024:,.0f} MB at most in {timeout:g} s (checkpoint_timeout); "
+            f"a checkpoint starts once max_wal_size / (1 + "
             f"checkpoint_completion_target) of WAL is written, so max_wal_size needs "
             f"{needed_mb:,.0f} MB{now} for checkpoints to come by time. Each checkpoint "
             "writes every dirty buffer, and the first change of each page after it writes "
@@ -295,7 +309,7 @@ def _frequent(stats: CheckpointStats, context: LogContext, median: float | None)
         severity=Severity.warning,
         target=context.target,
         object="checkpoint_timeout",
-        title=f"checkpoints every {median:g} s (median)",
+        title=f"checkpoints every {_apart(median)} (median)",
         detail=f"{seen}: checkpoint_timeout is set that low. Each checkpoint writes every "
         "dirty buffer, and the first change of each page after it writes the whole page to "
         "WAL again (full_page_writes).",

@@ -30,6 +30,13 @@ def _figure(value: Any, unit: str = "") -> str:
     return "-" if value is None else f"{value:g}{unit}"
 
 
+def _every(interval_s: Any) -> str:
+    """Intervals are counted in whole seconds: 0 is under one."""
+    if interval_s is None:
+        return "-"
+    return "<1 s" if interval_s < 1 else f"{interval_s:g} s"
+
+
 def checkpoint_line(checkpoints: dict[str, Any]) -> str:
     """Checkpoints in one line: how many, how often, started by what, how long, how far."""
     triggers = ", ".join(f"{k} {n:,}" for k, n in checkpoints["by_trigger"].items() if n)
@@ -38,7 +45,7 @@ def checkpoint_line(checkpoints: dict[str, Any]) -> str:
         f"checkpoints: {checkpoints['started']:,} started"
         + (f" ({triggers})" if triggers else "")
         + f", {_figure(checkpoints.get('per_hour'))} per hour, "
-        f"every {_figure(checkpoints.get('interval_p50_s'), ' s')} (median), "
+        f"every {_every(checkpoints.get('interval_p50_s'))} (median), "
         f"write+sync {_figure(checkpoints.get('mean_total_s'), ' s')} on average "
         f"(max {_figure(checkpoints.get('max_total_s'), ' s')}), "
         f"distance {human_bytes(distance * 1024) if distance is not None else '-'} on average"
@@ -53,17 +60,15 @@ def _table_rows(autovacuum: dict[str, Any]) -> list[list[str]]:
         [
             visible(f"{t['database']}.{t['table']}" if t.get("database") else t["table"]),
             f"{t['vacuums']:,}",
-            f"{t['vacuum_total_s']:g} s",
-            f"{t['vacuum_max_s']:g} s",
+            f"{t['vacuum_total_s']:g} s / {t['vacuum_max_s']:g} s",
             f"{t['tuples_removed']:,}",
-            f"{t['analyzes']:,}",
-            f"{t['analyze_max_s']:g} s",
+            f"{t['analyzes']:,} ({t['analyze_max_s']:g} s)",
         ]
         for t in autovacuum["by_table"][:SHOWN_TABLES]
     ]
 
 
-_COLUMNS = ("table", "vacuums", "total", "max", "tuples removed", "analyzes", "analyze max")
+_COLUMNS = ("table", "vacuums", "total / longest", "tuples removed", "analyzes (longest)")
 
 
 def maintenance_terminal(found: dict[str, Any]) -> list[RenderableType]:
@@ -76,7 +81,10 @@ def maintenance_terminal(found: dict[str, Any]) -> list[RenderableType]:
             title_justify="left",
         )
         for column in _COLUMNS:
-            table.add_column(column, justify="left" if column == "table" else "right")
+            if column == "table":
+                table.add_column(column, overflow="fold", min_width=44)
+            else:
+                table.add_column(column, justify="right", no_wrap=True)
         for row in _table_rows(autovacuum):
             table.add_row(Text(row[0]), *row[1:])
         out.append(table)
