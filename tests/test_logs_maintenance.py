@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opscope.config import Config
+from opscope.config import Config, ConfigError, parse_config
 from opscope.db.logs.analyze import analyze_logs, parse_chunk
 from opscope.db.logs.maintenance import (
     Maintenance,
@@ -20,8 +21,9 @@ from opscope.db.logs.maintenance import (
     seconds,
     trigger,
 )
-from opscope.db.logs.options import LogOptions
+from opscope.db.logs.options import LogOptions, log_options
 from opscope.db.logs.sessions import Merger
+from opscope.plugins import default_plugins
 
 PREFIX = "%m [%p] "
 OPTIONS = LogOptions(prefix=PREFIX, autovacuum_slow_s=10.0)
@@ -245,6 +247,21 @@ def test_filters_apply_to_maintenance_entries(tmp_path: Any) -> None:
     report = _report(tmp_path, text, database="app")
     tables = report.summary["log"]["maintenance"]["autovacuum"]["by_table"]
     assert [t["table"] for t in tables] == ["public.events"]
+
+
+def test_thresholds_come_from_the_config() -> None:
+    text = "postgresql:\n  logs:\n    autovacuum_slow_s: 5\n    checkpoint_timeout_s: 900\n"
+    config = parse_config(text, "opscope.yaml", default_plugins().config, {})
+    options = log_options(config)
+    assert (options.autovacuum_slow_s, options.checkpoint_timeout_s) == (5.0, 900.0)
+    assert (options.checkpoint_wal_share, options.checkpoint_min_interval_s) == (0.1, 60.0)
+    with pytest.raises(ConfigError, match="checkpoint_timeout_s"):
+        parse_config(
+            "postgresql:\n  logs:\n    checkpoint_timeout_s: 5\n",
+            "opscope.yaml",
+            default_plugins().config,
+            {},
+        )
 
 
 # -- properties -------------------------------------------------------------------------
