@@ -29,7 +29,7 @@ from opscope.report import render
 SLOW_S = 1.0
 LOGGING = {
     "logging_collector": "on",
-    "log_destination": "'stderr,jsonlog'",
+    "log_destination": "'stderr,csvlog,jsonlog'",
     "log_directory": "'log'",
     "log_filename": "'pg.log'",
     "log_line_prefix": "'%m [%p] %q%u@%d app=%a '",
@@ -197,8 +197,16 @@ def _check_findings(busy: MaintenanceLog, report: Report) -> None:
 
 def test_busy_cluster_summary_in_every_format(busy: MaintenanceLog) -> None:
     stderr = _analyze(busy.file("log"))
+    csvlog = _analyze(busy.file("csv"))
     jsonlog = _analyze(busy.file("json"))
-    for report in (stderr, jsonlog):
+    # in small chunks over two worker processes: checkpoints that a chunk boundary splits
+    # from their completion are folded in order all the same
+    parallel = analyze_logs(
+        Config(),
+        [str(busy.file("log"))],
+        LogOptions(autovacuum_slow_s=SLOW_S, jobs=2, chunk_bytes=2048),
+    )
+    for report in (stderr, csvlog, jsonlog, parallel):
         found = report.summary["log"]["maintenance"]
         tables = {t["table"]: t for t in found["autovacuum"]["by_table"]}
         assert tables["shop.slow_vacuum"]["vacuums"] >= 1
@@ -208,7 +216,11 @@ def test_busy_cluster_summary_in_every_format(busy: MaintenanceLog) -> None:
         checkpoints = found["checkpoints"]
         assert checkpoints["by_trigger"]["wal"] >= 2
         assert checkpoints["completed"] >= checkpoints["by_trigger"]["wal"]
-    assert stderr.summary["log"]["maintenance"] == jsonlog.summary["log"]["maintenance"]
+    expected = stderr.summary["log"]["maintenance"]
+    for other in (csvlog, jsonlog, parallel):
+        assert other.summary["log"]["maintenance"] == expected
+    assert parallel.summary["log"]["jobs"] == 2
+    assert {f.id for f in parallel.findings} == {f.id for f in stderr.findings}
     text = render(stderr, "terminal")
     assert "Autovacuum (" in text and "shop.slow_vacuum" in text
     assert "checkpoints: " in text
