@@ -182,6 +182,16 @@ def test_one_wal_checkpoint_among_timed_ones_is_no_finding(tmp_path: Any) -> Non
     assert not [f for f in report.findings if f.check == "checkpoints_too_frequent"]
 
 
+def test_wal_checkpoints_without_their_completion_still_name_max_wal_size(
+    tmp_path: Any,
+) -> None:
+    text = _log([(k * 20.0, "checkpoint starting: wal") for k in range(5)])
+    (finding,) = [
+        f for f in _report(tmp_path, text).findings if f.check == "checkpoints_too_frequent"
+    ]
+    assert finding.object == "max_wal_size" and finding.fix_sql is None
+
+
 def test_short_checkpoint_timeout_is_told_apart(tmp_path: Any) -> None:
     report = _report(tmp_path, _checkpoints(30, "time", 10, 1000))
     (finding,) = [f for f in report.findings if f.check == "checkpoints_too_frequent"]

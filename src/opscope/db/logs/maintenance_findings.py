@@ -301,6 +301,21 @@ def _frequent(stats: CheckpointStats, context: LogContext, median: float | None)
             f"about {expected:g} an hour, instead of whenever WAL fills.",
             fix_sql=f"ALTER SYSTEM SET max_wal_size = '{value}';\nSELECT pg_reload_conf();",
         )
+    if wal:
+        # started by WAL, but no `complete:` line says how much: nothing to size it from
+        return _make(
+            check="checkpoints_too_frequent",
+            category="settings",
+            severity=Severity.warning,
+            target=context.target,
+            object="max_wal_size",
+            title=f"{wal} checkpoint(s) forced by WAL volume",
+            detail=f"{seen}; the log has no `checkpoint complete` lines that say how much WAL "
+            "came between them.",
+            evidence=evidence,
+            recommendation="Raise max_wal_size (run opscope logs on a log with the checkpoints' "
+            "`complete` lines to have it sized from the WAL rate).",
+        )
     value_s = max(300, math.ceil(options.checkpoint_min_interval_s / 60) * 60)
     evidence.update({"checkpoint_timeout": f"{value_s // 60}min"})
     return _make(
