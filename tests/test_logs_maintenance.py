@@ -6,6 +6,7 @@ findings on logs built from those messages: time-triggered checkpoints are no fi
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -257,6 +258,11 @@ def test_filters_apply_to_maintenance_entries(tmp_path: Any) -> None:
     report = _report(tmp_path, text, database="app")
     tables = report.summary["log"]["maintenance"]["autovacuum"]["by_table"]
     assert [t["table"] for t in tables] == ["public.events"]
+    # --since leaves out the checkpoints before it: those of the first half hour
+    since = datetime(2026, 12, 1, 0, 30)
+    later = _report(tmp_path, _checkpoints(300, "time", 12, 20_000), since=since)
+    assert later.summary["log"]["maintenance"]["checkpoints"]["started"] == 6
+    assert later.summary["log"]["filtered_out"] == 12
 
 
 def test_thresholds_come_from_the_config() -> None:

@@ -11,7 +11,7 @@ PostgreSQL 13 to 18 write them:
   (track_cost_delay_timing), and `system usage: CPU: user: U s, system: S s, elapsed: E s`;
 - `automatic analyze of table "db.schema.table"`, with the same `system usage:` (13 puts it
   on the first line);
-- `checkpoint starting: FLAGS` (`time`, `wal` — `xlog` before 15 —, `immediate force wait`,
+- `checkpoint starting: FLAGS` (`time`, `wal` — `xlog` in old releases —, `immediate force wait`,
   `shutdown immediate`, …) and `checkpoint complete: wrote N buffers (P%)[, wrote N SLRU
   buffers]; … write=W s, sync=S s, total=T s; … distance=D kB, estimate=E kB[; lsn=…]`,
   and the same with `restartpoint` on a standby;
@@ -70,7 +70,7 @@ _TOO_FREQUENT = re.compile(r"checkpoints are occurring too frequently \((\d+) se
 
 def trigger(flags: str) -> str:
     """What started a checkpoint, from the flags of its `starting:` line: `wal` (max_wal_size
-    filled; `xlog` before PostgreSQL 15), `time` (checkpoint_timeout), `shutdown` (also
+    filled; `xlog` in old releases), `time` (checkpoint_timeout), `shutdown` (also
     end-of-recovery) or `requested` (CHECKPOINT, CREATE DATABASE, a base backup…)."""
     words = flags.split()
     if "shutdown" in words or "end-of-recovery" in words:
@@ -566,13 +566,13 @@ def maintenance_entry(state: ChunkState, ts: str, message: str) -> None:
             return
         maintenance.vacuum(run)
         return
+    item: Checkpoint | tuple[str, int] | None = parse_checkpoint(ts, message)
+    if item is None:
+        warning = _TOO_FREQUENT.match(message)
+        if warning is None:
+            return
+        item = (ts, int(warning.group(1)))
     if filters.active and not filters.keep(ts, filters.user or "", filters.database or ""):
         state.aggregate.filtered_out += 1
         return
-    point = parse_checkpoint(ts, message)
-    if point is not None:
-        maintenance.event(point)
-        return
-    warning = _TOO_FREQUENT.match(message)
-    if warning is not None:
-        maintenance.event((ts, int(warning.group(1))))
+    maintenance.event(item)
