@@ -13,6 +13,8 @@ from opscope.db.checks import CHECKS
 from opscope.db.command import analyze_db_command
 from opscope.db.logs.command import logs_command
 from opscope.db.logs.findings import CHECKS as LOG_CHECKS
+from opscope.db.logs.maintenance_findings import CHECKS as MAINTENANCE_CHECKS
+from opscope.db.logs.maintenance_render import MaintenanceSection
 from opscope.db.logs.render import LogSection
 from opscope.db.monitor.analysis import DatabaseAnalysis, analyses, collectors
 from opscope.db.monitor.collector import PostgresCollector
@@ -23,7 +25,7 @@ from opscope.plugins import CommandSet, Section
 
 
 def register_checks() -> Iterable[Check]:
-    checks: list[Check] = [*CHECKS, *LOG_CHECKS]
+    checks: list[Check] = [*CHECKS, *LOG_CHECKS, *MAINTENANCE_CHECKS]
     return checks
 
 
@@ -36,7 +38,7 @@ def register_commands(cli: CommandSet) -> None:
 
 
 def register_sections() -> Iterable[Section]:
-    return [DatabaseSection(), LogSection()]
+    return [DatabaseSection(), LogSection(), MaintenanceSection()]
 
 
 def register_config() -> Iterable[ConfigSection[Any]]:

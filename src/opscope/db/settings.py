@@ -137,6 +137,17 @@ class LogSettings(_Frozen):
     #: longest entry kept, in bytes: a longer one is cut (stderr) or left out (csvlog,
     #: jsonlog) and counted; what bounds memory whatever the input
     max_entry_bytes: int = Field(default=1 << 20, ge=4096, le=1 << 30)
+    #: an autovacuum run of a table this long (seconds) makes an `autovacuum_slow` finding
+    autovacuum_slow_s: float = Field(default=60.0, gt=0)
+    #: `checkpoints_too_frequent` when more than this share of the automatic checkpoints
+    #: were started because WAL filled max_wal_size...
+    checkpoint_wal_share: float = Field(default=0.1, ge=0, le=1)
+    #: ...or when automatic checkpoints are, on median, less than this many seconds apart
+    checkpoint_min_interval_s: float = Field(default=60.0, gt=0)
+    #: the server's checkpoint_timeout and checkpoint_completion_target (the log does not
+    #: say them), from which the max_wal_size that checkpoints by time needs is computed
+    checkpoint_timeout_s: float = Field(default=300.0, ge=30, le=86400)
+    checkpoint_completion_target: float = Field(default=0.9, ge=0, le=1)
 
 
 class MonitorSettings(_Frozen):

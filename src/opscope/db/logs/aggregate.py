@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from opscope.db.logs.maintenance import Maintenance
 from opscope.db.logs.pgbouncer import PoolerStats
 from opscope.redact import redact, redact_message, redact_parameters
 
@@ -302,6 +303,8 @@ class Aggregate:
     warnings: list[str] = field(default_factory=list)
     #: what a PgBouncer log showed (pgbouncer.py)
     pooler: PoolerStats = field(default_factory=PoolerStats)
+    #: autovacuum and checkpoint entries (maintenance.py)
+    maintenance: Maintenance = field(default_factory=Maintenance)
     # The minute the last execution fell in: consecutive entries share it.
     _minute_key: str = ""
     _minute: list[float] = field(default_factory=list)
@@ -550,6 +553,7 @@ class Aggregate:
         for message in other.warnings:
             self.warn(message)
         self.pooler.merge(other.pooler)
+        self.maintenance.merge(other.maintenance)
 
     def slowest_executions(self) -> list[Execution]:
         ranked = sorted(self.slowest, key=lambda t: (t[0], t[1]), reverse=True)

@@ -391,6 +391,10 @@ def summarize(
     temp_bytes = sum(c.total for c in aggregate.temp_files.values())
     waits = sum(c.count for c in aggregate.lock_waits.values())
     pooler = {"pgbouncer": aggregate.pooler.summary()} if aggregate.pooler.lines else {}
+    if aggregate.maintenance.seen:
+        pooler["maintenance"] = aggregate.maintenance.summary(
+            aggregate.first_ts, aggregate.last_ts, options.top
+        )
     return {
         **pooler,
         "queries": aggregate.queries,

@@ -48,6 +48,12 @@ class LogOptions:
     #: beyond it a stderr entry is cut, a csvlog/jsonlog record left out (both counted),
     #: which bounds memory whatever the input
     max_entry_bytes: int = 1 << 20
+    #: thresholds of autovacuum_slow and checkpoints_too_frequent (postgresql.logs)
+    autovacuum_slow_s: float = 60.0
+    checkpoint_wal_share: float = 0.1
+    checkpoint_min_interval_s: float = 60.0
+    checkpoint_timeout_s: float = 300.0
+    checkpoint_completion_target: float = 0.9
 
     def __post_init__(self) -> None:
         if self.max_entry_bytes < 1 or self.chunk_bytes < 1:
@@ -63,6 +69,11 @@ def log_options(config: Config, **given: Any) -> LogOptions:
         "top": settings.logs.top,
         "jobs": settings.logs.jobs,
         "max_entry_bytes": settings.logs.max_entry_bytes,
+        "autovacuum_slow_s": settings.logs.autovacuum_slow_s,
+        "checkpoint_wal_share": settings.logs.checkpoint_wal_share,
+        "checkpoint_min_interval_s": settings.logs.checkpoint_min_interval_s,
+        "checkpoint_timeout_s": settings.logs.checkpoint_timeout_s,
+        "checkpoint_completion_target": settings.logs.checkpoint_completion_target,
     }
     return LogOptions(**{**defaults, **given})
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opscope.db.logs.aggregate import Execution
+from opscope.db.logs.maintenance import MAINTENANCE_HEADS, maintenance_entry
 from opscope.db.logs.normalize import normalize, normalize_cache
 from opscope.db.logs.prefix import CompiledPrefix
 from opscope.db.logs.sessions import ChunkState
@@ -317,6 +318,8 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                 " waiting " in msg or " acquired " in msg or " deadlock " in msg
             ):
                 current = [_LOCK_WAIT, ts, user, db, level, "", msg, ""]
+            elif msg.startswith(MAINTENANCE_HEADS):
+                maintenance_entry(state, ts, msg)
         elif level in ERROR_LEVELS:
             current = [_ERROR, ts, user, db, level, sqlstate, msg, ""]
     if x_sid is not None:

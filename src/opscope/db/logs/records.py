@@ -7,6 +7,7 @@ error, temp file or lock wait) in fields of the same record, so a record is hand
 from __future__ import annotations
 
 from opscope.db.logs.aggregate import Execution
+from opscope.db.logs.maintenance import MAINTENANCE_HEADS, maintenance_entry
 from opscope.db.logs.parse_stderr import _LOCK, _TEMP, DURATION, ERROR_LEVELS, split_plan
 from opscope.db.logs.sessions import ChunkState
 
@@ -118,5 +119,7 @@ def dispatch_record(
             if lock is not None:
                 acquired = lock.group(1) == "acquired"
                 state.lock_wait(ts, user, db, float(lock.group(2)), acquired, query)
+        elif message.startswith(MAINTENANCE_HEADS):
+            maintenance_entry(state, ts, message)
     elif level in ERROR_LEVELS:
         state.error(ts, user, db, level, sqlstate, message, query)
