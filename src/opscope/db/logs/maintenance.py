@@ -29,10 +29,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from opscope.db.logs.sessions import ChunkState
+from typing import Any
 
 #: what a maintenance message starts with; a tuple, so one `str.startswith` call tests all
 MAINTENANCE_HEADS = ("automatic ", "checkpoint", "restartpoint")
@@ -550,29 +547,14 @@ def _bump(counts: dict[str, int], key: str) -> None:
         counts[key] = counts.get(key, 0) + 1
 
 
-def maintenance_entry(state: ChunkState, ts: str, message: str) -> None:
-    """A LOG message that starts with one of MAINTENANCE_HEADS (others are ignored).
-
-    --since/--until apply to every entry, --db to a table's database; --user applies to
-    none (no user runs them)."""
-    maintenance = state.aggregate.maintenance
-    filters = state.filters
+def parse_maintenance(ts: str, message: str) -> VacuumRun | Checkpoint | tuple[str, int] | None:
+    """A LOG message that starts with one of MAINTENANCE_HEADS as what it reports: a vacuum
+    or analyze run, a checkpoint, or the server's "too frequently" warning (its time and
+    the seconds it gives); None for other messages that merely start alike."""
     if message[0] == "a":
-        run = parse_vacuum(ts, message)
-        if run is None:
-            return
-        if filters.active and not filters.keep(ts, filters.user or "", run.database):
-            state.aggregate.filtered_out += 1
-            return
-        maintenance.vacuum(run)
-        return
-    item: Checkpoint | tuple[str, int] | None = parse_checkpoint(ts, message)
-    if item is None:
-        warning = _TOO_FREQUENT.match(message)
-        if warning is None:
-            return
-        item = (ts, int(warning.group(1)))
-    if filters.active and not filters.keep(ts, filters.user or "", filters.database or ""):
-        state.aggregate.filtered_out += 1
-        return
-    maintenance.event(item)
+        return parse_vacuum(ts, message)
+    checkpoint = parse_checkpoint(ts, message)
+    if checkpoint is not None:
+        return checkpoint
+    warning = _TOO_FREQUENT.match(message)
+    return None if warning is None else (ts, int(warning.group(1)))

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opscope.db.logs.aggregate import Execution
-from opscope.db.logs.maintenance import MAINTENANCE_HEADS, maintenance_entry
+from opscope.db.logs.maintenance import MAINTENANCE_HEADS
 from opscope.db.logs.normalize import normalize, normalize_cache
 from opscope.db.logs.prefix import CompiledPrefix
-from opscope.db.logs.sessions import ChunkState
+from opscope.db.logs.sessions import ChunkState, maintenance_entry
 
 #: levels of the lines that complete the entry before them
 SECONDARY = frozenset(("DETAIL", "STATEMENT", "CONTEXT", "HINT", "QUERY", "LOCATION"))

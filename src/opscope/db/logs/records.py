@@ -7,9 +7,9 @@ error, temp file or lock wait) in fields of the same record, so a record is hand
 from __future__ import annotations
 
 from opscope.db.logs.aggregate import Execution
-from opscope.db.logs.maintenance import MAINTENANCE_HEADS, maintenance_entry
+from opscope.db.logs.maintenance import MAINTENANCE_HEADS
 from opscope.db.logs.parse_stderr import _LOCK, _TEMP, DURATION, ERROR_LEVELS, split_plan
-from opscope.db.logs.sessions import ChunkState
+from opscope.db.logs.sessions import ChunkState, maintenance_entry
 
 
 def dispatch_record(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opscope.db.logs.aggregate import Aggregate, Execution
+from opscope.db.logs.maintenance import VacuumRun, parse_maintenance
 from opscope.db.logs.normalize import normalize
 from opscope.db.logs.options import LogOptions, time_key, zone_offset
 
@@ -370,3 +371,23 @@ class Merger:
         self.carry.clear()
         self.total.merge(self.state.aggregate)
         return self.total
+
+
+def maintenance_entry(state: ChunkState, ts: str, message: str) -> None:
+    """A LOG message that starts with one of MAINTENANCE_HEADS (others are ignored).
+
+    --since/--until apply to every entry, --db to a table's database; --user applies to
+    none (no user runs them)."""
+    item = parse_maintenance(ts, message)
+    if item is None:
+        return
+    filters = state.filters
+    if filters.active:
+        database = item.database if isinstance(item, VacuumRun) else filters.database or ""
+        if not filters.keep(ts, filters.user or "", database):
+            state.aggregate.filtered_out += 1
+            return
+    if isinstance(item, VacuumRun):
+        state.aggregate.maintenance.vacuum(item)
+    else:
+        state.aggregate.maintenance.event(item)
