@@ -4,10 +4,10 @@
 WITH runs AS ({runs})
 SELECT t.run_key, t.task_id, t.map_index, t.try_number, t.state, t.pool,
        COALESCE(t.pool_slots, 1),
-       extract(epoch FROM t.scheduled)::float8,
-       extract(epoch FROM t.queued_dttm)::float8,
-       extract(epoch FROM t.start_date)::float8,
-       extract(epoch FROM t.end_date)::float8,
+       date_part('epoch', t.scheduled),
+       date_part('epoch', t.queued_dttm),
+       date_part('epoch', t.start_date),
+       date_part('epoch', t.end_date),
        t.earlier
 FROM (
     SELECT r.id AS run_key, ti.task_id, ti.map_index, ti.try_number, ti.state, ti.pool,
