@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from opscope.dags.model import Dag, Graph, Pipeline, Pool, Run, TaskTry
+from opscope.dags.model import Dag, Graph, Pipeline, Pool, Run, TaskTry, tries_from_rows
 from opscope.dags.readers.serialized import (
     SerializedDagError,
     graph_from_serialized,
@@ -237,7 +237,9 @@ class MetadataReader:
                 "Airflow before 2.10 keeps no task_instance_history: earlier tries come from "
                 "task_fail (failed tries only)"
             )
-        pipeline.runs = self._stream(schema, runs, pipeline)
+        pipeline.runs = self._stream(schema, runs, pipeline, raw=False)
+        if schema.has_history:
+            pipeline.raw_runs = lambda: self._stream(schema, runs, pipeline, raw=True)
         return pipeline
 
     def _runs(self, schema: Schema) -> dict[int, Run]:
@@ -272,8 +274,10 @@ class MetadataReader:
                 )
         return runs
 
-    def _stream(self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline) -> Iterator[Run]:
-        """Each run with its tries, in run id order."""
+    def _stream(
+        self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline, *, raw: bool
+    ) -> Iterator[Run]:
+        """Each run with its tries (`raw`: with its rows), in run id order."""
         query = _compose("tries" if schema.has_history else "tries.task_fail", schema)
         pending = iter(sorted(runs))
         read = 0
@@ -297,13 +301,13 @@ class MetadataReader:
                         if key != current:
                             if current is not None:
                                 yield from self._before(pending, current, runs)
-                                yield _assemble(runs.pop(current), rows, schema.has_history)
+                                yield _assemble(runs.pop(current), rows, schema.has_history, raw)
                                 read += len(rows)
                             current, rows = key, []
                         rows.append(row)
                 if current is not None:
                     yield from self._before(pending, current, runs)
-                    yield _assemble(runs.pop(current), rows, schema.has_history)
+                    yield _assemble(runs.pop(current), rows, schema.has_history, raw)
                     read += len(rows)
                 pipeline.tries_read = read
         except psycopg.Error:
@@ -323,11 +327,13 @@ class MetadataReader:
             yield runs.pop(rid)
 
 
-#: builds a TaskTry from a row's ten columns without a Python-level call: a million rows
-_try_of = tuple.__new__
-
-
-def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
+def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool, raw: bool) -> Run:
+    if history:
+        if raw:
+            run.rows = rows
+        else:
+            run.tries.extend(tries_from_rows(rows))
+        return run
     current: dict[tuple[str, int], TaskTry] = {}
     earlier: list[tuple[Any, ...]] = []
     tries = run.tries
@@ -335,18 +341,9 @@ def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
         if row[11]:
             earlier.append(row)
             continue
-        t: TaskTry = _try_of(TaskTry, row[1:11])
+        t = TaskTry(*row[1:11])
         current[(t.task_id, t.map_index)] = t
         tries.append(t)
-    if history:
-        seen = {(t.task_id, t.map_index, t.try_number) for t in current.values()}
-        for row in earlier:
-            key = (row[1], row[2], row[3])
-            if key in seen:
-                continue  # a try cleared and copied while it was current
-            seen.add(key)
-            tries.append(_try_of(TaskTry, row[1:11]))
-        return run
     # task_fail: failed tries without numbers; the one that started with the current try is
     # the current try itself
     by_instance: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
