@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from opscope.dags.batch import Batch, fits, flush
+from opscope.dags.batch import Batch, fits, flush, settle
 from opscope.dags.graph import CycleError, Plan
 from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Dag, Graph, Pipeline, Run
 from opscope.dags.runs import RunFacts, facts_of, plan_for
@@ -68,6 +68,9 @@ class DagStats:
     last_failure: float | None = None
     #: the latest finished runs, whole, as a heap by (when, order read)
     recent: list[tuple[float, int, RunFacts]] = field(default_factory=list)
+    #: latest runs the fast path keeps whole, by (when, order read), not yet made RunFacts
+    #: (`batch.settle`): with `recent`, the `recent_runs` latest
+    unsettled: dict[tuple[float, int], tuple[Run, Graph, Plan]] = field(default_factory=dict)
     slowest: RunFacts | None = None
     #: runs whose graph had a cycle (analysed without their dependencies)
     cyclic_runs: int = 0
@@ -294,6 +297,7 @@ def _consume(
         else:
             if batch is not None:
                 flush_one(batch)
+            settle(stats)
             run.load_tries()
             try:
                 facts = facts_of(run, graph, plan)
@@ -307,6 +311,8 @@ def _consume(
             progress(analysis.runs, pipeline.run_count)
     for other in list(pending.values()):
         flush_one(other)
+    for stats in dags.values():
+        settle(stats)
     for pool in pools.values():
         pool.dags = Counter(
             dict(sorted(pool.dags.items(), key=lambda kv: first_seen[(pool.name, kv[0])]))

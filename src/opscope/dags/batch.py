@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +31,7 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 NAN = float("nan")
+_task_of = itemgetter(1)
 
 
 @dataclass
@@ -51,8 +53,7 @@ def fits(run: Run, graph: Graph | None, plan: Plan | None) -> bool:
         return False
     if len(plan.index) != len(plan.nodes):
         return False  # a task declared twice: facts_of goes the general way
-    index = plan.index
-    return all(row[1] in index for row in run.rows)
+    return plan.index.keys() >= set(map(_task_of, run.rows))
 
 
 def _max0(x: Floats) -> Floats:
@@ -125,7 +126,9 @@ def flush(
     instances.flat[cs] = 1
     slots.flat[cs] = np.array(cols[6], dtype=np.int64)[single]
     failed_state.flat[cs] = (np.array(cols[4], dtype=object) == "failed")[single]
-    row_codes = np.fromiter((code_of(p) if p else -1 for p in cols[5]), dtype=np.intp, count=total)
+    # a row's own pool, when it names one (-1: none); the few names first
+    row_map = {p: code_of(p) if p else -1 for p in set(cols[5])}
+    row_codes = np.fromiter(map(row_map.__getitem__, cols[5]), dtype=np.intp, count=total)
     named = single & (row_codes >= 0)
     pool.flat[cell[named]] = row_codes[named]
 
@@ -356,15 +359,32 @@ def flush(
         best_r = int(np.flatnonzero(success_runs)[np.argmax(wall[success_runs])])
         if stats.slowest is None or wall_runs[best_r] > stats.slowest.wall:
             stats.slowest = _facts(runs[best_r], graph, plan)
-    # the heap keeps the `keep` latest by (when, order read): those of the heap and the batch
+    # the heap keeps the `keep` latest by (when, order read), of the heap and the batch; the
+    # batch's are made RunFacts once the read is over (`settle`): most give way to later ones
     old = {(w, s): f for w, s, f in stats.recent}
-    candidates: list[tuple[float, int, int]] = [(w, s, -1) for w, s in old] + finished
+    candidates: list[tuple[float, int, int]] = [(w, s, -1) for w, s in old]
+    candidates += [(w, s, -2) for w, s in stats.unsettled]
+    candidates += finished
     recent: list[tuple[float, int, RunFacts]] = []
+    unsettled: dict[tuple[float, int], tuple[Run, Graph, Plan]] = {}
     for w, s, r in heapq.nlargest(keep, candidates):
-        recent.append((w, s, old[(w, s)] if r < 0 else _facts(runs[r], graph, plan)))
+        if r == -1:
+            recent.append((w, s, old[(w, s)]))
+        elif r == -2:
+            unsettled[(w, s)] = stats.unsettled[(w, s)]
+        else:
+            unsettled[(w, s)] = (runs[r], graph, plan)
     heapq.heapify(recent)
     stats.recent = recent
+    stats.unsettled = unsettled
     return tries_total
+
+
+def settle(stats: DagStats) -> None:
+    """The runs the fast path kept whole, made RunFacts and put in `stats.recent`."""
+    for (when, seq), (run, graph, plan) in stats.unsettled.items():
+        heapq.heappush(stats.recent, (when, seq, _facts(run, graph, plan)))
+    stats.unsettled = {}
 
 
 def _or0(x: float) -> float:
