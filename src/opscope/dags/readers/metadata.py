@@ -15,11 +15,16 @@ its tries as soon as they are all read, so memory holds one run at a time.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import resources
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -33,8 +38,9 @@ from opscope.dags.readers.serialized import (
 )
 from opscope.db.connection import SqlRunner, raise_if_lost
 
-#: rows fetched per round trip of the server-side cursor
+#: rows fetched per round trip of the server-side cursor, and round trips fetched ahead
 FETCH_ROWS = 20_000
+PREFETCH = 2
 
 #: alembic heads of the Airflow schemas opscope is tested with (2.7.0 and 2.9.0 as Airflow's
 #: own migrations make them, 2.10.5, 3.1.8); others are named from their tables
@@ -292,19 +298,16 @@ class MetadataReader:
                 cur.execute(query, self.selection.params())
                 current: int | None = None
                 rows: list[tuple[Any, ...]] = []
-                while True:
-                    batch = cur.fetchmany(FETCH_ROWS)
-                    if not batch:
-                        break
-                    for row in batch:
-                        key = row[0]
-                        if key != current:
-                            if current is not None:
-                                yield from self._before(pending, current, runs)
-                                yield _assemble(runs.pop(current), rows, schema.has_history, raw)
-                                read += len(rows)
-                            current, rows = key, []
-                        rows.append(row)
+                for batch in _prefetched(cur, FETCH_ROWS):
+                    for key, group in groupby(batch, _run_key):
+                        if key == current:
+                            rows.extend(group)
+                            continue
+                        if current is not None:
+                            yield from self._before(pending, current, runs)
+                            yield _assemble(runs.pop(current), rows, schema.has_history, raw)
+                            read += len(rows)
+                        current, rows = key, list(group)
                 if current is not None:
                     yield from self._before(pending, current, runs)
                     yield _assemble(runs.pop(current), rows, schema.has_history, raw)
@@ -325,6 +328,44 @@ class MetadataReader:
             if rid == key:
                 return
             yield runs.pop(rid)
+
+
+_run_key = itemgetter(0)
+
+
+def _prefetched(cur: psycopg.ServerCursor[Any], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The cursor's rows, `size` at a time, the next batch fetched by a thread while the
+    caller works on this one: the server's join and sort take about as long as the analysis
+    of what they send, and they overlap this way. At most PREFETCH batches wait."""
+    ready: queue.Queue[list[tuple[Any, ...]] | BaseException] = queue.Queue(PREFETCH)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                batch = cur.fetchmany(size)
+                ready.put(batch)
+                if not batch:
+                    return
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            ready.put(exc)
+
+    worker = threading.Thread(target=fetch, name="opscope-task-tries", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # a put waiting for room, or a fetch for the server
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        worker.join()
 
 
 def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool, raw: bool) -> Run:
