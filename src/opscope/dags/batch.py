@@ -106,6 +106,7 @@ def flush(
     codes: dict[str | None, int] = {None: 0}
 
     def code_of(name: str | None) -> int:
+        name = name or DEFAULT_POOL  # one code a pool, what the figures are kept by
         code = codes.get(name)
         if code is None:
             code = codes[name] = len(pool_names)
@@ -312,27 +313,42 @@ def flush(
     share = np.where(span < wall, span / np.where(wall > 0, wall, 1.0), 1.0)
     wall_pos = wall > 0
     counted = has & timed
-    last_pool: dict[int, int] = {}
+    good = counted & success_runs
+    # each sample's values of all tasks at once (task-major: a task's are together), then
+    # a slice per task
+    samples = [
+        _Pieces(to_queue, has & ~np.isnan(to_queue)),
+        _Pieces(in_queue, has & ~np.isnan(in_queue)),
+        _Pieces(waits, counted & ~np.isnan(waits)),
+        _Pieces(span, good),
+        _Pieces(share, good & wall_pos),
+        _Pieces(slack, good),
+        _Pieces(np.broadcast_to(success_at, (n, b)), good),
+    ]
+    runs_of = has.sum(axis=1).tolist()
+    instances_of = instances.sum(axis=1).tolist()
+    last_run = (b - 1 - np.argmax(has[:, ::-1], axis=1)).tolist()
     for i, name in enumerate(nodes):
-        mask = has[i]
-        if not mask.any():
+        if not runs_of[i]:
             continue
         ts = tasks[name]
-        ts.runs += int(mask.sum())
-        ts.instances += int(instances[i].sum())
-        last_pool[i] = int(pool[i][mask][-1])
-        _extend(ts.to_queue.values, to_queue[i][mask & ~np.isnan(to_queue[i])])
-        _extend(ts.in_queue.values, in_queue[i][mask & ~np.isnan(in_queue[i])])
-        ok = counted[i]
-        _extend(ts.wait.values, waits[i][ok & ~np.isnan(waits[i])])
-        good = ok & success_runs
-        if good.any():
-            _extend(ts.span.values, span[i][good])
-            ts.success_index.frombytes(success_at[good].astype(np.int64).tobytes())
-            _extend(ts.share.values, share[i][good & wall_pos])
-            _extend(ts.slack.values, slack[i][good])
-    for i, code in last_pool.items():
-        tasks[nodes[i]].pool = pool_names[code] or DEFAULT_POOL
+        ts.runs += runs_of[i]
+        ts.instances += instances_of[i]
+        ts.pool = pool_names[int(pool[i, last_run[i]])] or DEFAULT_POOL
+        for piece, target in zip(
+            samples,
+            (
+                ts.to_queue.values,
+                ts.in_queue.values,
+                ts.wait.values,
+                ts.span.values,
+                ts.share.values,
+                ts.slack.values,
+                ts.success_index,
+            ),
+            strict=True,
+        ):
+            piece.into(i, target)
 
     # per pool: every timed task of every run, run by run
     ready_pool = np.where(np.isnan(ready), start, ready)
@@ -394,6 +410,23 @@ def _or0(x: float) -> float:
 def _facts(run: Run, graph: Graph, plan: Plan) -> RunFacts:
     run.load_tries()
     return facts_of(run, graph, plan)
+
+
+class _Pieces:
+    """`values[mask]` of a task-major matrix as one buffer, cut a task (row) at a time."""
+
+    __slots__ = ("bounds", "data", "width")
+
+    def __init__(self, values: npt.NDArray[Any], mask: Bools) -> None:
+        picked = np.ascontiguousarray(values[mask])
+        self.width = picked.itemsize
+        self.data = memoryview(picked.tobytes())
+        self.bounds = [0, *np.cumsum(mask.sum(axis=1)).tolist()]
+
+    def into(self, row: int, target: Any) -> None:
+        lo, hi = self.bounds[row], self.bounds[row + 1]
+        if hi > lo:
+            target.frombytes(self.data[lo * self.width : hi * self.width])
 
 
 def _extend(target: Any, values: Floats) -> None:
