@@ -266,10 +266,16 @@ def _consume(
         held -= batch.rows
         analysis.tries += flush(batch, pools, keep_runs, first_seen)
 
-    for seq, run in enumerate(runs):
+    # each DAG's first run in the read order: the order of `analysis.dags`
+    first_run: dict[str, int] = {}
+    for place, run in enumerate(runs):
+        seq = place if run.read_order is None else run.read_order
         stats = dags.get(run.dag_id)
         if stats is None:
             stats = dags[run.dag_id] = DagStats(run.dag_id, pipeline.dags.get(run.dag_id))
+            first_run[run.dag_id] = seq
+        elif seq < first_run[run.dag_id]:
+            first_run[run.dag_id] = seq
         graph = stats.dag.graph_for(run.dag_version) if stats.dag is not None else None
         plan = None
         if graph is not None:
@@ -313,6 +319,9 @@ def _consume(
         flush_one(other)
     for stats in dags.values():
         settle(stats)
+    ordered = sorted(dags.items(), key=lambda kv: first_run[kv[0]])
+    dags.clear()
+    dags.update(ordered)
     for pool in pools.values():
         pool.dags = Counter(
             dict(sorted(pool.dags.items(), key=lambda kv: first_seen[(pool.name, kv[0])]))

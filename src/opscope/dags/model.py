@@ -100,6 +100,9 @@ class Run:
     #: the metadata reader's rows of the tries, not yet made `TaskTry` (see `tries_from_rows`):
     #: the aggregation's fast path reads them as columns; `load_tries` makes `tries` of them
     rows: list[tuple[Any, ...]] | None = None
+    #: its place among the runs read, by start (id), when the reader hands them on in
+    #: another order (the metadata reader: by DAG): what orders DAGs across the read
+    read_order: int | None = None
 
     def load_tries(self) -> None:
         if self.rows is not None:

@@ -9,8 +9,10 @@ statement and lock timeouts, application_name, a deadline on every answer).
   have UUID ids and Airflow 3's `scheduled_dttm`; one `serialized_dag` per `dag_version`,
   and each run names the version it was created with.
 
-Tries are streamed from a server-side cursor ordered by run, and each run is handed on with
-its tries as soon as they are all read, so memory holds one run at a time.
+Tries are streamed from a server-side cursor ordered by DAG and run, and each run is handed
+on with its tries as soon as they are all read, so memory holds one run at a time. Each run
+says its place in the order the runs were started (`Run.read_order`): the aggregation counts
+them as if read in that order.
 """
 
 from __future__ import annotations
@@ -283,9 +285,13 @@ class MetadataReader:
     def _stream(
         self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline, *, raw: bool
     ) -> Iterator[Run]:
-        """Each run with its tries (`raw`: with its rows), in run id order."""
+        """Each run with its tries (`raw`: with its rows), by DAG and then by id."""
         query = _compose("tries" if schema.has_history else "tries.task_fail", schema)
-        pending = iter(sorted(runs))
+        # the runs in the order of their tries (by DAG, by id: as the same database sorts
+        # them), and each one's place in the order they were started (by id)
+        pending = iter(list(runs))
+        for place, rid in enumerate(sorted(runs)):
+            runs[rid].read_order = place
         read = 0
         conn = self.runner.conn
         try:
