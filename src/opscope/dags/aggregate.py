@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from opscope.dags.batch import Batch, fits, flush, settle
 from opscope.dags.graph import CycleError, Plan
 from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Dag, Graph, Pipeline, Run
 from opscope.dags.runs import RunFacts, facts_of, plan_for
@@ -67,6 +68,9 @@ class DagStats:
     last_failure: float | None = None
     #: the latest finished runs, whole, as a heap by (when, order read)
     recent: list[tuple[float, int, RunFacts]] = field(default_factory=list)
+    #: latest runs the fast path keeps whole, by (when, order read), not yet made RunFacts
+    #: (`batch.settle`): with `recent`, the `recent_runs` latest
+    unsettled: dict[tuple[float, int], tuple[Run, Graph, Plan]] = field(default_factory=dict)
     slowest: RunFacts | None = None
     #: runs whose graph had a cycle (analysed without their dependencies)
     cyclic_runs: int = 0
@@ -114,7 +118,14 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
 
 
-def _add_run(stats: DagStats, facts: RunFacts, pools: dict[str, PoolStats], keep: int) -> None:
+def _add_run(
+    stats: DagStats,
+    facts: RunFacts,
+    pools: dict[str, PoolStats],
+    keep: int,
+    first_seen: dict[tuple[str, str], int] | None = None,
+    seq: int = 0,
+) -> None:
     """Count one run in its DAG's and its pools' figures. Called once per run with every
     task of it: written for speed (locals, no property calls), the one hot loop there is."""
     run = facts.run
@@ -178,6 +189,8 @@ def _add_run(stats: DagStats, facts: RunFacts, pools: dict[str, PoolStats], keep
             ts.slack.add(slack.get(task_id, 0.0))
     for pool, count in used.items():
         pools[pool].dags[stats.dag_id] += count
+        if first_seen is not None:
+            first_seen.setdefault((pool, stats.dag_id), seq)
     if failed and when is not None:
         stats.last_failure = when if stats.last_failure is None else max(stats.last_failure, when)
     if state not in FINISHED_RUN_STATES:
@@ -228,18 +241,41 @@ def aggregate(
     return analysis
 
 
+#: runs of one DAG counted together by the fast path, and rows held for it in all
+BATCH_RUNS = 256
+BATCH_ROWS = 200_000
+
+
 def _consume(
     pipeline: Pipeline, analysis: Analysis, keep_runs: int, progress: Progress | None
 ) -> None:
     dags = analysis.dags
     plans: dict[int, tuple[Graph, Plan | None]] = {}
-    runs: Iterable[Run] = pipeline.runs
+    runs: Iterable[Run] = pipeline.raw_runs() if pipeline.raw_runs is not None else pipeline.runs
     # about a hundred updates whatever the length (a REST read takes a request per run)
     every = max(1, min(200, (pipeline.run_count or 0) // 100))
-    for run in runs:
+    pools = analysis.pools
+    # the DAGs of a pool in the order the runs were read (batches are counted out of it)
+    first_seen: dict[tuple[str, str], int] = {}
+    pending: dict[str, Batch] = {}
+    held = 0
+
+    def flush_one(batch: Batch) -> None:
+        nonlocal held
+        del pending[batch.stats.dag_id]
+        held -= batch.rows
+        analysis.tries += flush(batch, pools, keep_runs, first_seen)
+
+    # each DAG's first run in the read order: the order of `analysis.dags`
+    first_run: dict[str, int] = {}
+    for place, run in enumerate(runs):
+        seq = place if run.read_order is None else run.read_order
         stats = dags.get(run.dag_id)
         if stats is None:
             stats = dags[run.dag_id] = DagStats(run.dag_id, pipeline.dags.get(run.dag_id))
+            first_run[run.dag_id] = seq
+        elif seq < first_run[run.dag_id]:
+            first_run[run.dag_id] = seq
         graph = stats.dag.graph_for(run.dag_version) if stats.dag is not None else None
         plan = None
         if graph is not None:
@@ -247,13 +283,46 @@ def _consume(
             if known is None:
                 known = plans[id(graph)] = (graph, plan_for(graph))
             plan = known[1]
-        try:
-            facts = facts_of(run, graph, plan)
-        except CycleError:
-            stats.cyclic_runs += 1
-            facts = facts_of(run, None)
-        _add_run(stats, facts, analysis.pools, keep_runs)
-        analysis.tries += len(run.tries)
+        batch = pending.get(run.dag_id)
+        if batch is not None and batch.plan is not plan:
+            flush_one(batch)
+            batch = None
+        if graph is not None and plan is not None and fits(run, graph, plan):
+            if batch is None:
+                batch = pending[run.dag_id] = Batch(stats, graph, plan)
+            batch.runs.append(run)
+            batch.seqs.append(seq)
+            rows = len(run.rows or ())
+            batch.rows += rows
+            held += rows
+            if len(batch.runs) >= BATCH_RUNS:
+                flush_one(batch)
+            if held > BATCH_ROWS:
+                for other in list(pending.values()):
+                    flush_one(other)
+        else:
+            if batch is not None:
+                flush_one(batch)
+            settle(stats)
+            run.load_tries()
+            try:
+                facts = facts_of(run, graph, plan)
+            except CycleError:
+                stats.cyclic_runs += 1
+                facts = facts_of(run, None)
+            _add_run(stats, facts, pools, keep_runs, first_seen, seq)
+            analysis.tries += len(run.tries)
         analysis.runs += 1
         if progress is not None and analysis.runs % every == 0:
             progress(analysis.runs, pipeline.run_count)
+    for other in list(pending.values()):
+        flush_one(other)
+    for stats in dags.values():
+        settle(stats)
+    ordered = sorted(dags.items(), key=lambda kv: first_run[kv[0]])
+    dags.clear()
+    dags.update(ordered)
+    for pool in pools.values():
+        pool.dags = Counter(
+            dict(sorted(pool.dags.items(), key=lambda kv: first_seen[(pool.name, kv[0])]))
+        )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from opscope.dags.aggregate import Analysis, DagStats
 from opscope.dags.graph import list_schedule
-from opscope.dags.runs import job_graph
+from opscope.dags.runs import schedule_of
 from opscope.dags.settings import DagThresholds
 from opscope.dags.simulate import Simulation, TaskTime, WhatIf, baseline_of, simulate
 from opscope.dags.stats import median
@@ -69,15 +69,15 @@ def _parallelism(stats: DagStats) -> Parallelism | None:
     recent = stats.recent_success[-ADVICE_RUNS:]
     if not recent:
         return None
-    graphs = [(f, *job_graph(f)) for f in recent]
+    graphs = [schedule_of(f) for f in recent]
     own = [baseline_of(f) for f in recent]
-    unlimited = [list_schedule(jobs, edges, None) for _, jobs, edges in graphs]
+    unlimited = [list_schedule(jobs, edges, None, topo) for jobs, edges, topo in graphs]
     used = sorted(max(1, f.concurrency) for f in recent)[len(recent) // 2]
     target = (median(unlimited) or 0.0) * 1.05
-    widest = max(len(jobs) for _, jobs, _ in graphs)
+    widest = max(len(jobs) for jobs, _, _ in graphs)
 
     def replay(slots: int) -> float:
-        return median([list_schedule(j, e, slots) for _, j, e in graphs]) or 0.0
+        return median([list_schedule(j, e, slots, t) for j, e, t in graphs]) or 0.0
 
     # doubling, then halving the gap: a few dozen replays however wide the DAG
     low, high = used, used
@@ -96,7 +96,7 @@ def _parallelism(stats: DagStats) -> Parallelism | None:
     return Parallelism(
         wall=median([f.wall for f in recent]) or 0.0,
         critical_path=median([f.critical.length for f in recent]) or 0.0,
-        task_time=median([sum(j.values()) for _, j, _ in graphs]) or 0.0,
+        task_time=median([sum(j.values()) for j, _, _ in graphs]) or 0.0,
         slots_used=used,
         replayed=median(own) or 0.0,
         unlimited=median(unlimited) or 0.0,

@@ -107,22 +107,41 @@ def bottom_levels(
     return level
 
 
+@dataclass(frozen=True)
+class Topology:
+    """What `list_schedule` derives from the jobs' names and the edges alone: worked out once
+    for replays of one job graph with other durations or slots."""
+
+    order: list[str]
+    preds: dict[str, list[str]]
+    succs: dict[str, list[str]]
+    position: dict[str, int]
+
+
+def topology(durations: Mapping[str, float], edges: Iterable[tuple[str, str]]) -> Topology:
+    order, preds, succs = topological_order(durations, edges)
+    return Topology(order, preds, succs, {n: i for i, n in enumerate(durations)})
+
+
 def list_schedule(
     durations: Mapping[str, float],
     edges: Iterable[tuple[str, str]],
     slots: int | None = None,
+    topo: Topology | None = None,
 ) -> float:
     """The makespan of the jobs on `slots` slots (None: as many as needed) by list
     scheduling: whenever a slot is free, the ready job with the longest path ahead of it
     starts. Jobs of zero duration (a join of mapped instances, a skipped task) take no
-    slot."""
+    slot. `topo` is `topology(durations, edges)`, when known (the same names in the same
+    order, the same edges)."""
     if slots is not None and slots < 1:
         raise ValueError("slots must be at least 1")
     if not durations:
         return 0.0
-    order, preds, succs = topological_order(durations, edges)
+    if topo is None:
+        topo = topology(durations, edges)
+    order, preds, succs, position = topo.order, topo.preds, topo.succs, topo.position
     level = bottom_levels(durations, order, succs)
-    position = {n: i for i, n in enumerate(durations)}
     missing = {n: len(preds[n]) for n in durations}
     ready: list[tuple[float, int, str]] = [
         (-level[n], position[n], n) for n in order if missing[n] == 0

@@ -6,9 +6,9 @@ holds millions of them and each is built once per row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: Airflow's default pool: tasks that name none run in it
 DEFAULT_POOL = "default_pool"
@@ -97,6 +97,17 @@ class Run:
     #: the DAG version the run was created with (Airflow 3), else None
     dag_version: str | None = None
     tries: list[TaskTry] = field(default_factory=list)
+    #: the metadata reader's rows of the tries, not yet made `TaskTry` (see `tries_from_rows`):
+    #: the aggregation's fast path reads them as columns; `load_tries` makes `tries` of them
+    rows: list[tuple[Any, ...]] | None = None
+    #: its place among the runs read, by start (id), when the reader hands them on in
+    #: another order (the metadata reader: by DAG): what orders DAGs across the read
+    read_order: int | None = None
+
+    def load_tries(self) -> None:
+        if self.rows is not None:
+            self.tries.extend(tries_from_rows(self.rows))
+            self.rows = None
 
     @property
     def duration(self) -> float | None:
@@ -108,6 +119,32 @@ class Run:
     def when(self) -> float | None:
         """The time a run is placed at in history: its start, else when it was due."""
         return self.start if self.start is not None else (self.run_after or self.logical_date)
+
+
+#: builds a TaskTry from a row's ten columns without a Python-level call: a million rows
+_try_of = tuple.__new__
+
+
+def tries_from_rows(rows: list[tuple[Any, ...]]) -> list[TaskTry]:
+    """The tries of rows (run key, the ten fields of TaskTry, earlier) of Airflow 2.10+'s
+    task_instance then task_instance_history: the current tries in row order, then the
+    earlier ones but for a copy of a current try (a try cleared while it was current)."""
+    tries: list[TaskTry] = []
+    earlier: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row[11]:
+            earlier.append(row)
+        else:
+            tries.append(_try_of(TaskTry, row[1:11]))
+    if earlier:
+        seen = {(t.task_id, t.map_index, t.try_number) for t in tries}
+        for row in earlier:
+            key = (row[1], row[2], row[3])
+            if key in seen:
+                continue
+            seen.add(key)
+            tries.append(_try_of(TaskTry, row[1:11]))
+    return tries
 
 
 @dataclass(frozen=True)
@@ -128,6 +165,9 @@ class Pipeline:
     dags: dict[str, Dag]
     pools: dict[str, Pool]
     runs: Iterable[Run]
+    #: the same runs with their tries left as rows (`Run.rows`), where the reader can: what
+    #: the aggregation reads instead of `runs` (only one of the two may be consumed)
+    raw_runs: Callable[[], Iterable[Run]] | None = None
     #: how many runs `runs` yields, when known in advance (for progress)
     run_count: int | None = None
     #: how many task tries were read, filled in as `runs` is consumed

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from opscope.dags.graph import CriticalPath, CycleError, Plan, critical_path, max_overlap
+from opscope.dags.graph import (
+    CriticalPath,
+    CycleError,
+    Plan,
+    Topology,
+    critical_path,
+    max_overlap,
+    topology,
+)
 from opscope.dags.model import Graph, Run, TaskTry
 
 
@@ -76,6 +84,10 @@ class RunFacts:
     #: the list scheduler's replay of the run as it ran, once computed
     baseline: float | None = None
     _concurrency: int | None = None
+    #: job graphs as the run ran, with their topology, by the edges dropped (`schedule_of`)
+    _schedules: dict[
+        frozenset[tuple[str, str]], tuple[dict[str, float], list[tuple[str, str]], Topology]
+    ] = field(default_factory=dict)
 
     @property
     def concurrency(self) -> int:
@@ -274,3 +286,20 @@ def job_graph(
             continue
         edges.extend((tails[a], h) for h in heads[b])
     return jobs, edges
+
+
+def schedule_of(
+    facts: RunFacts,
+    durations: Mapping[str, Callable[[float], float]] | None = None,
+    dropped: frozenset[tuple[str, str]] = frozenset(),
+) -> tuple[dict[str, float], list[tuple[str, str]], Topology]:
+    """`job_graph` with its topology for `list_schedule`. The graph as the run ran and the
+    topology are kept on `facts`: every what-if of a run replays the same names and edges."""
+    known = facts._schedules.get(dropped)
+    if known is None:
+        jobs, edges = job_graph(facts, None, dropped)
+        known = facts._schedules[dropped] = (jobs, edges, topology(jobs, edges))
+    if not durations:
+        return known
+    jobs, edges = job_graph(facts, durations, dropped)
+    return jobs, edges, known[2]

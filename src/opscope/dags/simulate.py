@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from opscope.dags.graph import list_schedule
-from opscope.dags.runs import RunFacts, job_graph
+from opscope.dags.runs import RunFacts, schedule_of
 from opscope.dags.stats import median
 
 
@@ -82,8 +82,8 @@ def _overrides(what_if: WhatIf, facts: RunFacts) -> dict[str, Callable[[float], 
 def baseline_of(facts: RunFacts) -> float:
     """The replay of the run as it ran (memoized on it: every what-if starts from it)."""
     if facts.baseline is None:
-        jobs, edges = job_graph(facts)
-        facts.baseline = list_schedule(jobs, edges, max(1, facts.concurrency))
+        jobs, edges, topo = schedule_of(facts)
+        facts.baseline = list_schedule(jobs, edges, max(1, facts.concurrency), topo)
     return facts.baseline
 
 
@@ -91,8 +91,8 @@ def simulate_run(facts: RunFacts, what_if: WhatIf) -> SimulatedRun:
     own = max(1, facts.concurrency)
     slots = what_if.slots or own
     baseline = baseline_of(facts)
-    changed_jobs, changed_edges = job_graph(facts, _overrides(what_if, facts), what_if.dropped)
-    expected = list_schedule(changed_jobs, changed_edges, slots)
+    jobs, edges, topo = schedule_of(facts, _overrides(what_if, facts), what_if.dropped)
+    expected = list_schedule(jobs, edges, slots, topo)
     return SimulatedRun(facts.run.run_id, facts.wall, slots, baseline, expected)
 
 

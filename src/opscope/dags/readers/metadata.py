@@ -9,23 +9,30 @@ statement and lock timeouts, application_name, a deadline on every answer).
   have UUID ids and Airflow 3's `scheduled_dttm`; one `serialized_dag` per `dag_version`,
   and each run names the version it was created with.
 
-Tries are streamed from a server-side cursor ordered by run, and each run is handed on with
-its tries as soon as they are all read, so memory holds one run at a time.
+Tries are streamed from a server-side cursor ordered by DAG and run, and each run is handed
+on with its tries as soon as they are all read, so memory holds one run at a time. Each run
+says its place in the order the runs were started (`Run.read_order`): the aggregation counts
+them as if read in that order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import resources
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from opscope.dags.model import Dag, Graph, Pipeline, Pool, Run, TaskTry
+from opscope.dags.model import Dag, Graph, Pipeline, Pool, Run, TaskTry, tries_from_rows
 from opscope.dags.readers.serialized import (
     SerializedDagError,
     graph_from_serialized,
@@ -33,8 +40,9 @@ from opscope.dags.readers.serialized import (
 )
 from opscope.db.connection import SqlRunner, raise_if_lost
 
-#: rows fetched per round trip of the server-side cursor
+#: rows fetched per round trip of the server-side cursor, and round trips fetched ahead
 FETCH_ROWS = 20_000
+PREFETCH = 2
 
 #: alembic heads of the Airflow schemas opscope is tested with (2.7.0 and 2.9.0 as Airflow's
 #: own migrations make them, 2.10.5, 3.1.8); others are named from their tables
@@ -237,7 +245,9 @@ class MetadataReader:
                 "Airflow before 2.10 keeps no task_instance_history: earlier tries come from "
                 "task_fail (failed tries only)"
             )
-        pipeline.runs = self._stream(schema, runs, pipeline)
+        pipeline.runs = self._stream(schema, runs, pipeline, raw=False)
+        if schema.has_history:
+            pipeline.raw_runs = lambda: self._stream(schema, runs, pipeline, raw=True)
         return pipeline
 
     def _runs(self, schema: Schema) -> dict[int, Run]:
@@ -272,10 +282,16 @@ class MetadataReader:
                 )
         return runs
 
-    def _stream(self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline) -> Iterator[Run]:
-        """Each run with its tries, in run id order."""
+    def _stream(
+        self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline, *, raw: bool
+    ) -> Iterator[Run]:
+        """Each run with its tries (`raw`: with its rows), by DAG and then by id."""
         query = _compose("tries" if schema.has_history else "tries.task_fail", schema)
-        pending = iter(sorted(runs))
+        # the runs in the order of their tries (by DAG, by id: as the same database sorts
+        # them), and each one's place in the order they were started (by id)
+        pending = iter(list(runs))
+        for place, rid in enumerate(sorted(runs)):
+            runs[rid].read_order = place
         read = 0
         conn = self.runner.conn
         try:
@@ -288,22 +304,19 @@ class MetadataReader:
                 cur.execute(query, self.selection.params())
                 current: int | None = None
                 rows: list[tuple[Any, ...]] = []
-                while True:
-                    batch = cur.fetchmany(FETCH_ROWS)
-                    if not batch:
-                        break
-                    for row in batch:
-                        key = row[0]
-                        if key != current:
-                            if current is not None:
-                                yield from self._before(pending, current, runs)
-                                yield _assemble(runs.pop(current), rows, schema.has_history)
-                                read += len(rows)
-                            current, rows = key, []
-                        rows.append(row)
+                for batch in _prefetched(cur, FETCH_ROWS):
+                    for key, group in groupby(batch, _run_key):
+                        if key == current:
+                            rows.extend(group)
+                            continue
+                        if current is not None:
+                            yield from self._before(pending, current, runs)
+                            yield _assemble(runs.pop(current), rows, schema.has_history, raw)
+                            read += len(rows)
+                        current, rows = key, list(group)
                 if current is not None:
                     yield from self._before(pending, current, runs)
-                    yield _assemble(runs.pop(current), rows, schema.has_history)
+                    yield _assemble(runs.pop(current), rows, schema.has_history, raw)
                     read += len(rows)
                 pipeline.tries_read = read
         except psycopg.Error:
@@ -323,11 +336,51 @@ class MetadataReader:
             yield runs.pop(rid)
 
 
-#: builds a TaskTry from a row's ten columns without a Python-level call: a million rows
-_try_of = tuple.__new__
+_run_key = itemgetter(0)
 
 
-def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
+def _prefetched(cur: psycopg.ServerCursor[Any], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The cursor's rows, `size` at a time, the next batch fetched by a thread while the
+    caller works on this one: the server's join and sort take about as long as the analysis
+    of what they send, and they overlap this way. At most PREFETCH batches wait."""
+    ready: queue.Queue[list[tuple[Any, ...]] | BaseException] = queue.Queue(PREFETCH)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                batch = cur.fetchmany(size)
+                ready.put(batch)
+                if not batch:
+                    return
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            ready.put(exc)
+
+    worker = threading.Thread(target=fetch, name="opscope-task-tries", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # a put waiting for room, or a fetch for the server
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        worker.join()
+
+
+def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool, raw: bool) -> Run:
+    if history:
+        if raw:
+            run.rows = rows
+        else:
+            run.tries.extend(tries_from_rows(rows))
+        return run
     current: dict[tuple[str, int], TaskTry] = {}
     earlier: list[tuple[Any, ...]] = []
     tries = run.tries
@@ -335,18 +388,9 @@ def _assemble(run: Run, rows: list[tuple[Any, ...]], history: bool) -> Run:
         if row[11]:
             earlier.append(row)
             continue
-        t: TaskTry = _try_of(TaskTry, row[1:11])
+        t = TaskTry(*row[1:11])
         current[(t.task_id, t.map_index)] = t
         tries.append(t)
-    if history:
-        seen = {(t.task_id, t.map_index, t.try_number) for t in current.values()}
-        for row in earlier:
-            key = (row[1], row[2], row[3])
-            if key in seen:
-                continue  # a try cleared and copied while it was current
-            seen.add(key)
-            tries.append(_try_of(TaskTry, row[1:11]))
-        return run
     # task_fail: failed tries without numbers; the one that started with the current try is
     # the current try itself
     by_instance: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
