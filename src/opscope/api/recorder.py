@@ -254,8 +254,14 @@ class Recorder:
                 self._exception(stats, record.error)
             if record.private:
                 stats.private += 1
-            if response_key is not None and record.body_digest is not None:
-                self._response(stats, (route, response_key), record.body_digest, now)
+            digest = record.body_digest
+            if response_key is not None and digest is not None:
+                key = (route, response_key)
+                state = self.responses.get(key)
+                if state is not None and state[0] == digest:
+                    stats.repeats += 1  # the same answer again, the common case: inlined
+                else:
+                    self._response(stats, key, state, digest, now)
             self.version += 1
         if self.multiprocess_dir is not None and self.flusher is None:
             self._start_flusher()
@@ -320,8 +326,11 @@ class Recorder:
         if flagged:
             stats.n_plus_one += 1
 
-    def _response(self, stats: RouteStats, key: Hashable, digest: int, now: float) -> None:
-        state = self.responses.get(key)
+    def _response(
+        self, stats: RouteStats, key: Hashable, state: list[Any] | None, digest: int, now: float
+    ) -> None:
+        """A GET answered for the first time, or differently from its last answer (`state`:
+        that answer's [digest, since when], None if there was none)."""
         if state is None:
             if len(self.responses) < self.max_tracked_responses:
                 self.responses[key] = [digest, now]
