@@ -18,6 +18,7 @@ Both are hooked once; outside a request they cost one context-variable read.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import threading
 from collections.abc import Callable
@@ -49,18 +50,58 @@ def timed(method: Callable[..., Any]) -> Callable[..., Any]:
     return serialize
 
 
+def _open_span() -> None:
+    record = CURRENT.get()
+    if record is not None and not record.serializing:
+        record.serializing = record.timer()
+
+
+#: the forwarding function span_start makes: `method`'s own parameters, passed on by name
+_FORWARD = """
+def serialize({params}):
+    _open_span()
+    return _method({arguments})
+"""
+
+
 def span_start(method: Callable[..., Any]) -> Callable[..., Any]:
     """FastAPI's `serialize_response` (a coroutine function) opens the request's
     serialization span, and the Response rendered next closes it (timed_response_init).
     A plain function that returns the coroutine, not a coroutine of its own: FastAPI awaits
     it at once, and the response it renders follows, so one clock reading here and one at
-    the end of the rendering time both, without a second coroutine per request."""
+    the end of the rendering time both, without a second coroutine per request.
 
+    FastAPI passes its eleven arguments by keyword: a `**kwargs` wrapper would pack them in
+    a dict and unpack them again, about 0.6 µs a request, more than the rest of the hook.
+    So the wrapper is made with serialize_response's own signature (its defaults the same
+    objects), whatever FastAPI's version has; the generic one is for a signature with
+    *args or **kwargs (or a name that could clash with the wrapper's own)."""
+    parameters = list(inspect.signature(method).parameters.values())
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if not all(p.kind in plain and not p.name.startswith("_") for p in parameters):
+        return _span_start_generic(method)
+    namespace: dict[str, Any] = {"_open_span": _open_span, "_method": method}
+    params: list[str] = []
+    for p in parameters:
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in params:
+            params.append("*")
+        if p.default is inspect.Parameter.empty:
+            params.append(p.name)
+        else:
+            namespace[f"_default_{p.name}"] = p.default
+            params.append(f"{p.name}=_default_{p.name}")
+    arguments = ", ".join(f"{p.name}={p.name}" for p in parameters)
+    # the names are the parameters of a function already compiled: identifiers, no input
+    exec(_FORWARD.format(params=", ".join(params), arguments=arguments), namespace)
+    serialize: Callable[..., Any] = functools.update_wrapper(namespace["serialize"], method)
+    setattr(serialize, _MARK, True)
+    return serialize
+
+
+def _span_start_generic(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def serialize(*args: Any, **kwargs: Any) -> Any:
-        record = CURRENT.get()
-        if record is not None and not record.serializing:
-            record.serializing = record.timer()
+        _open_span()
         return method(*args, **kwargs)
 
     setattr(serialize, _MARK, True)
