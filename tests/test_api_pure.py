@@ -6,11 +6,13 @@ one-line errors."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,10 +30,11 @@ from opscope.api.analyze import target_name
 from opscope.api.exposition import merge
 from opscope.api.latency import LogHistogram, bucket_quantile, quantile
 from opscope.api.probe import Outcome, ProbePlan, ProbeResult, run_probe, summarize
-from opscope.api.record import RequestRecord
+from opscope.api.record import CURRENT, RequestRecord
 from opscope.api.recorder import OTHER_STATEMENT, Recorder
 from opscope.api.routes import OTHER, UNMATCHED
 from opscope.api.scrape import difference, endpoints, parse
+from opscope.api.serialization import span_start
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-_", min_size=1, max_size=12)
 ids = st.integers(min_value=0, max_value=10**12).map(str)
@@ -270,6 +273,51 @@ def test_snapshots_of_workers_add_up() -> None:
     assert series[("/a", "GET", 500)] == (1, 0.003)
     [entry] = merged["routes"]["/a"]["statements"].values()
     assert entry[1:] == [11, 0.011, 2, 6]  # calls, seconds, N+1 requests, most repeats
+
+
+def test_requests_without_queries_are_the_zeros_of_the_db_histograms() -> None:
+    recorder = Recorder()
+    recorder.finish(_record(["SELECT 1"] * 2), "/a", "GET", 0.01)
+    recorder.finish(_record([]), "/a", "GET", 0.01)
+    recorder.finish(_record([], status=404), "/a", "GET", 0.01)  # another series, same route
+    served = _record([])
+    served.serialization_time = 0.002
+    recorder.finish(served, "/a", "POST", 0.01)
+    stats = recorder.snapshot()["routes"]["/a"]
+    # every request is in each histogram; those with nothing to time in its first bucket
+    assert stats["queries"][0][:3] == [3, 0, 1] and sum(stats["queries"][0]) == 4
+    assert stats["db"][0][:2] == [3, 1] and stats["db"][1] == 0.002
+    assert stats["serialization"][0][:2] == [3, 1] and stats["serialization"][1] == 0.002
+
+
+def test_the_serialization_hook_keeps_the_signature_it_wraps() -> None:
+    seen: list[tuple[Any, ...]] = []  # what the wrapped function was given
+    marker: list[int] = []
+
+    def serialize(
+        a: int, b: int = 2, *, content: Any, field: Any = None, box: list[int] = marker
+    ) -> str:
+        seen.append((a, b, content, field, box))
+        return "done"
+
+    wrapped = span_start(serialize)
+    assert str(inspect.signature(wrapped)) == str(inspect.signature(serialize))
+    assert wrapped(1, content="x") == "done" and seen[-1] == (1, 2, "x", None, marker)
+    assert seen[-1][4] is marker  # the default is the wrapped function's own object
+    wrapped(a=3, b=4, content="y", field="f", box=[9])
+    assert list(seen[-1]) == [3, 4, "y", "f", [9]]
+    record = RequestRecord({}, 0.0, lambda: 7.0)
+    token = CURRENT.set(record)
+    try:
+        wrapped(1, content="z")
+    finally:
+        CURRENT.reset(token)
+    assert record.serializing == 7.0  # the span is open until the response is rendered
+
+    def loose(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return (args, kwargs)
+
+    assert span_start(loose)(1, k=2) == ((1,), {"k": 2})
 
 
 def test_a_window_is_the_difference_and_survives_a_restart() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from typing import Any
 
 from opscope.api import dbhooks, serialization
@@ -44,17 +44,59 @@ def _response_key(scope: Scope, vary: bytes | None) -> Hashable:
     if b"&" in query:
         query = b"&".join(sorted(query.split(b"&")))
     if not vary:
-        return (scope.get("path", ""), query)
+        return (scope["path"], query)
     names = {n.strip().lower() for n in vary.split(b",")}
     values = tuple(sorted((k, v) for k, v in scope.get("headers", ()) if k in names))
-    return (scope.get("path", ""), query, values)
+    return (scope["path"], query, values)
 
 
 _PRIVATE = frozenset((b"authorization", b"cookie"))
 
 
 def _private(scope: Scope) -> bool:
-    return any(name in _PRIVATE for name, _ in scope.get("headers", ()))
+    # a plain loop: any() over a generator costs a frame per request
+    for name, _ in scope.get("headers", ()):  # noqa: SIM110
+        if name in _PRIVATE:
+            return True
+    return False
+
+
+#: what Recorder.active holds for a request of each method, made once (Recorder.begin)
+_BEGUN = {method: (method, _route_of) for method in (*METHODS.values(), OTHER_METHOD)}
+
+
+class _Request(RequestRecord):
+    """An ASGI request's record, with the server's `send` and the two wrappers of it the
+    middleware hands the app: a bound method costs less per request than a closure.
+
+    The wrapper is chosen once per request, so that neither asks per message whether the
+    request is a GET: only GET and HEAD answers are digested and looked at for cookies.
+    They are plain methods that return the awaitable of the server's send, not coroutines
+    of their own: that saves a coroutine per message (0.1 to 0.15 µs each)."""
+
+    __slots__ = ("send",)
+    send: Send
+
+    def send_plain(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        return self.send(message)
+
+    def send_cacheable(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.body":
+            body = message.get("body")
+            if body:
+                self.body_digest = zlib.crc32(body, self.body_digest or 0)
+        else:  # http.response.start (or an extension's message, which has no status)
+            status = message.get("status")
+            if status is not None:
+                self.status = status
+                for name, value in message.get("headers", ()):
+                    if name == b"set-cookie":
+                        self.private = True
+                    elif name == b"vary":
+                        self.vary = value
+        return self.send(message)
 
 
 class Instrument:
@@ -102,35 +144,22 @@ class Instrument:
             await self._metrics(send)
             return
         timer = self.timer
-        record = RequestRecord(scope, timer(), timer)
-        root_path = record.root_path = scope.get("root_path", "")
+        root_path = scope.get("root_path", "")
+        record = _Request(scope, timer(), timer, root_path)
+        record.send = send
         method = METHODS.get(scope["method"], OTHER_METHOD)
         recorder = self.recorder
-        recorder.active[record] = (method, _route_of)  # Recorder.begin, inlined
+        recorder.active[record] = _BEGUN[method]  # Recorder.begin, inlined
         cacheable = method in _CACHEABLE
         if cacheable:
             record.body_digest = 0
-
-        async def send_wrapper(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.body":
-                if cacheable:
-                    body = message.get("body", b"")
-                    if body:
-                        record.body_digest = zlib.crc32(body, record.body_digest or 0)
-            elif kind == "http.response.start":
-                record.status = message["status"]
-                if cacheable:
-                    for name, value in message.get("headers", ()):
-                        if name == b"set-cookie":
-                            record.private = True
-                        elif name == b"vary":
-                            record.vary = value
-            await send(message)
+            wrapped = record.send_cacheable
+        else:
+            wrapped = record.send_plain
 
         token = CURRENT.set(record)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, wrapped)
         except BaseException as exc:
             record.error = type(exc).__name__
             if not record.status:

@@ -32,17 +32,18 @@ class RequestRecord:
         "route",
         "scope",
         "serialization_time",
+        "serializing",
         "start",
         "status",
         "timer",
         "vary",
     )
 
-    def __init__(self, scope: Any, start: float, timer: Timer) -> None:
+    def __init__(self, scope: Any, start: float, timer: Timer, root_path: str = "") -> None:
         #: the ASGI scope or WSGI environ: the route is read from it once routing is done
         self.scope = scope
         #: the ASGI root_path the server gave, before any mount added to it
-        self.root_path = ""
+        self.root_path = root_path
         self.start = start
         self.timer = timer
         self.status = 0
@@ -57,6 +58,8 @@ class RequestRecord:
         #: (statement text, seconds) of each query, made on the first query
         self.queries: list[tuple[str, float]] | None = None
         self.serialization_time = 0.0
+        #: when FastAPI's serialize_response began, until the response it renders is made
+        self.serializing = 0.0
         #: a query or serialization is being timed: a nested call (a driver's execute that
         #: calls another, a Response that builds another) is not counted twice
         self.in_query = False

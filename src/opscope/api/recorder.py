@@ -54,8 +54,24 @@ class Hist:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
-    def dump(self) -> list[Any]:
-        return [list(self.counts), self.sum]
+    def dump(self, observations: int | None = None) -> list[Any]:
+        """`observations`: how many values the histogram stands for, when the zeros were
+        not observed one by one (they are added to the first bucket)."""
+        counts = list(self.counts)
+        if observations is not None:
+            counts[0] += observations - sum(counts)
+        return [counts, self.sum]
+
+
+class Series(Hist):
+    """The latency histogram of one (route, method, status), with its route's figures at
+    hand: the hot path finds both in one dict look-up."""
+
+    __slots__ = ("stats",)
+
+    def __init__(self, bounds: tuple[float, ...], stats: RouteStats) -> None:
+        super().__init__(bounds)
+        self.stats = stats
 
 
 class RouteStats:
@@ -94,11 +110,13 @@ class RouteStats:
         self.keys = 0
         self.stable = Hist(STABLE_BUCKETS)
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self, requests: int) -> dict[str, Any]:
+        """`requests`: the route's requests, every one of them in the series; those without
+        database work or serialization were not observed (their zero is implied)."""
         return {
-            "db": self.db.dump(),
-            "queries": self.queries.dump(),
-            "serialization": self.serialization.dump(),
+            "db": self.db.dump(requests),
+            "queries": self.queries.dump(requests),
+            "serialization": self.serialization.dump(requests),
             "n_plus_one": self.n_plus_one,
             "connects": self.connects,
             "statements": {fp: list(v) for fp, v in self.statements.items()},
@@ -167,7 +185,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.started = self.wall_clock()
         self.pid = os.getpid()
-        self.series: dict[tuple[str, str, int], Hist] = {}
+        self.series: dict[tuple[str, str, int], Series] = {}
         self.routes: dict[str, RouteStats] = {}
         #: requests being served -> (method label, how to find their route once routed)
         self.active: dict[RequestRecord, tuple[str, Callable[[RequestRecord], str | None]]] = {}
@@ -200,46 +218,69 @@ class Recorder:
         """Add a finished request. `response_key` identifies a GET/HEAD request (path,
         sorted query, the values of the headers the response varies on) for the body
         digest; `now` is the timer's reading at the end, for how long answers last."""
-        grouped = group_queries(record.queries) if record.queries else None
+        queries = record.queries
+        grouped = group_queries(queries) if queries else None
         status = record.status
         with self.lock:
             self.active.pop(record, None)
-            stats = self.routes.get(route)
-            if stats is None:
-                if len(self.routes) >= self.max_routes:
-                    route = OTHER
-                    stats = self.routes.get(route)
-                if stats is None:
-                    stats = self.routes[route] = RouteStats()
-            key = (route, method, status)
-            series = self.series.get(key)
+            series = self.series.get((route, method, status))
             if series is None:
-                series = self.series[key] = Hist(DURATION_BUCKETS)
-            # Hist.observe, inlined: four of them per request
+                series = self._series(route, method, status)
+            stats = series.stats
+            # Hist.observe, inlined. The database and serialization histograms observe only
+            # what is not zero: a request without queries costs them nothing, and the
+            # zeros are put back at the snapshot (the route's requests less what was seen)
             series.counts[bisect_left(DURATION_BUCKETS, duration)] += 1
             series.sum += duration
-            hist = stats.db
-            hist.counts[bisect_left(DURATION_BUCKETS, record.db_time)] += 1
-            hist.sum += record.db_time
-            hist = stats.queries
-            hist.counts[bisect_left(QUERY_BUCKETS, record.db_count)] += 1
-            hist.sum += record.db_count
-            hist = stats.serialization
-            hist.counts[bisect_left(DURATION_BUCKETS, record.serialization_time)] += 1
-            hist.sum += record.serialization_time
-            if record.connects:
-                stats.connects += record.connects
+            db_count = record.db_count
+            db_time = record.db_time
+            if db_count or db_time:
+                hist = stats.db
+                hist.counts[bisect_left(DURATION_BUCKETS, db_time)] += 1
+                hist.sum += db_time
+                hist = stats.queries
+                hist.counts[bisect_left(QUERY_BUCKETS, db_count)] += 1
+                hist.sum += db_count
+                if record.connects:
+                    stats.connects += record.connects
+                if grouped is not None:
+                    self._statements(stats, grouped, n_plus_one)
+            serialization = record.serialization_time
+            if serialization:
+                hist = stats.serialization
+                hist.counts[bisect_left(DURATION_BUCKETS, serialization)] += 1
+                hist.sum += serialization
             if record.error is not None:
                 self._exception(stats, record.error)
-            if grouped is not None:
-                self._statements(stats, grouped, n_plus_one)
             if record.private:
                 stats.private += 1
-            if response_key is not None and record.body_digest is not None:
-                self._response(stats, (route, response_key), record.body_digest, now)
+            digest = record.body_digest
+            if response_key is not None and digest is not None:
+                key = (route, response_key)
+                state = self.responses.get(key)
+                if state is not None and state[0] == digest:
+                    stats.repeats += 1  # the same answer again, the common case: inlined
+                else:
+                    self._response(stats, key, state, digest, now)
             self.version += 1
         if self.multiprocess_dir is not None and self.flusher is None:
             self._start_flusher()
+
+    def _series(self, route: str, method: str, status: int) -> Series:
+        """The series of a label set seen for the first time (under the lock); past
+        `max_routes` routes a new one is counted as OTHER."""
+        stats = self.routes.get(route)
+        if stats is None:
+            if len(self.routes) >= self.max_routes:
+                route = OTHER
+                stats = self.routes.get(route)
+            if stats is None:
+                stats = self.routes[route] = RouteStats()
+        key = (route, method, status)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series(DURATION_BUCKETS, stats)
+        return series
 
     def cache_event(self, route: str, event: int) -> None:
         """Count what the response cache did for one request of `route` (a rule's template);
@@ -285,8 +326,11 @@ class Recorder:
         if flagged:
             stats.n_plus_one += 1
 
-    def _response(self, stats: RouteStats, key: Hashable, digest: int, now: float) -> None:
-        state = self.responses.get(key)
+    def _response(
+        self, stats: RouteStats, key: Hashable, state: list[Any] | None, digest: int, now: float
+    ) -> None:
+        """A GET answered for the first time, or differently from its last answer (`state`:
+        that answer's [digest, since when], None if there was none)."""
         if state is None:
             if len(self.responses) < self.max_tracked_responses:
                 self.responses[key] = [digest, now]
@@ -305,6 +349,9 @@ class Recorder:
         """This process's aggregates as plain data (what a multiprocess file holds)."""
         with self.lock:
             active = list(self.active.items())
+            requests: dict[str, int] = {}
+            for (label, _, _), hist in self.series.items():
+                requests[label] = requests.get(label, 0) + sum(hist.counts)
             data: dict[str, Any] = {
                 "pid": self.pid,
                 "started": self.started,
@@ -312,7 +359,10 @@ class Recorder:
                     [route, method, status, *hist.dump()]
                     for (route, method, status), hist in self.series.items()
                 ],
-                "routes": {route: stats.dump() for route, stats in self.routes.items()},
+                "routes": {
+                    route: stats.dump(requests.get(route, 0))
+                    for route, stats in self.routes.items()
+                },
                 "cache": {route: list(counts) for route, counts in self.cache.items()},
             }
         in_flight: dict[tuple[str, str], int] = {}
