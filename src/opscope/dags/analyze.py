@@ -12,8 +12,9 @@ import httpx
 
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
-from opscope.dags.aggregate import Analysis, DagStats, Progress, aggregate
+from opscope.dags.aggregate import Analysis, Progress, aggregate
 from opscope.dags.context import KIND, DagsContext
+from opscope.dags.figures import DagStats
 from opscope.dags.gantt import chart_data
 from opscope.dags.readers.metadata import Selection
 from opscope.dags.settings import DagsSettings, dags_settings_for

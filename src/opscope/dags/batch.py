@@ -15,17 +15,15 @@ import heapq
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import EPSILON, Plan
 from opscope.dags.model import DEFAULT_POOL, Graph, Run, tries_from_rows
 from opscope.dags.runs import RunFacts, TaskFacts, _many_tries, _one_try, facts_of
-
-if TYPE_CHECKING:
-    from opscope.dags.aggregate import DagStats, PoolStats
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -68,7 +66,6 @@ def flush(
     first_seen: dict[tuple[str, str], int],
 ) -> int:
     """Counts the batch's runs into its DAG's and the pools' figures; returns the tries."""
-    from opscope.dags.aggregate import PoolStats, TaskStats  # aggregate imports this module
 
     stats, graph, plan = batch.stats, batch.graph, batch.plan
     runs = batch.runs

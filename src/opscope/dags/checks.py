@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from opscope.checks import Skipped
-from opscope.dags.aggregate import DagStats, PoolStats
 from opscope.dags.context import ADVICE_RUNS, KIND, DagsContext
+from opscope.dags.figures import DagStats, PoolStats
 from opscope.dags.simulate import WhatIf
 from opscope.dags.stats import change_point, median, quantile, trend_per_day
 from opscope.dags.timefmt import instant, rounded, seconds_text

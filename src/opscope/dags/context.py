@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opscope.dags.aggregate import Analysis, DagStats
+from opscope.dags.aggregate import Analysis
+from opscope.dags.figures import DagStats
 from opscope.dags.graph import list_schedule
 from opscope.dags.runs import schedule_of
 from opscope.dags.settings import DagThresholds

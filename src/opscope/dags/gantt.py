@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
-from opscope.dags.aggregate import DagStats
+from opscope.dags.figures import DagStats
 from opscope.dags.runs import RunFacts
 from opscope.dags.timefmt import instant, rounded, seconds_text
 from opscope.display import visible
