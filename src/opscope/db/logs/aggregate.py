@@ -136,9 +136,10 @@ class Quantiles:
 class Execution:
     """One statement execution as the log recorded it, kept for the slowest list."""
 
-    ts: str
-    duration_ms: float
-    query: str
+    # Every field has a default so that pickle can make one when the module is compiled.
+    ts: str = ""
+    duration_ms: float = 0.0
+    query: str = ""
     parameters: str | None = None
     database: str = ""
     user: str = ""
@@ -180,7 +181,8 @@ class StatementStats:
         "total",
     )
 
-    def __init__(self, key: str, query: str) -> None:
+    # Defaults so that pickle (a parallel worker's result) can make one when compiled.
+    def __init__(self, key: str = "", query: str = "") -> None:
         self.key = key
         self.query = query
         self.calls = 0
@@ -235,7 +237,7 @@ def _bounded_union(into: set[str], other: set[str], limit: int = 8) -> None:
 class Counter:
     """A count and a total, with the text that names the thing counted."""
 
-    label: str
+    label: str = ""
     count: int = 0
     total: float = 0.0
     max: float = 0.0
@@ -256,10 +258,10 @@ class Counter:
 class ErrorGroup:
     """Errors whose messages differ only in names and numbers."""
 
-    template: str
-    level: str
-    sqlstate: str
-    message: str
+    template: str = ""
+    level: str = ""
+    sqlstate: str = ""
+    message: str = ""
     count: int = 0
     statement: str = ""
 

@@ -112,7 +112,7 @@ def normalize(text: str) -> Normalized:
         assert shape is not None
         result = _normalize(stripped)
         _remember_shape(shape, stripped, result)
-    elif found is _UNTRUSTED:
+    elif not found[0]:  # _UNTRUSTED (compiled, tuples keep no identity)
         result = _normalize(stripped)
     else:
         result = found

@@ -218,7 +218,16 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if match is None:
             continue
         m = match
-        ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = m.group(*indices)
+        fields = m.group(*indices)
+        # Optional prefix parts (after %q, or the generic prefix's time and pid) are None
+        # when absent: they are read as empty, so every field is a str (as the compiled
+        # module requires). An execution without pid nor session was never counted; that
+        # stays so (`anonymous`) until it is decided what to count it as.
+        anonymous = False
+        if None in fields:
+            anonymous = fields[1] is None and not fields[7]
+            fields = tuple(["" if f is None else f for f in fields])
+        ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = fields
         if level in SECONDARY:
             if x_sid is not None:
                 if level == "DETAIL" and msg.startswith("parameters: "):
@@ -298,7 +307,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                     colon = body.find(": ")
                     x_text = untab(body[colon + 2 :] if colon >= 0 else body)
                     x_kind = "other"
-                x_sid = session or pid
+                x_sid = None if anonymous else session or pid
                 x_ts, x_duration, x_db, x_user, x_app, x_pid, x_qid = (
                     ts, duration, db, user, app, pid, qid
                 )  # fmt: skip
