@@ -14,26 +14,26 @@ import itertools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from opscope.db.logs.pgbouncer import PoolerStats
 from opscope.redact import redact, redact_message, redact_parameters
 
-EXACT_LIMIT = 1024
+EXACT_LIMIT: Final = 1024
 #: relative accuracy of percentiles once a group outgrows EXACT_LIMIT
-SKETCH_ACCURACY = 0.01
-_GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
-_LOG_GAMMA = math.log(_GAMMA)
-_INV_LOG_GAMMA = 1.0 / _LOG_GAMMA
-MAX_STATEMENT_GROUPS = 20_000
-MAX_ERROR_TEMPLATES = 2_000
-OTHER_KEY = "other"
-CORRUPT_SAMPLES = 5
+SKETCH_ACCURACY: Final = 0.01
+_GAMMA: Final = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
+_LOG_GAMMA: Final = math.log(_GAMMA)
+_INV_LOG_GAMMA: Final = 1.0 / _LOG_GAMMA
+MAX_STATEMENT_GROUPS: Final = 20_000
+MAX_ERROR_TEMPLATES: Final = 2_000
+OTHER_KEY: Final = "other"
+CORRUPT_SAMPLES: Final = 5
 #: temp-file and lock-wait groups tracked; the rest are counted in one "other" group
 MAX_COUNTER_GROUPS = 2_000
 #: a statement text, parameter list or message kept for the report is cut to this size
-MAX_KEPT_TEXT = 64 << 10
-TRUNCATED = "… (truncated)"
+MAX_KEPT_TEXT: Final = 64 << 10
+TRUNCATED: Final = "… (truncated)"
 
 
 def cap_text(text: str) -> str:

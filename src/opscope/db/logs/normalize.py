@@ -26,17 +26,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+from typing import Final
 
 import pglast.parser
 
 #: grouping key and display text for one statement text
 Normalized = tuple[str, str]
 
-_CACHE_LIMIT = 50_000
+_CACHE_LIMIT: Final = 50_000
 #: texts longer than this are not cached (they rarely repeat exactly)
-_CACHE_TEXT = 2048
+_CACHE_TEXT: Final = 2048
 #: characters (keys and values) each cache holds at most before it is emptied
-_CACHE_CHARS = 16 << 20
+_CACHE_CHARS: Final = 16 << 20
 #: characters held by normalize_cache and by _by_normalized
 _held = [0, 0]
 #: raw text -> normalize(text); parsers read it directly on their hot path
@@ -45,20 +46,20 @@ _cache = normalize_cache
 _by_normalized: dict[str, Normalized] = {}
 #: shape -> the result of every text of that shape, or _UNTRUSTED where its digits are not
 #: all literal values (such texts are normalized one by one); characters held in _held[2]
-_UNTRUSTED: Normalized = ("", "")
+_UNTRUSTED: Final[Normalized] = ("", "")
 _by_shape: dict[bytes, Normalized] = {}
 _held.append(0)
 #: every ASCII digit (never part of a multi-byte UTF-8 character) -> "0"
-_SHAPE = bytes.maketrans(b"123456789", b"000000000")
+_SHAPE: Final = bytes.maketrans(b"123456789", b"000000000")
 #: every digit changed, for the test that a shape's digits are all literal values
-_OTHER_DIGITS = str.maketrans("0123456789", "1234567890")
+_OTHER_DIGITS: Final = str.maketrans("0123456789", "1234567890")
 
 # The loops over list items and string characters are possessive (`*+`, `++`) where giving
 # back could never lead to a match: the regex engine then keeps no backtracking state per
 # item or character, which for a string literal of a megabyte was 250 MB.
-_IN_LIST = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)++\s*([)\]])")
-_PARAM = re.compile(r"\$\d+")
-_LITERAL = re.compile(
+_IN_LIST: Final = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)++\s*([)\]])")
+_PARAM: Final = re.compile(r"\$\d+")
+_LITERAL: Final = re.compile(
     r"""(?xs)
       (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)\$)   # dollar-quoted string
     | (?P<ident>"[^"]*(?:""[^"]*)*")                          # quoted identifier: kept
@@ -68,7 +69,7 @@ _LITERAL = re.compile(
     | (?P<word>[A-Za-z_]\w*)                                  # keyword or name: kept
     """
 )
-_SPACE = re.compile(r"\s+")
+_SPACE: Final = re.compile(r"\s+")
 
 
 def collapse_in_lists(normalized: str) -> str:
