@@ -25,7 +25,7 @@ from opscope.db.logs.aggregate import EXACT_LIMIT, Quantiles
 from opscope.db.logs.analyze import analyze_logs, parse_chunk
 from opscope.db.logs.normalize import normalize, normalize_cache, regex_normalize
 from opscope.db.logs.options import LogOptions
-from opscope.db.logs.parse_stderr import parse_stderr
+from opscope.db.logs.parse_stderr import DURATION, duration_end, parse_stderr
 from opscope.db.logs.parse_syslog import year_for
 from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
 from opscope.db.logs.reader import chunks, csv_splitter, detect_format, stderr_splitter
@@ -152,6 +152,21 @@ def test_texts_of_one_shape_normalize_as_the_parser_does(
     for values in (first, second):
         text = template.format(*values)
         assert normalize(text) == normalize_module._normalize(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789. ms-e\u0663x", max_size=30),
+        st.from_regex(r"\A\d{1,17}(\.\d{0,3})?\.? ms(  statement: x)?\Z"),
+    )
+)
+def test_duration_end_reads_what_the_pattern_reads(tail: str) -> None:
+    msg = "duration: " + tail
+    m = DURATION.match(msg)
+    assert duration_end(msg) == (m.end() if m else -1)
+    if m:
+        assert float(msg[10 : duration_end(msg) - 3]) == float(m.group(1))
 
 
 def test_shape_cache_skips_the_parser_only_for_literal_digits() -> None:

@@ -393,10 +393,12 @@ class Aggregate:
                 )
             self._keep_slowest(record)
         if ts:
-            minute_key = ts[:16]
-            if minute_key == self._minute_key:
+            # the same minute as the entry before, told without cutting a key out of `ts`
+            last_key = self._minute_key
+            if (len(last_key) == 16 and ts.startswith(last_key)) or ts[:16] == last_key:
                 minute = self._minute
             else:
+                minute_key = ts[:16]
                 found = self.per_minute.get(minute_key)
                 if found is None:
                     found = self.per_minute[minute_key] = [0, 0.0, 0.0, 0]
