@@ -69,11 +69,12 @@ _DATE = re.compile(rb"^(\d{4}-\d\d-\d\d)", re.M)
 OPSCOPE_RUN = """
 import json, sys
 from opscope.config import Config
+from opscope.db.logs import compiled
 from opscope.db.logs.analyze import analyze_logs
 from opscope.db.logs.options import LogOptions
 options = LogOptions(prefix=sys.argv[2], jobs=int(sys.argv[3]))
 report = analyze_logs(Config(), [sys.argv[1]], options)
-print(json.dumps({"queries": report.summary["log"]["queries"]}))
+print(json.dumps({"queries": report.summary["log"]["queries"], "compiled": compiled.active()}))
 """
 
 
@@ -157,11 +158,14 @@ def _high_water_mb(pid: int) -> int:
     return 0
 
 
-def timed(argv: list[str]) -> tuple[float, int, str]:
-    """Wall time, peak memory (MB) of the main process, and stdout."""
+def timed(argv: list[str], cpu: int | None = None) -> tuple[float, int, str]:
+    """Wall time, peak memory (MB) of the main process, and stdout; on CPU `cpu` only
+    when given (the one-core runs: other processes on the machine then cost the same to
+    both tools)."""
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out)
+        pin = None if cpu is None else lambda: os.sched_setaffinity(0, {cpu})
+        proc = subprocess.Popen(argv, stdout=out, preexec_fn=pin)
         peak = 0
         while proc.poll() is None:
             # VmHWM only grows: its last reading before exit is the peak.
@@ -175,16 +179,29 @@ def timed(argv: list[str]) -> tuple[float, int, str]:
     return elapsed, peak, text
 
 
-def run_opscope(path: Path, jobs: int) -> tuple[float, int, int]:
-    elapsed, peak, out = timed([sys.executable, "-c", OPSCOPE_RUN, str(path), PREFIX, str(jobs)])
-    return elapsed, peak, int(json.loads(out)["queries"])
+def run_opscope(
+    path: Path, jobs: int, cpu: int | None = None, pure: bool = False
+) -> tuple[float, int, int, bool]:
+    """Seconds, peak MB, queries, and whether the compiled modules ran."""
+    argv = [sys.executable, "-c", OPSCOPE_RUN, str(path), PREFIX, str(jobs)]
+    os.environ.pop("OPSCOPE_PURE_PYTHON", None)
+    if pure:
+        os.environ["OPSCOPE_PURE_PYTHON"] = "1"
+    try:
+        elapsed, peak, out = timed(argv, cpu)
+    finally:
+        os.environ.pop("OPSCOPE_PURE_PYTHON", None)
+    data = json.loads(out)
+    return elapsed, peak, int(data["queries"]), bool(data["compiled"])
 
 
-def run_pgbadger(pgbadger: str, path: Path, workdir: Path) -> tuple[float, int, int]:
+def run_pgbadger(
+    pgbadger: str, path: Path, workdir: Path, cpu: int | None
+) -> tuple[float, int, int]:
     output = workdir / "pgbadger.json"
     elapsed, peak, _ = timed(
         [pgbadger, "-q", "-j", "1", "-f", "stderr", "--prefix", PREFIX, "-o", str(output),
-         str(path)]
+         str(path)], cpu
     )  # fmt: skip
     stats = json.loads(output.read_text())["overall_stat"]
     queries = sum(
@@ -199,6 +216,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mb", type=int, default=200, help="size of the log to parse")
     parser.add_argument("--seconds", type=float, default=20, help="pgbench run time")
+    parser.add_argument("--repeat", type=int, default=3, help="one-core opscope runs")
     args = parser.parse_args()
     pgbadger = ensure_pgbadger()
     with tempfile.TemporaryDirectory(prefix="opscope-bench-") as tmp:
@@ -211,26 +229,44 @@ def main() -> None:
         grow(seed, args.mb * 500_000, half)
         del seed
         size_mb = log.stat().st_size / 1e6
-        cores = len(os.sched_getaffinity(0))
+        cpus = sorted(os.sched_getaffinity(0))
+        cores, cpu = len(cpus), cpus[-1]
         print(f"pgbench log: {seed_mb:.1f} MB")
         print(f"log: {size_mb:.1f} MB, half: {half.stat().st_size / 1e6:.1f} MB")
 
-        one_s, one_peak, one_q = run_opscope(log, 1)
-        _, half_peak, _ = run_opscope(half, 1)
-        print(f"opscope --jobs 1: {one_s:.1f} s, {size_mb / one_s:.1f} MB/s, "
-              f"peak {one_peak} MB (half the file: {half_peak} MB), {one_q:,} queries")  # fmt: skip
-        all_s, all_peak, all_q = run_opscope(log, cores)
+        # One core: every one-core run is pinned to the same CPU; repeated, as other
+        # processes on the machine make single runs noisy (best and median are printed).
+        runs = [run_opscope(log, 1, cpu) for _ in range(max(1, args.repeat))]
+        times = sorted(r[0] for r in runs)
+        one_s, one_peak, one_q, is_compiled = min(runs)
+        median_s = times[len(times) // 2]
+        _, half_peak, _, _ = run_opscope(half, 1, cpu)
+        kind = "compiled" if is_compiled else "pure Python (no compiled build)"
+        print(f"opscope --jobs 1 ({kind}, CPU {cpu}): best {one_s:.1f} s, {size_mb / one_s:.1f} "
+              f"MB/s, median {size_mb / median_s:.1f} MB/s of {len(runs)}, peak {one_peak} MB "
+              f"(half the file: {half_peak} MB), {one_q:,} queries")  # fmt: skip
+        pure_s, _, pure_q, _ = run_opscope(log, 1, cpu, pure=True)
+        print(f"opscope --jobs 1 (pure Python, CPU {cpu}): {pure_s:.1f} s, "
+              f"{size_mb / pure_s:.1f} MB/s, {pure_q:,} queries")  # fmt: skip
+        all_s, all_peak, all_q, _ = run_opscope(log, cores)
         print(f"opscope --jobs {cores}: {all_s:.1f} s, {size_mb / all_s:.1f} MB/s, "
               f"peak {all_peak} MB in the main process, {all_q:,} queries")  # fmt: skip
-        bad_s, bad_peak, bad_q = run_pgbadger(pgbadger, log, workdir)
-        print(f"pgbadger -j 1: {bad_s:.1f} s, {size_mb / bad_s:.1f} MB/s, peak {bad_peak} MB, "
-              f"{bad_q:,} queries")  # fmt: skip
-        if not one_q == all_q == bad_q:
-            raise SystemExit(f"query counts differ: opscope {one_q} / {all_q}, pgbadger {bad_q}")
+        bad_s, bad_peak, bad_q = run_pgbadger(pgbadger, log, workdir, cpu)
+        print(f"pgbadger -j 1 (CPU {cpu}): {bad_s:.1f} s, {size_mb / bad_s:.1f} MB/s, "
+              f"peak {bad_peak} MB, {bad_q:,} queries")  # fmt: skip
+        if not one_q == pure_q == all_q == bad_q:
+            raise SystemExit(
+                f"query counts differ: opscope {one_q} / {pure_q} / {all_q}, pgbadger {bad_q}"
+            )
         print(f"same number of queries: {bad_q:,}")
         print(
-            f"log parsing: opscope {size_mb / all_s:.1f} MB/s, pgbadger {size_mb / bad_s:.1f} "
-            f"MB/s, ratio {bad_s / all_s:.1f}x (one core: {bad_s / one_s:.1f}x)"
+            f"log parsing, one core: opscope {size_mb / one_s:.1f} MB/s (median "
+            f"{size_mb / median_s:.1f}), pgbadger {size_mb / bad_s:.1f} MB/s, ratio "
+            f"{bad_s / one_s:.1f}x (median {bad_s / median_s:.1f}x)"
+        )
+        print(
+            f"log parsing, {cores} cores: opscope {size_mb / all_s:.1f} MB/s, pgbadger "
+            f"{size_mb / bad_s:.1f} MB/s (one core), ratio {bad_s / all_s:.1f}x"
         )
 
 
