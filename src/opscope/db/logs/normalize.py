@@ -116,7 +116,9 @@ def normalize(text: str) -> Normalized:
     elif not found[0]:  # _UNTRUSTED (compiled, tuples keep no identity)
         result = _normalize(stripped)
     else:
-        result = found
+        # Not copied into the exact-text cache: a text of literals seldom comes again,
+        # and its shape answers as fast as that cache would.
+        return found
     size = len(text) + len(result[1])
     if len(_cache) >= _CACHE_LIMIT or _held[0] + size > _CACHE_CHARS:
         # Constant memory: texts full of literals rarely repeat, so forgetting them all
