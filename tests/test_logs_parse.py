@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opscope.config import Config
 from opscope.db.logs import aggregate as aggregate_module
+from opscope.db.logs import normalize as normalize_module
 from opscope.db.logs import sessions
 from opscope.db.logs.aggregate import EXACT_LIMIT, Quantiles
 from opscope.db.logs.analyze import analyze_logs, parse_chunk
 from opscope.db.logs.normalize import normalize, normalize_cache, regex_normalize
 from opscope.db.logs.options import LogOptions
-from opscope.db.logs.parse_stderr import parse_stderr
+from opscope.db.logs.parse_stderr import DURATION, duration_end, parse_stderr
 from opscope.db.logs.parse_syslog import year_for
 from opscope.db.logs.prefix import PrefixError, compile_prefix, detect_prefix
 from opscope.db.logs.reader import chunks, csv_splitter, detect_format, stderr_splitter
@@ -117,6 +120,68 @@ def test_normalization_matches_pg_stat_statements() -> None:
     assert normalize("select $1, 5")[1] == "select $1, $2"
     # Not SQL PostgreSQL accepts: the fallback still replaces literals.
     assert regex_normalize("selec 'a' + 12 from t1") == "selec $1 + $2 from t1"
+
+
+# Statement texts whose digits are literal values, and ones where a digit is a name, an
+# ordinal, a type modifier, a comment, a parameter or a hex prefix: the texts of one shape
+# (same text, other digits) must each normalize as PostgreSQL's normalizer alone does.
+_SHAPE_TEMPLATES = (
+    "UPDATE pgbench_accounts SET abalance = abalance + {} WHERE aid = {};",
+    "select * from t where a in ({}, {}) and b = '{} day'",
+    "select * from t order by {}, a limit {}",
+    "select * from t{} where a = {}",
+    "select {}::float({})",
+    "select {} /* {} */",
+    'select "col {}" from t where a = {}',
+    "select ${}, {}",
+    "select 0x{}F, {}",
+    "select -({}) + {}",
+    "select {}.{}e5",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_SHAPE_TEMPLATES),
+    st.lists(st.integers(0, 10**12).map(str), min_size=4, max_size=4),
+    st.lists(st.integers(0, 10**12).map(str), min_size=4, max_size=4),
+)
+def test_texts_of_one_shape_normalize_as_the_parser_does(
+    template: str, first: list[str], second: list[str]
+) -> None:
+    for values in (first, second):
+        text = template.format(*values)
+        assert normalize(text) == normalize_module._normalize(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789. ms-e\u0663x", max_size=30),
+        st.from_regex(r"\A\d{1,17}(\.\d{0,3})?\.? ms(  statement: x)?\Z"),
+    )
+)
+def test_duration_end_reads_what_the_pattern_reads(tail: str) -> None:
+    msg = "duration: " + tail
+    m = DURATION.match(msg)
+    assert duration_end(msg) == (m.end() if m else -1)
+    if m:
+        assert float(msg[10 : duration_end(msg) - 3]) == float(m.group(1))
+
+
+def test_shape_cache_skips_the_parser_only_for_literal_digits() -> None:
+    base = "select * from shape_test where a = {} and b = 'x{}'"
+    normalize(base.format(1, 2))
+    shapes = dict(normalize_module._by_shape)
+    assert any(v != normalize_module._UNTRUSTED for v in shapes.values())
+    # digits in a table name: the shape is known and never trusted
+    normalize("select * from shape_test7 where a = 5")
+    assert normalize_module._by_shape[b"select * from shape_test0 where a = 0"] == (
+        normalize_module._UNTRUSTED
+    )
+    assert normalize("select * from shape_test8 where a = 5")[1] == (
+        "select * from shape_test8 where a = $1"
+    )
 
 
 def test_passwords_are_redacted(tmp_path: Path) -> None:

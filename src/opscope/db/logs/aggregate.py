@@ -14,27 +14,27 @@ import itertools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from opscope.db.logs.maintenance import Maintenance
 from opscope.db.logs.pgbouncer import PoolerStats
 from opscope.redact import redact, redact_message, redact_parameters
 
-EXACT_LIMIT = 1024
+EXACT_LIMIT: Final = 1024
 #: relative accuracy of percentiles once a group outgrows EXACT_LIMIT
-SKETCH_ACCURACY = 0.01
-_GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
-_LOG_GAMMA = math.log(_GAMMA)
-_INV_LOG_GAMMA = 1.0 / _LOG_GAMMA
-MAX_STATEMENT_GROUPS = 20_000
-MAX_ERROR_TEMPLATES = 2_000
-OTHER_KEY = "other"
-CORRUPT_SAMPLES = 5
+SKETCH_ACCURACY: Final = 0.01
+_GAMMA: Final = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
+_LOG_GAMMA: Final = math.log(_GAMMA)
+_INV_LOG_GAMMA: Final = 1.0 / _LOG_GAMMA
+MAX_STATEMENT_GROUPS: Final = 20_000
+MAX_ERROR_TEMPLATES: Final = 2_000
+OTHER_KEY: Final = "other"
+CORRUPT_SAMPLES: Final = 5
 #: temp-file and lock-wait groups tracked; the rest are counted in one "other" group
 MAX_COUNTER_GROUPS = 2_000
 #: a statement text, parameter list or message kept for the report is cut to this size
-MAX_KEPT_TEXT = 64 << 10
-TRUNCATED = "… (truncated)"
+MAX_KEPT_TEXT: Final = 64 << 10
+TRUNCATED: Final = "… (truncated)"
 
 
 def cap_text(text: str) -> str:
@@ -137,9 +137,10 @@ class Quantiles:
 class Execution:
     """One statement execution as the log recorded it, kept for the slowest list."""
 
-    ts: str
-    duration_ms: float
-    query: str
+    # Every field has a default so that pickle can make one when the module is compiled.
+    ts: str = ""
+    duration_ms: float = 0.0
+    query: str = ""
     parameters: str | None = None
     database: str = ""
     user: str = ""
@@ -181,7 +182,8 @@ class StatementStats:
         "total",
     )
 
-    def __init__(self, key: str, query: str) -> None:
+    # Defaults so that pickle (a parallel worker's result) can make one when compiled.
+    def __init__(self, key: str = "", query: str = "") -> None:
         self.key = key
         self.query = query
         self.calls = 0
@@ -236,7 +238,7 @@ def _bounded_union(into: set[str], other: set[str], limit: int = 8) -> None:
 class Counter:
     """A count and a total, with the text that names the thing counted."""
 
-    label: str
+    label: str = ""
     count: int = 0
     total: float = 0.0
     max: float = 0.0
@@ -257,10 +259,10 @@ class Counter:
 class ErrorGroup:
     """Errors whose messages differ only in names and numbers."""
 
-    template: str
-    level: str
-    sqlstate: str
-    message: str
+    template: str = ""
+    level: str = ""
+    sqlstate: str = ""
+    message: str = ""
     count: int = 0
     statement: str = ""
 
@@ -394,10 +396,12 @@ class Aggregate:
                 )
             self._keep_slowest(record)
         if ts:
-            minute_key = ts[:16]
-            if minute_key == self._minute_key:
+            # the same minute as the entry before, told without cutting a key out of `ts`
+            last_key = self._minute_key
+            if (len(last_key) == 16 and ts.startswith(last_key)) or ts[:16] == last_key:
                 minute = self._minute
             else:
+                minute_key = ts[:16]
                 found = self.per_minute.get(minute_key)
                 if found is None:
                     found = self.per_minute[minute_key] = [0, 0.0, 0.0, 0]

@@ -8,6 +8,17 @@ pg_stat_statements uses) with IN-lists collapsed the way PostgreSQL 18 prints th
 
 Text the parser rejects (a truncated statement, another product's dialect) falls back to a
 regular-expression normalizer so that it still groups sensibly instead of being dropped.
+
+Most texts of a busy log are new to the exact-text cache (each carries its own literals),
+and PostgreSQL's parser is the largest cost of reading such a log. Texts that differ only
+in the values of their digits mostly normalize alike, so a second cache is keyed by the
+text with every digit made `0` (its *shape*, cheap to compute on bytes). A shape is only
+trusted once its first text showed that each of its digits lies in a constant the
+normalizer replaces: the text with every digit changed (and so every literal value) must
+normalize to the very same result. Digits anywhere else — a table name, a comment, an
+`ORDER BY 2`, a `$1` parameter, a type modifier — change that result, and such a shape is
+never used: its texts go to the parser each time. Texts with a backslash or `&` (escapes in
+E'' and U&'' strings, whose digits the scanner itself reads) never use the shape cache.
 """
 
 from __future__ import annotations
@@ -15,30 +26,40 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+from typing import Final
 
 import pglast.parser
 
 #: grouping key and display text for one statement text
 Normalized = tuple[str, str]
 
-_CACHE_LIMIT = 50_000
+_CACHE_LIMIT: Final = 50_000
 #: texts longer than this are not cached (they rarely repeat exactly)
-_CACHE_TEXT = 2048
+_CACHE_TEXT: Final = 2048
 #: characters (keys and values) each cache holds at most before it is emptied
-_CACHE_CHARS = 16 << 20
+_CACHE_CHARS: Final = 16 << 20
 #: characters held by normalize_cache and by _by_normalized
 _held = [0, 0]
 #: raw text -> normalize(text); parsers read it directly on their hot path
 normalize_cache: dict[str, Normalized] = {}
 _cache = normalize_cache
 _by_normalized: dict[str, Normalized] = {}
+#: shape -> the result of every text of that shape, or _UNTRUSTED where its digits are not
+#: all literal values (such texts are normalized one by one); characters held in _held[2]
+_UNTRUSTED: Final[Normalized] = ("", "")
+_by_shape: dict[bytes, Normalized] = {}
+_held.append(0)
+#: every ASCII digit (never part of a multi-byte UTF-8 character) -> "0"
+_SHAPE: Final = bytes.maketrans(b"123456789", b"000000000")
+#: every digit changed, for the test that a shape's digits are all literal values
+_OTHER_DIGITS: Final = str.maketrans("0123456789", "1234567890")
 
 # The loops over list items and string characters are possessive (`*+`, `++`) where giving
 # back could never lead to a match: the regex engine then keeps no backtracking state per
 # item or character, which for a string literal of a megabyte was 250 MB.
-_IN_LIST = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)++\s*([)\]])")
-_PARAM = re.compile(r"\$\d+")
-_LITERAL = re.compile(
+_IN_LIST: Final = re.compile(r"(?i)(\bIN\s*\(|\bARRAY\s*\[)\s*\$\d+(?:\s*,\s*\$\d+)++\s*([)\]])")
+_PARAM: Final = re.compile(r"\$\d+")
+_LITERAL: Final = re.compile(
     r"""(?xs)
       (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)\$)   # dollar-quoted string
     | (?P<ident>"[^"]*(?:""[^"]*)*")                          # quoted identifier: kept
@@ -48,7 +69,7 @@ _LITERAL = re.compile(
     | (?P<word>[A-Za-z_]\w*)                                  # keyword or name: kept
     """
 )
-_SPACE = re.compile(r"\s+")
+_SPACE: Final = re.compile(r"\s+")
 
 
 def collapse_in_lists(normalized: str) -> str:
@@ -84,14 +105,20 @@ def normalize(text: str) -> Normalized:
     if hit is not None:
         return hit
     stripped = text.strip()
-    try:
-        result = _by_normalized_text(pglast.parser.normalize(stripped))
-    except Exception:  # pglast raises its own ParseError, and others on odd input
-        display = regex_normalize(stripped)
-        digest = hashlib.blake2b(_SPACE.sub(" ", display.lower()).encode(), digest_size=8)
-        result = ("t" + digest.hexdigest(), collapse_in_lists(display))
     if len(text) > _CACHE_TEXT:
-        return result
+        return _normalize(stripped)
+    shape = _shape(stripped)
+    found = _by_shape.get(shape) if shape is not None else _UNTRUSTED
+    if found is None:
+        assert shape is not None
+        result = _normalize(stripped)
+        _remember_shape(shape, stripped, result)
+    elif not found[0]:  # _UNTRUSTED (compiled, tuples keep no identity)
+        result = _normalize(stripped)
+    else:
+        # Not copied into the exact-text cache: a text of literals seldom comes again,
+        # and its shape answers as fast as that cache would.
+        return found
     size = len(text) + len(result[1])
     if len(_cache) >= _CACHE_LIMIT or _held[0] + size > _CACHE_CHARS:
         # Constant memory: texts full of literals rarely repeat, so forgetting them all
@@ -101,6 +128,50 @@ def normalize(text: str) -> Normalized:
     _cache[text] = result
     _held[0] += size
     return result
+
+
+def _normalize(stripped: str) -> Normalized:
+    """normalize() without its caches."""
+    try:
+        return _by_normalized_text(pglast.parser.normalize(stripped))
+    except Exception:  # pglast raises its own ParseError, and others on odd input
+        display = regex_normalize(stripped)
+        digest = hashlib.blake2b(_SPACE.sub(" ", display.lower()).encode(), digest_size=8)
+        return ("t" + digest.hexdigest(), collapse_in_lists(display))
+
+
+def _shape(stripped: str) -> bytes | None:
+    """The text with its digits made 0, or None when the shape cache cannot serve it: no
+    digit at all (the exact cache does as well), or an escape the scanner decodes."""
+    try:
+        raw = stripped.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no text a server logged
+        return None
+    shape = raw.translate(_SHAPE)
+    if (shape == raw and b"0" not in raw) or b"\\" in raw or b"&" in raw:
+        return None
+    return shape
+
+
+def _remember_shape(shape: bytes, stripped: str, result: Normalized) -> None:
+    """Trust `shape` for every text of it if changing every digit of `stripped` (every
+    digit becomes another one) leaves its normalized text as it is."""
+    trusted = _UNTRUSTED
+    if result[0].startswith("f"):
+        try:
+            same = pglast.parser.normalize(stripped.translate(_OTHER_DIGITS)) == (
+                pglast.parser.normalize(stripped)
+            )
+        except Exception:
+            same = False
+        if same:
+            trusted = result
+    size = len(shape) + len(trusted[1])
+    if len(_by_shape) >= _CACHE_LIMIT or _held[2] + size > _CACHE_CHARS:
+        _by_shape.clear()
+        _held[2] = 0
+    _by_shape[shape] = trusted
+    _held[2] += size
 
 
 def _by_normalized_text(normalized: str) -> Normalized:

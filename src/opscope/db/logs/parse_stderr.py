@@ -12,7 +12,7 @@ import functools
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from opscope.db.logs.aggregate import Execution
 from opscope.db.logs.maintenance import MAINTENANCE_HEADS
@@ -21,32 +21,37 @@ from opscope.db.logs.prefix import CompiledPrefix
 from opscope.db.logs.sessions import ChunkState, maintenance_entry
 
 #: levels of the lines that complete the entry before them
-SECONDARY = frozenset(("DETAIL", "STATEMENT", "CONTEXT", "HINT", "QUERY", "LOCATION"))
-ERROR_LEVELS = frozenset(("ERROR", "FATAL", "PANIC"))
+SECONDARY: Final = frozenset(("DETAIL", "STATEMENT", "CONTEXT", "HINT", "QUERY", "LOCATION"))
+ERROR_LEVELS: Final = frozenset(("ERROR", "FATAL", "PANIC"))
 
-_LOCK = re.compile(
+_LOCK: Final = re.compile(
     r"process \d+ (still waiting for|acquired|avoided deadlock for"
     r"|detected deadlock while waiting for) .*? after (\d+(?:\.\d+)?) ms"
 )
 #: `duration: N ms`, strictly: inf, nan, negative or cut-off values are bad input
-DURATION = re.compile(r"duration: (\d{1,15}(?:\.\d+)?) ms")
-_TEMP = re.compile(r'temporary file: path ".*?", size (\d+)')
-_SQLSTATE = re.compile(r"([0-9A-Z]{5}): ")
-_PLAN_NODE = re.compile(r"  \((?:cost=|actual )|\(never executed\)")
-_JSON_QUERY_TEXT = re.compile(r'"Query Text": "((?:[^"\\]|\\.)*)"')
-_QUERY_PARAMETERS = "Query Parameters: "
+DURATION: Final = re.compile(r"duration: (\d{1,15}(?:\.\d+)?) ms")
+_TEMP: Final = re.compile(r'temporary file: path ".*?", size (\d+)')
+_SQLSTATE: Final = re.compile(r"([0-9A-Z]{5}): ")
+_PLAN_NODE: Final = re.compile(r"  \((?:cost=|actual )|\(never executed\)")
+_JSON_QUERY_TEXT: Final = re.compile(r'"Query Text": "((?:[^"\\]|\\.)*)"')
+_QUERY_PARAMETERS: Final = "Query Parameters: "
 
 # Entry kinds waiting for their DETAIL/STATEMENT lines; _NONE is "no entry yet", so a
 # DETAIL line there has lost its entry (the chunk cannot start that way: it is bad input).
-_LOGGED, _ERROR, _TEMP_FILE, _LOCK_WAIT, _IGNORED, _NONE = range(6)
-_NEEDS_STATEMENT = frozenset((_ERROR, _TEMP_FILE, _LOCK_WAIT))
-_SKIP: list[Any] = [_NONE]
-_SKIP_AFTER_MAIN: list[Any] = [_IGNORED]
+_LOGGED: Final = 0
+_ERROR: Final = 1
+_TEMP_FILE: Final = 2
+_LOCK_WAIT: Final = 3
+_IGNORED: Final = 4
+_NONE: Final = 5
+_NEEDS_STATEMENT: Final = frozenset((_ERROR, _TEMP_FILE, _LOCK_WAIT))
+_SKIP: Final[list[Any]] = [_NONE]
+_SKIP_AFTER_MAIN: Final[list[Any]] = [_IGNORED]
 
 
-_BLANK_LINE = re.compile(r"(?m)^[^\S\n]*$")
-_NOT_SPACE = re.compile(r"\S")
-_UNIT_START = re.compile(r"\n(?!\t)")
+_BLANK_LINE: Final = re.compile(r"(?m)^[^\S\n]*$")
+_NOT_SPACE: Final = re.compile(r"\S")
+_UNIT_START: Final = re.compile(r"\n(?!\t)")
 
 
 def _count_lines(text: str) -> int:
@@ -106,6 +111,20 @@ def _cut_entry(
         state.aggregate.cut_entries += 1
         state.aggregate.cut_bytes += len(text[start + limit : end].encode())
     return m
+
+
+def duration_end(msg: str) -> int:
+    """Where the `duration: N ms` that starts `msg` ends, or -1 where DURATION would not
+    match: string tests instead of a regular expression, on every execution's line."""
+    end = msg.find(" ms", 10)
+    if end < 11:
+        return -1
+    number = msg[10:end]
+    dot = number.find(".")
+    whole, fraction = (number, "0") if dot < 0 else (number[:dot], number[dot + 1 :])
+    if len(whole) > 15 or not whole.isdecimal() or not fraction.isdecimal():
+        return -1
+    return end + 3
 
 
 def untab(text: str) -> str:
@@ -170,10 +189,7 @@ def split_plan(body: str) -> tuple[str, str, str | None]:
 
 def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     aggregate = state.aggregate
-    add = state.add
-    # The common case is inlined below: its helpers, bound once per chunk.
-    aggregate_add = aggregate.add
-    cached = normalize_cache.get
+    # Methods are called as such, not bound to locals: compiled, that is a direct call.
     pending = state.pending
     seen = state.seen
     plain = state.plain
@@ -209,7 +225,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                 # Lines that are no entry end the entry before them (a chunk may start
                 # right after them): a DETAIL line after them has lost its entry.
                 if x_sid is not None:
-                    add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid,
+                    state.add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid,
                         x_qid, x_kind)  # fmt: skip
                     x_sid = x_params = None
                 elif current[0] != _IGNORED and current[0] != _NONE:
@@ -219,7 +235,16 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if match is None:
             continue
         m = match
-        ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = m.group(*indices)
+        fields = m.group(*indices)
+        # Optional prefix parts (after %q, or the generic prefix's time and pid) are None
+        # when absent: they are read as empty, so every field is a str (as the compiled
+        # module requires). An execution without pid nor session was never counted; that
+        # stays so (`anonymous`) until it is decided what to count it as.
+        anonymous = False
+        if None in fields:
+            anonymous = fields[1] is None and not fields[7]
+            fields = tuple(["" if f is None else f for f in fields])
+        ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = fields
         if level in SECONDARY:
             if x_sid is not None:
                 if level == "DETAIL" and msg.startswith("parameters: "):
@@ -236,11 +261,11 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             continue
         if x_sid is not None:
             if plain and x_text and not pending and x_sid in seen:
-                normalized = cached(x_text) or normalize(x_text)
-                aggregate_add(normalized[0], normalized[1], x_ts, x_duration, x_text, x_params,
+                normalized = normalize_cache.get(x_text) or normalize(x_text)
+                aggregate.add(normalized[0], normalized[1], x_ts, x_duration, x_text, x_params,
                               x_db, x_user, x_app, x_pid, x_qid, x_kind)  # fmt: skip
             else:
-                add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid,
+                state.add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid,
                     x_qid, x_kind)  # fmt: skip
             x_sid = x_params = None
         else:
@@ -256,50 +281,53 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if qid == "0":
             qid = ""
         # log_error_verbosity = verbose puts the SQLSTATE before every message, LOG too.
-        if msg[5:7] == ": " and _SQLSTATE.match(msg):
+        if msg.startswith(": ", 5) and _SQLSTATE.match(msg):
             if not sqlstate:
                 sqlstate = msg[:5]
             msg = msg[7:]
         if level == "LOG":
             if msg.startswith("duration: "):
-                d = DURATION.match(msg)
-                if d is None:
+                after = duration_end(msg)
+                if after < 0:
                     aggregate.bad_input(m.group(0))
                     continue
-                duration = float(d.group(1))
-                rest = msg[d.end() :]
-                if rest.startswith("  statement: "):
-                    x_text = untab(rest[13:])
+                duration = float(msg[10 : after - 3])
+                # The two common forms are read in place, without a copy of the rest.
+                if msg.startswith("  statement: ", after):
+                    x_text = untab(msg[after + 13 :])
                     x_kind = "statement"
-                elif rest.startswith("  execute "):
-                    x_text = untab(rest[rest.find(": ", 10) + 2 :])
+                elif msg.startswith("  execute ", after):
+                    colon = msg.find(": ", after + 10)
+                    x_text = untab(msg[colon + 2 :] if colon >= 0 else msg[after + 1 :])
                     x_kind = "execute"
-                elif not rest:
-                    # log_duration's parse and bind lines carry no text; only %i tells them.
-                    if tag == "PARSE" or tag == "BIND":
-                        (aggregate.prepare if tag == "PARSE" else aggregate.bind).add(duration)
-                        continue
-                    x_text = ""
-                    x_kind = "statement"
-                elif rest.startswith("  plan:"):
-                    query, plan, plan_params = split_plan(rest[7:])
-                    record = Execution(ts, duration, query, plan_params, db, user, app, pid,
-                                       qid, "plan", plan)  # fmt: skip
-                    state.plan(session or pid, record)
-                    continue
-                elif rest.startswith("  parse ") or rest.startswith("  prepare "):
-                    aggregate.prepare.add(duration)
-                    continue
-                elif rest.startswith("  bind "):
-                    aggregate.bind.add(duration)
-                    continue
                 else:
-                    # "fastpath function call" and other forms: an execution all the same.
-                    body = rest.lstrip()
-                    colon = body.find(": ")
-                    x_text = untab(body[colon + 2 :] if colon >= 0 else body)
-                    x_kind = "other"
-                x_sid = session or pid
+                    rest = msg[after:]
+                    if not rest:
+                        # log_duration's parse and bind lines carry no text; only %i tells them.
+                        if tag == "PARSE" or tag == "BIND":
+                            (aggregate.prepare if tag == "PARSE" else aggregate.bind).add(duration)
+                            continue
+                        x_text = ""
+                        x_kind = "statement"
+                    elif rest.startswith("  plan:"):
+                        query, plan, plan_params = split_plan(rest[7:])
+                        record = Execution(ts, duration, query, plan_params, db, user, app, pid,
+                                           qid, "plan", plan)  # fmt: skip
+                        state.plan(session or pid, record)
+                        continue
+                    elif rest.startswith("  parse ") or rest.startswith("  prepare "):
+                        aggregate.prepare.add(duration)
+                        continue
+                    elif rest.startswith("  bind "):
+                        aggregate.bind.add(duration)
+                        continue
+                    else:
+                        # "fastpath function call" and other forms: an execution all the same.
+                        body = rest.lstrip()
+                        colon = body.find(": ")
+                        x_text = untab(body[colon + 2 :] if colon >= 0 else body)
+                        x_kind = "other"
+                x_sid = None if anonymous else session or pid
                 x_ts, x_duration, x_db, x_user, x_app, x_pid, x_qid = (
                     ts, duration, db, user, app, pid, qid
                 )  # fmt: skip
@@ -323,7 +351,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         elif level in ERROR_LEVELS:
             current = [_ERROR, ts, user, db, level, sqlstate, msg, ""]
     if x_sid is not None:
-        add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid, x_qid,
+        state.add(x_sid, x_ts, x_duration, x_text, x_params, x_db, x_user, x_app, x_pid, x_qid,
             x_kind)  # fmt: skip
     else:
         kind = current[0]

@@ -49,10 +49,11 @@ class Pending:
         )
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: pickle sets the fields of a compiled one
 class Head:
-    kind: str  # "statement", "duration", "duration_with_text" or "disconnect"
-    session: str
+    # defaults only for pickle, when the module is compiled
+    kind: str = ""  # "statement", "duration", "duration_with_text" or "disconnect"
+    session: str = ""
     record: Execution | None = None
     plans: tuple[Execution, ...] = ()
     had_local_plans: bool = False
@@ -61,10 +62,10 @@ class Head:
 
 @dataclass
 class ChunkResult:
-    aggregate: Aggregate
-    heads: list[Head]
-    tails: dict[str, Pending]
-    seen: set[str]
+    aggregate: Aggregate = field(default_factory=Aggregate)
+    heads: list[Head] = field(default_factory=list)
+    tails: dict[str, Pending] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
 
 
 class Filters:
