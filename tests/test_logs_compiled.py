@@ -28,10 +28,16 @@ LOG = "".join(
 
 
 def test_stale_or_missing_builds_are_not_used(tmp_path: Path) -> None:
-    for name in compiled.MODULES:
-        shutil.copy(PACKAGE / name, tmp_path / name)
+    for path in PACKAGE.glob("*.py"):
+        shutil.copy(path, tmp_path / path.name)
     digest = compiled.source_digest(tmp_path)
     assert digest == compiled.source_digest(PACKAGE)
+    # a neighbour the compiled modules call (not compiled itself) counts as much as they do
+    assert "maintenance.py" not in compiled.MODULES
+    (tmp_path / "maintenance.py").write_text("# edited\n")
+    assert compiled.source_digest(tmp_path) != digest
+    shutil.copy(PACKAGE / "maintenance.py", tmp_path / "maintenance.py")
+    assert compiled.source_digest(tmp_path) == digest
     (tmp_path / compiled.MODULES[0]).write_text("# edited\n")
     assert compiled.source_digest(tmp_path) != digest
     assert compiled.compiled_path(tmp_path) is None
