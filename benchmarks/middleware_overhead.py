@@ -22,17 +22,18 @@ FastAPI 0.165, Starlette 1.10, prometheus-fastapi-instrumentator 8.1), pinned to
 On the same machine idle (load average 0.4), after the merge, one run of the same command:
     bare 45.5 µs; opscope adds 13.0 µs (median of the turns 17.0), the instrumentator
     39.5 µs (51.6): ratio 3.0x
-The goal is 10 µs: reached in the best loaded runs, not in every one, and not in the idle run; on this machine a run moves
-by 2 µs or more with the load. What does not move with it, the instructions (valgrind
-callgrind, two request counts differenced): a bare request runs 403k, opscope added 65.4k
-before and adds 46.3k now (-29%). What went: a coroutine per send message and the
-serialization hook's own (the send wrappers and serialize_response's wrapper are plain
-functions returning the awaitable), the `**kwargs` repacking of serialize_response's eleven
-arguments (0.6 µs alone: the wrapper is made with its signature), two of four clock readings
-(serialization is one span), a closure per request, the database histograms' work for a
-request without queries (their zeros are implied), a dict look-up per request. Of what is
-left, about 0.9 µs are the serialization hooks and the rest the middleware; around a bare
-ASGI app, without FastAPI, it costs about 3.5 µs (the same work runs slower among FastAPI's).
+The goal is 10 µs: reached in the best loaded runs, not in every one, and not in the idle
+run; on this machine a run moves by 2 µs or more with the load. What does not move with it,
+the instructions (valgrind callgrind, two request counts differenced): a bare request runs
+403k, opscope added 65.4k before and adds 46.3k now (-29%). What went: a coroutine per send
+message and the serialization hook's own (the send wrappers and serialize_response's wrapper
+are plain functions returning the awaitable), the `**kwargs` repacking of
+serialize_response's eleven arguments (0.6 µs alone: the wrapper is made with its
+signature), two of four clock readings (serialization is one span), a closure per request,
+the database histograms' work for a request without queries (their zeros are implied), a
+dict look-up per request. Of what is left, about 0.9 µs are the serialization hooks and the
+rest the middleware; around a bare ASGI app, without FastAPI, it costs about 3.5 µs (the
+same work runs slower among FastAPI's).
 """
 
 from __future__ import annotations
