@@ -25,11 +25,11 @@ from opscope.api.cache import serve
 from opscope.api.cache.entry import Entry, make_entry, verdict
 from opscope.api.cache.memory import MemoryCache
 from opscope.api.cache.rules import (
+    CacheRequest,
     CacheRule,
     CompiledRule,
     RuleSet,
     entry_key,
-    path_tags,
     same_route,
     sorted_query,
 )
@@ -42,24 +42,6 @@ log = logging.getLogger("opscope.api.cache")
 
 _CREDENTIALS = {b"authorization": "authorization", b"cookie": "cookie"}
 _ABSENT = b"\xff"
-
-
-class _Request:
-    """What the cache reads of one request, in one pass over its headers."""
-
-    __slots__ = ("credentials", "if_none_match", "key", "params", "path", "query", "rule")
-
-    def __init__(self, rule: CompiledRule, params: dict[str, str], path: str) -> None:
-        self.rule = rule
-        self.params = params
-        self.path = path
-        self.credentials = False
-        self.if_none_match: bytes | None = None
-        self.query = b""
-        self.key = ""
-
-    def tags(self) -> list[str]:
-        return [*self.rule.tags_for(self.params), *path_tags(self.path, self.query)]
 
 
 class ResponseCache:
@@ -159,8 +141,8 @@ class ResponseCache:
 
     def _read(
         self, scope: Scope, rule: CompiledRule, params: dict[str, str], path: str
-    ) -> _Request:
-        req = _Request(rule, params, path)
+    ) -> CacheRequest:
+        req = CacheRequest(rule, params, path)
         vary = rule.vary_bytes
         values: dict[bytes, bytes] = {}
         host = b""
@@ -189,7 +171,7 @@ class ResponseCache:
         scope: Scope,
         receive: Receive,
         send: Send,
-        req: _Request,
+        req: CacheRequest,
     ) -> None:
         """Another request of this process is computing the answer: wait for it."""
         try:
@@ -213,7 +195,7 @@ class ResponseCache:
         scope: Scope,
         receive: Receive,
         send: Send,
-        req: _Request,
+        req: CacheRequest,
         future: asyncio.Future[Entry | None],
     ) -> None:
         template = req.rule.template
@@ -253,7 +235,7 @@ class ResponseCache:
         scope: Scope,
         receive: Receive,
         send: Send,
-        req: _Request,
+        req: CacheRequest,
         lock: Lock,
         future: asyncio.Future[Entry | None] | None,
     ) -> None:
@@ -337,7 +319,7 @@ class ResponseCache:
 
     # --- stale-while-revalidate --------------------------------------------------------
 
-    def _refresh_later(self, scope: Scope, req: _Request) -> None:
+    def _refresh_later(self, scope: Scope, req: CacheRequest) -> None:
         if req.key in self.refreshing:
             return
         self.refreshing.add(req.key)
@@ -348,7 +330,7 @@ class ResponseCache:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _refresh(self, scope: Scope, req: _Request) -> None:
+    async def _refresh(self, scope: Scope, req: CacheRequest) -> None:
         template = req.rule.template
         try:
             lock = await self.backend.alock(req.key, self.lock_timeout_s)
@@ -372,7 +354,7 @@ class ResponseCache:
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     done.set()
 
-            fresh = _Request(req.rule, req.params, req.path)
+            fresh = CacheRequest(req.rule, req.params, req.path)
             fresh.query, fresh.key = req.query, req.key
             await self._fill(sub, receive, discard, fresh, lock, None)
         except BackendUnavailable:

@@ -252,3 +252,22 @@ def tags_of_paths(paths: Iterable[str]) -> list[str]:
         else:
             out.append("path:" + path)
     return out
+
+
+class CacheRequest:
+    """What the cache reads of one request, in one pass over its headers (ASGI and WSGI
+    alike)."""
+
+    __slots__ = ("credentials", "if_none_match", "key", "params", "path", "query", "rule")
+
+    def __init__(self, rule: CompiledRule, params: dict[str, str], path: str) -> None:
+        self.rule = rule
+        self.params = params
+        self.path = path
+        self.credentials = False
+        self.if_none_match: bytes | None = None
+        self.query = b""
+        self.key = ""
+
+    def tags(self) -> list[str]:
+        return [*self.rule.tags_for(self.params), *path_tags(self.path, self.query)]

@@ -20,11 +20,11 @@ from opscope.api.cache import serve
 from opscope.api.cache.entry import Entry, Headers, make_entry, verdict
 from opscope.api.cache.memory import MemoryCache
 from opscope.api.cache.rules import (
+    CacheRequest,
     CacheRule,
     CompiledRule,
     RuleSet,
     entry_key,
-    path_tags,
     same_route,
     sorted_query,
 )
@@ -49,22 +49,6 @@ class _Flight:
         if not self.done.is_set():
             self.entry = entry
             self.done.set()
-
-
-class _Request:
-    __slots__ = ("credentials", "if_none_match", "key", "params", "path", "query", "rule")
-
-    def __init__(self, rule: CompiledRule, params: dict[str, str], path: str) -> None:
-        self.rule = rule
-        self.params = params
-        self.path = path
-        self.credentials = False
-        self.if_none_match: bytes | None = None
-        self.query = b""
-        self.key = ""
-
-    def tags(self) -> list[str]:
-        return [*self.rule.tags_for(self.params), *path_tags(self.path, self.query)]
 
 
 def _headers_out(headers: Headers) -> list[tuple[str, str]]:
@@ -154,8 +138,8 @@ class ResponseCacheWSGI:
             flight.finish(None)
 
     def _read(self, environ: Environ, rule: CompiledRule, params: dict[str, str],
-              path: str) -> _Request:  # fmt: skip
-        req = _Request(rule, params, path)
+              path: str) -> CacheRequest:  # fmt: skip
+        req = CacheRequest(rule, params, path)
         for header, key in (("authorization", "HTTP_AUTHORIZATION"), ("cookie", "HTTP_COOKIE")):
             if key in environ and header not in rule.per_user:
                 req.credentials = True
@@ -179,7 +163,7 @@ class ResponseCacheWSGI:
         self,
         entry: Entry,
         start_response: StartResponse,
-        req: _Request,
+        req: CacheRequest,
         head: bool,
         now: float,
         *,
@@ -211,7 +195,7 @@ class ResponseCacheWSGI:
         return start
 
     def _follow(self, flight: _Flight, environ: Environ, start_response: StartResponse,
-                req: _Request) -> Iterable[bytes]:  # fmt: skip
+                req: CacheRequest) -> Iterable[bytes]:  # fmt: skip
         flight.done.wait(self.lock_timeout_s)
         entry = flight.entry
         template = req.rule.template
@@ -222,7 +206,7 @@ class ResponseCacheWSGI:
         environ[CACHED_ROUTE] = template
         return self._send(entry, start_response, req, False, self.clock(), collapsed=True)
 
-    def _lead(self, environ: Environ, start_response: StartResponse, req: _Request,
+    def _lead(self, environ: Environ, start_response: StartResponse, req: CacheRequest,
               flight: _Flight) -> Iterable[bytes]:  # fmt: skip
         template = req.rule.template
         backend = self.backend
@@ -250,7 +234,7 @@ class ResponseCacheWSGI:
         self.stats.count(template, MISS)
         return self._fill(environ, start_response, req, lock, flight)
 
-    def _fill(self, environ: Environ, start_response: StartResponse, req: _Request, lock: Lock,
+    def _fill(self, environ: Environ, start_response: StartResponse, req: CacheRequest, lock: Lock,
               flight: _Flight | None) -> Iterable[bytes]:  # fmt: skip
         """Call the app; store its answer if it may be, and send it (or a 304)."""
         rule = req.rule
@@ -332,7 +316,7 @@ class ResponseCacheWSGI:
 
     # --- stale-while-revalidate --------------------------------------------------------
 
-    def _refresh_later(self, environ: Environ, req: _Request) -> None:
+    def _refresh_later(self, environ: Environ, req: CacheRequest) -> None:
         with self.flights_lock:
             if req.key in self.refreshing:
                 return
@@ -344,14 +328,14 @@ class ResponseCacheWSGI:
         )
         thread.start()
 
-    def _refresh(self, environ: Environ, req: _Request) -> None:
+    def _refresh(self, environ: Environ, req: CacheRequest) -> None:
         template = req.rule.template
         try:
             lock = self.backend.lock(req.key, self.lock_timeout_s)
             if lock is None:
                 return
             self.stats.count(template, MISS)
-            fresh = _Request(req.rule, req.params, req.path)
+            fresh = CacheRequest(req.rule, req.params, req.path)
             fresh.query, fresh.key = req.query, req.key
             body = self._fill(environ, lambda *a: lambda _: None, fresh, lock, None)
             _close(body)
