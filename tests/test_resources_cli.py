@@ -67,6 +67,10 @@ def test_bad_options_are_one_line_and_exit_2(args: list[str], message: str, tmp_
     assert lines[0].startswith("opscope: error: ")
 
 
+#: checks on conditions of the machine running the suite, which the test does not control
+HOST_STATE = {"high_cpu", "high_memory", "disk_filling"}
+
+
 def test_a_run_on_this_host(tmp_path: Path) -> None:
     (tmp_path / "opscope.yaml").write_text(
         "services:\n  nothing: {tcp: '127.0.0.1:1', attempts: 1, timeout_s: 1}\n"
@@ -80,9 +84,10 @@ def test_a_run_on_this_host(tmp_path: Path) -> None:
     assert target["kind"] == "resources"
     summary = report["summary"][target["name"]]
     assert summary["host"]["cpu_count"] >= 1 and summary["disks"]
-    assert [f["check"] for f in report["findings"] if f["severity"] == "critical"] == [
-        "service_down"
-    ]
+    critical = [f["check"] for f in report["findings"] if f["severity"] == "critical"]
+    # the host's own state is this machine's (the suite keeps both cores busy: high_cpu is
+    # real then); what the test set up is the one service that is down
+    assert [c for c in critical if c not in HOST_STATE] == ["service_down"], critical
     text = _run("--config", "opscope.yaml", "--only", "services", cwd=tmp_path)
     assert "services" in text.stdout and "nothing" in text.stdout
 
