@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from opscope.api.accesslog import LogAggregate, read_logs
 from opscope.api.context import ACCESS_LOG, KIND, METRICS, ApiContext, IndexAdvice
@@ -35,6 +33,9 @@ from opscope.findings import CheckError, Clock, Report, Target, utc_now
 from opscope.fixes import group_fixes
 from opscope.plugins import default_plugins
 from opscope.redact import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 #: endpoints listed in a target's summary, busiest first
 SUMMARY_ENDPOINTS = 50
@@ -157,6 +158,8 @@ def analyze_api(
 
     Raises ScrapeError when the metrics cannot be read, LogInputError for an unreadable log,
     ValueError for an unknown check in `only` or nothing to read."""
+    import httpx
+
     target = apis(config).get(name) if name else None
     metrics_url = metrics_url or (target.metrics_url if target else None)
     access_logs = list(access_logs) or list(target.access_logs if target else ())

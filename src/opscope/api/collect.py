@@ -5,8 +5,8 @@ findings."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -20,6 +20,9 @@ from opscope.errors import first_line
 from opscope.findings import Report
 from opscope.monitor.collector import CollectContext, Collection, CollectorError
 from opscope.redact import redact
+
+if TYPE_CHECKING:
+    pass
 
 
 def relabel(text: str, target: str, source: str) -> list[Metric]:
@@ -55,6 +58,8 @@ class ApiCollector:
         self.name = f"{KIND}/{self.target}"
 
     def collect(self, context: CollectContext) -> Collection:
+        import httpx
+
         timeout = min(API.of(self.config).timeout_s, self.timeout_s)
         shown = redact(self.metrics_url)
         with httpx.Client(timeout=timeout) as client:

@@ -17,13 +17,14 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from opscope.api.latency import bars, quantile
 from opscope.errors import first_line
 from opscope.redact import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 DEFAULT_CONCURRENCY = 10
@@ -93,6 +94,8 @@ Progress = Callable[[int], None]
 async def _send(
     client: httpx.AsyncClient, plan: ProbePlan, url: str, clock: Callable[[], float]
 ) -> tuple[float, float, int | None, str | None]:
+    import httpx
+
     sent = clock()
     try:
         response = await client.request(
@@ -174,6 +177,8 @@ async def run_probe(
     clock: Callable[[], float] = time.perf_counter,
     progress: Progress = lambda _: None,
 ) -> ProbeResult:
+    import httpx
+
     limits = httpx.Limits(
         max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from opscope.api.endpoints import Endpoint, Latency, Statement
 from opscope.errors import first_line
 from opscope.redact import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 #: (sample name, sorted label pairs) -> value
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -24,6 +27,8 @@ class ScrapeError(Exception):
 
 
 def fetch(url: str, client: httpx.Client) -> str:
+    import httpx
+
     try:
         response = client.get(url)
     except httpx.HTTPError as exc:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
@@ -25,6 +23,9 @@ from opscope.db.connection import ConnectionFactory, connect
 from opscope.findings import Clock, Report, Target, utc_now
 from opscope.fixes import group_fixes
 from opscope.plugins import default_plugins
+
+if TYPE_CHECKING:
+    import httpx
 
 #: DAGs listed in the summary table (the slowest first)
 SUMMARY_DAGS = 50

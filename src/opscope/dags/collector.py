@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
 import psycopg
 from prometheus_client.metrics_core import GaugeMetricFamily
 
@@ -35,6 +35,9 @@ from opscope.db.monitor.metrics import Families
 from opscope.errors import first_line
 from opscope.monitor.collector import CollectContext, Collection, CollectorError
 from opscope.redact import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 #: the states of finished runs, each counted (0 included) for every DAG
 RUN_STATES = ("success", "failed")

@@ -7,9 +7,8 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from opscope.dags.model import Pipeline
 from opscope.dags.readers.importer import read_import
@@ -18,6 +17,9 @@ from opscope.dags.readers.rest import RestReader
 from opscope.dags.settings import AirflowTarget, DagsSettings
 from opscope.db.connection import ConnectionFactory, SqlRunner, describe_dsn
 from opscope.redact import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 DB = "db"
 URL = "url"
@@ -62,6 +64,8 @@ def open_pipeline(
     http: httpx.Client | None = None,
 ) -> Iterator[Pipeline]:
     """The pipeline of `source`, whose runs stream while the block lasts."""
+    import httpx
+
     if source.kind == DB:
         conn = connect(source.location, settings.session)
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,8 +28,10 @@ from opscope.db.monitor.snapshot import NoHistory
 from opscope.db.settings import databases
 from opscope.findings import CheckError, Report, utc_now
 from opscope.monitor.settings import serve_settings
-from opscope.monitor.store import Store, StoreError, open_for_reading
 from opscope.redact import redact
+
+if TYPE_CHECKING:
+    from opscope.monitor.store import Store
 
 
 def resolve_target(item: str, cfg: Config) -> tuple[str | None, str]:
@@ -146,6 +148,10 @@ def analyze_db_command(
 def _history(cfg: Config, required: bool) -> Store | None:
     """The store of `opscope serve` (serve.store), read only: what --since reads, and what
     judges index usage over the whole observed window when it exists."""
+    # imported here: the store brings SQLAlchemy and alembic, a third of a second that every
+    # other command (and `--help`) would pay at start-up
+    from opscope.monitor.store import StoreError, open_for_reading
+
     settings = serve_settings(cfg)
     url = settings.store_url(cfg)
     explicit = settings.store is not None

@@ -18,9 +18,6 @@ from opscope.cli_common import (
     load_or_fail,
     say,
 )
-from opscope.monitor.evaluate import evaluate_everything
-from opscope.monitor.service import ServeError, Service, configure_logging
-from opscope.monitor.store import StoreError
 from opscope.plugins import PluginError, default_plugins
 
 
@@ -48,6 +45,11 @@ def serve_command(
 ) -> None:
     """Run the collectors on their schedules, keep their history and serve /metrics and the
     JSON API."""
+    # the service (FastAPI, uvicorn, SQLAlchemy, alembic) is imported when it runs, not when
+    # any command starts: it is most of opscope's start-up time otherwise
+    from opscope.monitor.service import ServeError, Service, configure_logging
+    from opscope.monitor.store import StoreError
+
     cfg = load_or_fail(config)
     configure_logging()
     try:
@@ -66,6 +68,8 @@ def check_command(
     fail_on: FailOnOpt = None,
 ) -> None:
     """Run every configured analysis once (databases, APIs, ...), for cron and CI."""
+    from opscope.monitor.evaluate import evaluate_everything  # brings the store: see serve
+
     check_output_options(fmt, output, fail_on)
     cfg = load_or_fail(config)
     try:

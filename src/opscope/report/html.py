@@ -4,9 +4,8 @@ own fragments, escaped the same way."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from opscope.display import visible
@@ -25,10 +24,34 @@ from opscope.report.grouping import (
 )
 from opscope.units import human_bytes, human_number
 
+if TYPE_CHECKING:
+    from jinja2 import Environment, Template
 
-def template_environment(package: str, folder: str = "templates") -> Environment:
-    """A Jinja2 environment for report HTML: autoescaped, with the shared filters. Areas
-    render their sections' fragments with one of their own."""
+
+class Templates:
+    """An area's report templates, loaded on first use: every area's sections module makes
+    one at import, and Jinja2 is not worth importing for a command that renders no HTML."""
+
+    def __init__(self, package: str, folder: str = "templates") -> None:
+        self.package = package
+        self.folder = folder
+        self._env: Environment | None = None
+
+    def get_template(self, name: str) -> Template:
+        if self._env is None:
+            self._env = _environment(self.package, self.folder)
+        return self._env.get_template(name)
+
+
+def template_environment(package: str, folder: str = "templates") -> Templates:
+    """The templates for report HTML: autoescaped, with the shared filters. Areas render
+    their sections' fragments with one of their own."""
+    return Templates(package, folder)
+
+
+def _environment(package: str, folder: str) -> Environment:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
     env = Environment(
         loader=PackageLoader(package, folder),
         autoescape=select_autoescape(default=True, default_for_string=True),

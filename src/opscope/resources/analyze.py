@@ -10,10 +10,8 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from opscope.api.scrape import Samples, ScrapeError
 from opscope.api.settings import apis
@@ -40,6 +38,9 @@ from opscope.resources.settings import (
     resource_settings,
     services,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 #: the parts of a run; `parts` narrows it
 PARTS = ("host", "pools", "services")
@@ -189,6 +190,8 @@ def analyze_resources(
     """The resources report of this host. Nothing here raises for a part that cannot be
     read (a pool's /metrics, a PgBouncer, a database): it becomes an entry in `errors`.
     Raises ValueError for an unknown check in `only` or part in `parts`."""
+    import httpx
+
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise ValueError(f"unknown part {unknown[0]!r} (expected: {', '.join(PARTS)})")

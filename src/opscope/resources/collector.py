@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import psutil
 
 from opscope.config import Config
@@ -27,6 +27,9 @@ from opscope.resources.host import HostReader, HostSample
 from opscope.resources.probes import ProbeResult, probe
 from opscope.resources.processes import GroupSample, measure
 from opscope.resources.settings import ServiceTarget, resource_settings, services
+
+if TYPE_CHECKING:
+    import httpx
 
 #: the kind of the probes' collectors: `serve.collectors: {probe: {...}}` schedules them all
 PROBE_KIND = "probe"

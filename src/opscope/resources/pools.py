@@ -5,10 +5,12 @@ since the app began recording, with the app's request rate and database time per
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from opscope.api.scrape import Samples, difference, fetch, parse, started_at
+
+if TYPE_CHECKING:
+    import httpx
 
 POOL_LABEL = "db_client_connection_pool_name"
 

@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import httpx
+from typing import TYPE_CHECKING
 
 from opscope.errors import first_line
 from opscope.redact import redact
 from opscope.resources.settings import ServiceTarget, parse_host_port
+
+if TYPE_CHECKING:
+    import httpx
 
 Timer = Callable[[], float]
 
@@ -122,6 +124,8 @@ def probe_http(
     timer: Timer = time.perf_counter,
     slow_ms: float | None = None,
 ) -> ProbeResult:
+    import httpx
+
     assert target.url is not None
     make = client_factory or default_client
     attempts = []
@@ -172,6 +176,8 @@ def probe_http(
 
 
 def default_client(target: ServiceTarget) -> httpx.Client:
+    import httpx
+
     verify: ssl.SSLContext | bool = target.verify
     if target.verify and target.ca_file:
         verify = ssl.create_default_context(cafile=target.ca_file)

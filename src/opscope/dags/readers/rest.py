@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from opscope.dags.model import Dag, Pipeline, Pool, Run, TaskTry
 from opscope.dags.readers.metadata import Selection
 from opscope.dags.readers.serialized import graph_from_tasks
 from opscope.errors import first_line
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class RestError(Exception):
@@ -66,6 +67,8 @@ class RestReader:
     # --- HTTP -------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         url = f"{self.base}{path}"
         self.requests += 1
         try:
@@ -116,6 +119,8 @@ class RestReader:
 
     def _login(self) -> None:
         """Pick the API version and the way to authenticate."""
+        import httpx
+
         if self.token:
             self._headers = {"Authorization": f"Bearer {self.token}"}
         for api in ("v2", "v1"):
