@@ -74,6 +74,19 @@ def test_every_target_is_in_exactly_one_shard(targets: list[str], count: int) ->
     assert names == sorted(targets)
 
 
+class _Local(_T):
+    local = True
+
+
+def test_a_local_collector_runs_on_every_shard() -> None:
+    # each instance reads its own host: hashing the host name would leave some hosts unread
+    items = [_T("postgresql", "warehouse"), _Local("resources", "host-a")]
+    for count in (1, 2, 3):
+        picked = [owned(items, (i, count)) for i in range(count)]
+        assert all(any(isinstance(c, _Local) for c in shard) for shard in picked)
+        assert sum(c.target == "warehouse" for shard in picked for c in shard) == 1
+
+
 def test_the_shard_hash_is_stable() -> None:
     # the same on every instance and every run: a fixed value, not Python's salted hash()
     assert shard_of("postgresql", "warehouse", 2) == shard_of("postgresql", "warehouse", 2)

@@ -90,7 +90,9 @@ class Collector(Protocol):
     name: str
     #: the kind of target (the checks' kind), such as postgresql
     kind: str
-    #: the configured target's name; sharding assigns (kind, target) to one instance
+    #: the configured target's name; sharding assigns (kind, target) to one instance. A
+    #: collector may also set `local = True` (optional): it reads the machine the service
+    #: runs on, so every instance runs its own, whatever its shard
     target: str
     interval_s: float
     timeout_s: float

@@ -68,8 +68,13 @@ def shard_of(kind: str, target: str, count: int) -> int:
 
 
 def owned(items: Sequence[Any], shard: tuple[int, int]) -> list[Any]:
+    """The items of shard `shard`; a local one (`local = True`: it reads the machine the
+    service runs on, such as the host collector) belongs to every instance, since each
+    instance's machine is a target of its own that no other instance can read."""
     index, count = shard
-    return [c for c in items if shard_of(c.kind, c.target, count) == index]
+    return [
+        c for c in items if getattr(c, "local", False) or shard_of(c.kind, c.target, count) == index
+    ]
 
 
 @dataclass(frozen=True)

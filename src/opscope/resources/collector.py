@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import psutil
 
@@ -124,6 +124,8 @@ class HostCollector:
     interval_s: float = 60.0
     timeout_s: float = 30.0
     name: str = field(init=False)
+    #: every instance of a sharded service reads its own host (monitor.service.owned)
+    local: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         settings = resource_settings(self.config)
