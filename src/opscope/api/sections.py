@@ -14,6 +14,7 @@ from opscope.display import visible
 from opscope.findings import Report, Target
 from opscope.report.html import template_environment
 from opscope.report.markdown import inline
+from opscope.report.terminal import label_grid
 from opscope.units import human_ms, human_number
 
 PROBE_KIND = "api-probe"
@@ -94,11 +95,7 @@ class ApiSection:
 
     def terminal(self, report: Report, target: Target) -> RenderableType | None:
         summary = report.summary.get(target.name, {})
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column()
-        for label, value in headline(summary):
-            grid.add_row(label, Text(visible(value)))
+        grid = label_grid(headline(summary))
         table = Table(*COLUMNS, title_justify="left", pad_edge=False, box=None)
         for col in table.columns[1:]:
             col.justify = "right"
@@ -205,11 +202,7 @@ class ProbeSection:
 
     def terminal(self, report: Report, target: Target) -> RenderableType | None:
         summary = report.summary.get(target.name, {})
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column()
-        for label, value in probe_headline(summary):
-            grid.add_row(label, Text(visible(value)))
+        grid = label_grid(probe_headline(summary))
         table = Table("", *PERCENTILES, box=None, pad_edge=False)
         for col in table.columns[1:]:
             col.justify = "right"

@@ -17,6 +17,7 @@ from opscope.display import visible
 from opscope.findings import Report, Target
 from opscope.report.html import template_environment
 from opscope.report.markdown import fence, inline
+from opscope.report.terminal import label_grid
 
 _env = template_environment("opscope.dags")
 
@@ -75,11 +76,7 @@ class DagsSection:
 
     def terminal(self, report: Report, target: Target) -> RenderableType | None:
         summary = report.summary.get(target.name, {})
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column()
-        for label, value in summary_lines(summary):
-            grid.add_row(label, Text(visible(value)))
+        grid = label_grid(summary_lines(summary))
         parts: list[RenderableType] = [grid]
         rows = _dag_rows(summary)
         if rows:

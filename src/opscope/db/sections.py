@@ -8,7 +8,6 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from opscope.db.context import KIND
@@ -16,6 +15,7 @@ from opscope.display import visible
 from opscope.findings import Report, Target
 from opscope.report.html import template_environment
 from opscope.report.markdown import fence, inline
+from opscope.report.terminal import label_grid
 from opscope.units import human_bytes
 
 _env = template_environment("opscope.db")
@@ -147,11 +147,7 @@ class DatabaseSection:
         plan = _plan(summary)
         if plan is not None:
             return Group(*(Text(visible(line)) for line in plan_lines(plan, report)), Text(""))
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column()
-        for label, value in summary_lines(summary):
-            grid.add_row(label, Text(visible(value)))
+        grid = label_grid(summary_lines(summary))
         return Panel(
             grid,
             title=Text(visible(f"{target.kind} · {target.name}"), style="bold"),

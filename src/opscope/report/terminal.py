@@ -7,6 +7,7 @@ query containing "[bold]" prints as written."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 from rich.console import Console, Group
 from rich.padding import Padding
@@ -36,6 +37,17 @@ STYLE = {
     Severity.warning: "bold black on yellow",
     Severity.info: "bold white on blue",
 }
+
+
+def label_grid(rows: Iterable[tuple[str, str]]) -> Table:
+    """Labels (dim) beside their values, as every summary opens. Both are Text, never
+    markup: a label can carry a name from the watched system, brackets and all."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(Text(visible(label)), Text(visible(value)))
+    return grid
 
 
 def _indent(text: Text, left: int = 2) -> Padding:
@@ -105,11 +117,7 @@ def _summary(console: Console, report: Report, target: Target, plugins: Plugins)
             console.print(shown, soft_wrap=True)
     if sections:
         return
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim")
-    grid.add_column()
-    for label, value in summary_rows(report, target):
-        grid.add_row(Text(visible(label)), Text(visible(value)))
+    grid = label_grid(summary_rows(report, target))
     console.print(
         Panel(
             grid,

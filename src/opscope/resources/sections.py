@@ -13,6 +13,7 @@ from opscope.display import visible
 from opscope.findings import Report, Target
 from opscope.report.html import template_environment
 from opscope.report.markdown import inline
+from opscope.report.terminal import label_grid
 from opscope.resources.context import KIND
 from opscope.units import human_bytes, human_ms, human_number
 
@@ -110,11 +111,7 @@ class ResourcesSection:
         parts: list[RenderableType] = [
             Text(visible(f"{target.kind} · {target.name}"), style="bold")
         ]
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column()
-        for label, value in headline(summary):
-            grid.add_row(label, Text(visible(value)))
+        grid = label_grid(headline(summary))
         parts.append(grid)
         for title, columns, rows in tables(summary):
             table = Table(title=title, title_justify="left", show_edge=False)
