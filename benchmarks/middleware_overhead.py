@@ -1,39 +1,48 @@
 """What the API middleware costs per request: the same FastAPI app bare, with opscope's
-`Instrument`, and with prometheus-fastapi-instrumentator, side by side in one run.
+`Instrument`, with prometheus-fastapi-instrumentator and with OpenTelemetry's ASGI
+middleware (opentelemetry-instrumentation-asgi, its metrics recorded by the SDK), side by
+side in one run.
 
 Each request is an in-process ASGI call (no network, no server): a GET of a small JSON
 endpoint, so the figure is the middleware's own work. Each app runs in a process of its own
-(opscope's hooks are process-wide: they must not slow the others); the three stay alive and
-take turns, one round each, so a neighbour that loads the shared machine slows the three
-rounds of a turn alike. Times are the thread's CPU time (time descheduled is not charged to
-the app it interrupted). Printed: the best round of each (the least disturbed), and the
-median over the turns of what each adds to the bare round next to it.
+(opscope's hooks are process-wide: they must not slow the others); the four stay alive and
+take turns, one round each, so a neighbour that loads the shared machine slows the rounds
+of a turn alike. Times are the thread's CPU time (time descheduled is not charged to the
+app it interrupted). Printed: the best round of each (the least disturbed), and the median
+over the turns of what each adds to the bare round next to it; the ratios last.
 
     taskset -c 0 .venv/bin/python benchmarks/middleware_overhead.py [--rounds 100] [--requests 1000]
 
-Measured here (2 cores shared with other sessions, load average 3 to 5, Python 3.11.7,
-FastAPI 0.165, Starlette 1.10, prometheus-fastapi-instrumentator 8.1), pinned to one core,
---rounds 60 --requests 2000, the code before and after the work on the hot path alternately:
-    before: adds 13.9 and 12.2 µs (best rounds; medians of the turns 16.8 and 16.1)
-    after:  adds 12.0, 10.0, 9.9 and 11.1 µs (medians of the turns 14.0, 11.9, 10.3, 13.5)
-    instrumentator: adds 37.4 to 39.3 µs (medians 40.4 to 43.9); bare request 42.8-45.2 µs
-    last run: added per request: opscope 11.1 µs, prometheus-fastapi-instrumentator 38.8 µs,
-    ratio 3.5x (best rounds; 13.5 and 42.7 µs in the medians of the turns)
-On the same machine idle (load average 0.4), after the merge, one run of the same command:
-    bare 45.5 µs; opscope adds 13.0 µs (median of the turns 17.0), the instrumentator
-    39.5 µs (51.6): ratio 3.0x
-The goal is 10 µs: reached in the best loaded runs, not in every one, and not in the idle
-run; on this machine a run moves by 2 µs or more with the load. What does not move with it,
-the instructions (valgrind callgrind, two request counts differenced): a bare request runs
-403k, opscope added 65.4k before and adds 46.3k now (-29%). What went: a coroutine per send
-message and the serialization hook's own (the send wrappers and serialize_response's wrapper
-are plain functions returning the awaitable), the `**kwargs` repacking of
-serialize_response's eleven arguments (0.6 µs alone: the wrapper is made with its
+Measured here (2 cores shared with other sessions, Python 3.11.7, FastAPI 0.165, Starlette
+1.10, prometheus-fastapi-instrumentator 8.1, opentelemetry-instrumentation-asgi 0.66b2 with
+opentelemetry-sdk 1.45), pinned to one core, --rounds 60 --requests 2000, three runs in a
+row at load average 2.8 to 3.7 (best rounds; the medians of the turns in brackets):
+    bare request 44.4, 46.4, 43.5 µs
+    opscope adds 10.1, 10.6, 11.2 µs (13.3, 13.6, 12.3)
+    prometheus-fastapi-instrumentator adds 39.5, 39.1, 39.3 µs (52.7, 47.4, 43.4): 3.9x,
+    3.7x, 3.5x what opscope adds
+    opentelemetry-instrumentation-asgi adds 135.8, 136.3, 126.9 µs (167.4, 168.0, 137.1):
+    13.5x, 12.8x, 11.4x
+    one run at load average 1.3 (--rounds 40): opscope 9.1 µs (12.8), the instrumentator
+    39.1 (47.3), OpenTelemetry 133.4 (152.7): ratios 4.3x and 14.7x
+The work before this (the same command, load 3 to 5) measured opscope at 9.9 to 12.0 µs and
+13.0 µs idle. The goal is 10 µs: reached in the best runs, not in every one; on this machine
+a run moves by 2 µs or more with the load. What does not move with it, the instructions
+(valgrind callgrind, the same process's phases of 300 and 1300 requests differenced): a bare
+request runs 403k; opscope added 65.4k at first, 48.4k before this work and adds 39.8k now.
+What went, first: a coroutine per send message and the serialization hook's own (the send
+wrappers and serialize_response's wrapper are plain functions returning the awaitable), the
+`**kwargs` repacking of serialize_response's eleven arguments (the wrapper is made with its
 signature), two of four clock readings (serialization is one span), a closure per request,
 the database histograms' work for a request without queries (their zeros are implied), a
-dict look-up per request. Of what is left, about 0.9 µs are the serialization hooks and the
-rest the middleware; around a bare ASGI app, without FastAPI, it costs about 3.5 µs (the
-same work runs slower among FastAPI's).
+dict look-up per request. Then (-8.6k): the route template, the credentials check and the
+response key inlined in the middleware for the common case (three calls), Response.__init__'s
+hook made with its signature too (FastAPI makes two Responses a request, one empty for the
+dependencies' headers, and each repacked `*args, **kwargs`), the recorder's lock taken
+without a `with` block. Of what is left, 6.4k are the serialization hooks (three wrapper
+calls), the rest the middleware: its record (18 fields, 3.5k), the context variable set and
+reset (2.8k), two send wrappers (6k), the recorder's update (7.5k); around a bare ASGI app,
+without FastAPI, it costs about 3.5 µs (the same work runs slower among FastAPI's).
 """
 
 from __future__ import annotations
@@ -79,6 +88,20 @@ def instrumentator_app() -> FastAPI:
     return app
 
 
+def opentelemetry_app() -> FastAPI:
+    """OpenTelemetry's ASGI middleware recording its metrics with the SDK (a reader is what
+    makes the SDK aggregate them; the in-memory one exports nothing by itself). Its traces
+    stay off, the API's no-op tracer: opscope records none, so the peer is spared them."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    app = make_app()
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    app.add_middleware(OpenTelemetryMiddleware, meter_provider=provider)
+    return app
+
+
 async def run(app: ASGIApp, requests: int) -> float:
     """Seconds per request over `requests` sequential calls."""
     sent: list[Message] = []
@@ -120,6 +143,12 @@ MAKERS: dict[str, Callable[[], FastAPI]] = {
     "bare": make_app,
     "opscope": opscope_app,
     "instrumentator": instrumentator_app,
+    "opentelemetry": opentelemetry_app,
+}
+#: how each peer is named in the last line
+PEERS = {
+    "instrumentator": "prometheus-fastapi-instrumentator",
+    "opentelemetry": "opentelemetry-instrumentation-asgi",
 }
 
 
@@ -177,24 +206,26 @@ def main() -> None:
     # what each adds in one turn, against the bare round next to it
     added = {
         name: statistics.median(t - b for t, b in zip(times[name], times["bare"], strict=True))
-        for name in ("opscope", "instrumentator")
+        for name in ("opscope", *PEERS)
     }
     print(f"bare FastAPI request: {best['bare']:.1f} µs (best of {args.rounds} rounds; median "
           f"{statistics.median(times['bare']):.1f})")  # fmt: skip
-    for name in ("opscope", "instrumentator"):
+    for name in ("opscope", *PEERS):
         print(
             f"{name}: {best[name]:.1f} µs per request in its best round, adds "
             f"{best[name] - best['bare']:.1f} µs (median of the turns: adds {added[name]:.1f})"
         )
     added_opscope = best["opscope"] - best["bare"]
-    added_peer = best["instrumentator"] - best["bare"]
-    ratio = added_peer / added_opscope if added_opscope > 0 else float("inf")
-    print(
-        f"added per request: opscope {added_opscope:.1f} µs, "
-        f"prometheus-fastapi-instrumentator {added_peer:.1f} µs, ratio {ratio:.1f}x "
-        f"(medians of the turns: {added['opscope']:.1f} and {added['instrumentator']:.1f} µs, "
-        f"ratio {added['instrumentator'] / added['opscope']:.1f}x)"
-    )
+    parts = [f"opscope {added_opscope:.1f} µs"]
+    for name, label in PEERS.items():
+        added_peer = best[name] - best["bare"]
+        ratio = added_peer / added_opscope if added_opscope > 0 else float("inf")
+        parts.append(
+            f"{label} {added_peer:.1f} µs, ratio {ratio:.1f}x "
+            f"(medians of the turns: {added[name]:.1f} µs, "
+            f"{added[name] / added['opscope']:.1f}x)"
+        )
+    print("added per request (best rounds): " + "; ".join(parts))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,11 @@ from opscope.api.record import CURRENT, RequestRecord
 from opscope.api.recorder import OTHER_STATEMENT, Recorder
 from opscope.api.routes import OTHER, UNMATCHED
 from opscope.api.scrape import difference, endpoints, parse
-from opscope.api.serialization import span_start
+from opscope.api.serialization import (
+    _timed_response_init_generic,
+    span_start,
+    timed_response_init,
+)
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-_", min_size=1, max_size=12)
 ids = st.integers(min_value=0, max_value=10**12).map(str)
@@ -318,6 +322,37 @@ def test_the_serialization_hook_keeps_the_signature_it_wraps() -> None:
         return (args, kwargs)
 
     assert span_start(loose)(1, k=2) == ((1,), {"k": 2})
+
+
+def test_the_response_hook_made_with_its_signature_does_what_the_generic_one_does() -> None:
+    class Response:
+        def __init__(
+            self, content: Any = None, status_code: int = 200, headers: Any = None
+        ) -> None:
+            self.given = (content, status_code, headers)
+
+    made = timed_response_init(Response.__init__)
+    generic = _timed_response_init_generic(Response.__init__)
+    assert made.__code__ is not generic.__code__  # the one made with the signature
+    assert str(inspect.signature(made)) == str(inspect.signature(Response.__init__))
+    clock = iter(range(100))
+    for hook in (made, generic):
+        record = RequestRecord({}, 0.0, lambda: float(next(clock)))
+        token = CURRENT.set(record)
+        try:
+            given = []
+            for args, kwargs in [((), {}), (("x",), {}), (("x", 201), {"headers": "h"})]:
+                response = Response.__new__(Response)
+                hook(response, *args, **kwargs)
+                given.append(response.given)
+            response = Response.__new__(Response)
+            hook(response, content="y", status_code=202)
+            given.append(response.given)
+        finally:
+            CURRENT.reset(token)
+        assert given == [(None, 200, None), ("x", 200, None), ("x", 201, "h"), ("y", 202, None)]
+        # the empty response is not timed; each of the three others one clock tick
+        assert record.serialization_time == 3.0 and not record.in_serialization
 
 
 def test_a_window_is_the_difference_and_survives_a_restart() -> None:

@@ -21,7 +21,13 @@ from opscope.api import dbhooks, serialization
 from opscope.api.exposition import metrics_text, register_default
 from opscope.api.record import CURRENT, RequestRecord
 from opscope.api.recorder import Recorder, default_recorder
-from opscope.api.routes import CACHED_ROUTE, METHODS, OTHER_METHOD, starlette_route
+from opscope.api.routes import (
+    CACHED_ROUTE,
+    METHODS,
+    OTHER_METHOD,
+    PLAIN_TEMPLATES,
+    starlette_route,
+)
 from opscope.api.types import ASGIApp, Message, Receive, Scope, Send, Timer
 
 _CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -51,14 +57,6 @@ def _response_key(scope: Scope, vary: bytes | None) -> Hashable:
 
 
 _PRIVATE = frozenset((b"authorization", b"cookie"))
-
-
-def _private(scope: Scope) -> bool:
-    # a plain loop: any() over a generator costs a frame per request
-    for name, _ in scope.get("headers", ()):  # noqa: SIM110
-        if name in _PRIVATE:
-            return True
-    return False
 
 
 #: what Recorder.active holds for a request of each method, made once (Recorder.begin)
@@ -168,17 +166,34 @@ class Instrument:
         finally:
             end = timer()
             CURRENT.reset(token)
+            # starlette_route's common case, inlined: a route of the app itself (not below a
+            # mount, whose match grows root_path), whose template is known
+            route = scope.get("route")
+            template = None
+            if route is not None and len(scope.get("root_path", "")) == len(root_path):
+                known = PLAIN_TEMPLATES.get(id(route))
+                if known is not None and known[0] is route:
+                    template = known[1]
+            if template is None:
+                template = starlette_route(scope, root_path)
             key = None
             if cacheable:
-                if not record.private and _private(scope):
-                    record.private = True
+                private = record.private
+                if not private:
+                    # the request carried credentials (a plain loop: any() over a generator
+                    # costs a frame per request)
+                    for name, _ in scope.get("headers", ()):
+                        if name in _PRIVATE:
+                            private = record.private = True
+                            break
                 # an answer for one user says nothing about what others would get
-                if 200 <= record.status < 300 and not record.private:
-                    key = _response_key(scope, record.vary)
-            recorder.finish(
-                record, starlette_route(scope, root_path), method, end - record.start,
-                self.n_plus_one, key, end,
-            )  # fmt: skip
+                if not private and 200 <= record.status < 300:
+                    query: bytes = scope.get("query_string", b"")
+                    if record.vary or b"&" in query:
+                        key = _response_key(scope, record.vary)
+                    else:
+                        key = (scope["path"], query)  # _response_key's common case
+            recorder.finish(record, template, method, end - record.start, self.n_plus_one, key, end)
 
     def _serves_metrics(self, scope: Scope) -> bool:
         if self.serve_metrics is None:

@@ -221,7 +221,12 @@ class Recorder:
         queries = record.queries
         grouped = group_queries(queries) if queries else None
         status = record.status
-        with self.lock:
+        lock = self.lock
+        # acquire and release around try/finally, not `with`: a with block looks up
+        # __enter__ and __exit__ and calls __exit__ with three arguments, 0.9k instructions
+        # a request more (callgrind)
+        lock.acquire()
+        try:
             self.active.pop(record, None)
             series = self.series.get((route, method, status))
             if series is None:
@@ -263,6 +268,8 @@ class Recorder:
                 else:
                     self._response(stats, key, state, digest, now)
             self.version += 1
+        finally:
+            lock.release()
         if self.multiprocess_dir is not None and self.flusher is None:
             self._start_flusher()
 

@@ -36,8 +36,9 @@ OTHER_METHOD = "_OTHER"
 _MOUNTED_CACHE_SIZE = 4096
 _mounted: dict[tuple[int, str], tuple[Any, str]] = {}
 #: a route's own template by id (routes are not hashable); the route is kept with it, so its
-#: id cannot be reused by another object while the entry exists
-_plain: dict[int, tuple[Any, str]] = {}
+#: id cannot be reused by another object while the entry exists. The ASGI middleware reads it
+#: inline, the common case of starlette_route
+PLAIN_TEMPLATES: dict[int, tuple[Any, str]] = {}
 
 
 def _is_mount(route: Any) -> bool:
@@ -82,12 +83,12 @@ def starlette_route(scope: Scope, root_path: str) -> str:
         return scope.get(CACHED_ROUTE) or UNMATCHED
     mounted = scope.get("root_path", "")
     if len(mounted) == len(root_path):
-        known = _plain.get(id(route))
+        known = PLAIN_TEMPLATES.get(id(route))
         if known is not None and known[0] is route:
             return known[1]
         template = _own_template(route) or UNMATCHED
-        if len(_plain) < _MOUNTED_CACHE_SIZE:
-            _plain[id(route)] = (route, template)
+        if len(PLAIN_TEMPLATES) < _MOUNTED_CACHE_SIZE:
+            PLAIN_TEMPLATES[id(route)] = (route, template)
         return template
     key = (id(route), mounted[len(root_path) :])
     cached = _mounted.get(key)

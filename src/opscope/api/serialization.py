@@ -56,12 +56,66 @@ def _open_span() -> None:
         record.serializing = record.timer()
 
 
-#: the forwarding function span_start makes: `method`'s own parameters, passed on by name
+#: the forwarding function span_start makes: `method`'s own parameters, passed on as given
 _FORWARD = """
 def serialize({params}):
-    _open_span()
+    record = _current.get()  # _open_span, inlined
+    if record is not None and not record.serializing:
+        record.serializing = record.timer()
     return _method({arguments})
 """
+
+#: the Response.__init__ timed_response_init makes, the same way (its body: response_init's)
+_RESPONSE_INIT = """
+def response_init({params}):
+    if content is None:
+        return _method({arguments})
+    record = _current.get()
+    if record is None or record.in_serialization:
+        return _method({arguments})
+    record.in_serialization = True
+    timer = record.timer
+    start = record.serializing or timer()
+    try:
+        return _method({arguments})
+    finally:
+        record.in_serialization = False
+        record.serializing = 0.0
+        record.serialization_time += timer() - start
+"""
+
+
+def _with_signature(
+    method: Callable[..., Any], source: str, name: str, namespace: dict[str, Any]
+) -> Callable[..., Any] | None:
+    """`source` (a function called `name` that calls `_method`) made with `method`'s own
+    parameters, their defaults the same objects, and passing them on positionally where
+    they allow it: no `*args`/`**kwargs` packed and unpacked per call. None for a
+    signature with *args or **kwargs (or a name that could clash with the wrapper's own)."""
+    parameters = list(inspect.signature(method).parameters.values())
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if not all(p.kind in plain and not p.name.startswith("_") for p in parameters):
+        return None
+    if any(p.name in ("record", "timer", "start") for p in parameters):
+        return None
+    namespace = {**namespace, "_method": method}
+    params: list[str] = []
+    arguments: list[str] = []
+    for p in parameters:
+        keyword = p.kind is inspect.Parameter.KEYWORD_ONLY
+        if keyword and "*" not in params:
+            params.append("*")
+        if p.default is inspect.Parameter.empty:
+            params.append(p.name)
+        else:
+            namespace[f"_default_{p.name}"] = p.default
+            params.append(f"{p.name}=_default_{p.name}")
+        arguments.append(f"{p.name}={p.name}" if keyword else p.name)
+    # the names are the parameters of a function already compiled: identifiers, no input
+    exec(source.format(params=", ".join(params), arguments=", ".join(arguments)), namespace)
+    wrapper: Callable[..., Any] = functools.update_wrapper(namespace[name], method)
+    setattr(wrapper, _MARK, True)
+    return wrapper
 
 
 def span_start(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,26 +130,8 @@ def span_start(method: Callable[..., Any]) -> Callable[..., Any]:
     So the wrapper is made with serialize_response's own signature (its defaults the same
     objects), whatever FastAPI's version has; the generic one is for a signature with
     *args or **kwargs (or a name that could clash with the wrapper's own)."""
-    parameters = list(inspect.signature(method).parameters.values())
-    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    if not all(p.kind in plain and not p.name.startswith("_") for p in parameters):
-        return _span_start_generic(method)
-    namespace: dict[str, Any] = {"_open_span": _open_span, "_method": method}
-    params: list[str] = []
-    for p in parameters:
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in params:
-            params.append("*")
-        if p.default is inspect.Parameter.empty:
-            params.append(p.name)
-        else:
-            namespace[f"_default_{p.name}"] = p.default
-            params.append(f"{p.name}=_default_{p.name}")
-    arguments = ", ".join(f"{p.name}={p.name}" for p in parameters)
-    # the names are the parameters of a function already compiled: identifiers, no input
-    exec(_FORWARD.format(params=", ".join(params), arguments=arguments), namespace)
-    serialize: Callable[..., Any] = functools.update_wrapper(namespace["serialize"], method)
-    setattr(serialize, _MARK, True)
-    return serialize
+    made = _with_signature(method, _FORWARD, "serialize", {"_current": CURRENT})
+    return made if made is not None else _span_start_generic(method)
 
 
 def _span_start_generic(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -111,8 +147,17 @@ def _span_start_generic(method: Callable[..., Any]) -> Callable[..., Any]:
 def timed_response_init(init: Callable[..., Any]) -> Callable[..., Any]:
     """`Response.__init__`, timed when it has content to render (FastAPI also makes an
     empty Response per request for its dependencies' headers, which renders nothing), from
-    the start of the span serialize_response opened if there is one."""
+    the start of the span serialize_response opened if there is one. Made with the
+    signature of the `__init__` it wraps, as span_start's is (twice a FastAPI request);
+    the generic one when that has no `content` parameter or takes *args or **kwargs."""
+    if "content" in inspect.signature(init).parameters:
+        made = _with_signature(init, _RESPONSE_INIT, "response_init", {"_current": CURRENT})
+        if made is not None:
+            return made
+    return _timed_response_init_generic(init)
 
+
+def _timed_response_init_generic(init: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(init)
     def response_init(self: Any, content: Any = None, *args: Any, **kwargs: Any) -> None:
         if content is None:
