@@ -6,7 +6,6 @@ the few kept whole), and every series keeps at most a fixed sample."""
 
 from __future__ import annotations
 
-import gc
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,6 +15,7 @@ from opscope.dags.batch import Batch, fits, flush, settle
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import CycleError, Plan
 from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Graph, Pipeline, Run
+from opscope.dags.nogc import paused_gc
 from opscope.dags.runs import RunFacts, facts_of, plan_for
 
 Progress = Callable[[int, int | None], None]
@@ -132,15 +132,8 @@ def aggregate(
     """One pass over `pipeline.runs`."""
     pools = {name: PoolStats(name, pool.slots) for name, pool in sorted(pipeline.pools.items())}
     analysis = Analysis(dags={}, pools=pools, notes=list(pipeline.notes))
-    # a million short-lived tuples and small objects, none in a reference cycle: the cyclic
-    # collector would walk the live ones again and again for nothing
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         _consume(pipeline, analysis, keep_runs, progress)
-    finally:
-        if collecting:
-            gc.enable()
     for dag_id, dag in pipeline.dags.items():
         analysis.dags.setdefault(dag_id, DagStats(dag_id, dag))
     if progress is not None:

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import EPSILON, Plan
 from opscope.dags.model import DEFAULT_POOL, Graph, Run, tries_from_rows
-from opscope.dags.runs import RunFacts, TaskFacts, _many_tries, _one_try, facts_of
+from opscope.dags.runs import RunFacts, TaskFacts, facts_of, many_tries, one_try
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -145,9 +145,9 @@ def flush(
             dropped[r] += len(rows) - len(tries)
             facts = TaskFacts(nodes[i], pool=graph.pools.get(nodes[i]))
             if len(tries) == 1:
-                _one_try(facts, tries[0])
+                one_try(facts, tries[0])
             else:
-                _many_tries(facts, tries)
+                many_tries(facts, tries)
             if facts.start is not None:
                 start[i, r], end[i, r] = facts.start, facts.end
             busy[i, r] = facts.busy
