@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from opscope.dags.batch import Batch, fits, flush, settle
+from opscope.dags.batch import Batch, fits, flush
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import CycleError, Plan
 from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Graph, Pipeline, Run
@@ -209,7 +209,7 @@ def _consume(
         else:
             if batch is not None:
                 flush_one(batch)
-            settle(stats)
+            stats.settle()  # before _add_run pushes onto `recent`
             run.load_tries()
             try:
                 facts = facts_of(run, graph, plan)
@@ -223,8 +223,6 @@ def _consume(
             progress(analysis.runs, pipeline.run_count)
     for other in list(pending.values()):
         flush_one(other)
-    for stats in dags.values():
-        settle(stats)
     ordered = sorted(dags.items(), key=lambda kv: first_run[kv[0]])
     dags.clear()
     dags.update(ordered)

@@ -160,7 +160,7 @@ def simulate_dag(
     with open_pipeline(source, settings, selection, connect=connect, http=http) as pipeline:
         analysis = aggregate(pipeline, keep_runs=keep * 3, progress=progress)
     stats = analysis.dags.get(dag_id)
-    recent = stats.recent_success[-keep:] if stats is not None else []
+    recent = stats.latest(keep, success=True) if stats is not None else []
     if not recent:
         raise NoRunsError(f"DAG {dag_id!r} has no successful run to replay in {source.describe()}")
     unknown = unknown_names(recent, what_if)

@@ -373,7 +373,7 @@ def flush(
         if stats.slowest is None or wall_runs[best_r] > stats.slowest.wall:
             stats.slowest = _facts(runs[best_r], graph, plan)
     # the heap keeps the `keep` latest by (when, order read), of the heap and the batch; the
-    # batch's are made RunFacts once the read is over (`settle`): most give way to later ones
+    # batch's are made RunFacts when asked for (`DagStats.latest`): most give way to later ones
     old = {(w, s): f for w, s, f in stats.recent}
     candidates: list[tuple[float, int, int]] = [(w, s, -1) for w, s in old]
     candidates += [(w, s, -2) for w, s in stats.unsettled]
@@ -391,13 +391,6 @@ def flush(
     stats.recent = recent
     stats.unsettled = unsettled
     return tries_total
-
-
-def settle(stats: DagStats) -> None:
-    """The runs the fast path kept whole, made RunFacts and put in `stats.recent`."""
-    for (when, seq), (run, graph, plan) in stats.unsettled.items():
-        heapq.heappush(stats.recent, (when, seq, _facts(run, graph, plan)))
-    stats.unsettled = {}
 
 
 def _or0(x: float) -> float:
