@@ -123,23 +123,59 @@ def flush(
     f_start.flat[cs] = start_raw[single]
     instances.flat[cs] = 1
     slots.flat[cs] = np.array(cols[6], dtype=np.int64)[single]
-    failed_state.flat[cs] = (np.array(cols[4], dtype=object) == "failed")[single]
+    is_failed = np.array(cols[4], dtype=object) == "failed"
+    failed_state.flat[cs] = is_failed[single]
     # a row's own pool, when it names one (-1: none); the few names first
     row_map = {p: code_of(p) if p else -1 for p in set(cols[5])}
     row_codes = np.fromiter(map(row_map.__getitem__, cols[5]), dtype=np.intp, count=total)
     named = single & (row_codes >= 0)
     pool.flat[cell[named]] = row_codes[named]
 
-    # tasks tried more than once in a run: facts_of's own code, cell by cell
-    retried: dict[int, list[tuple[int, TaskFacts]]] = {}
+    # tasks tried more than once in a run: a retried task's two tries in numpy, as
+    # many_tries counts them; the rest (more tries, map indexes) facts_of's own code, cell by
+    # cell. Each entry: the task's row, its retries and their cost
+    retried: dict[int, list[tuple[int, int, float]]] = {}
     dropped = [0] * b
-    multi = np.flatnonzero(~single)
+    general = ~single
+    pairs = _pairs(cell, per_cell, cols)
+    if pairs is not None:
+        lo, hi = pairs
+        general[lo] = general[hi] = False
+        c = cell[lo]
+        sched_raw, queued_raw = column(7), column(8)
+        s_lo, s_hi, e_lo, e_hi = start_raw[lo], start_raw[hi], end_raw[lo], end_raw[hi]
+        # min() and max() of the times there are, the first try's first on a tie
+        first = np.where(
+            np.isnan(s_lo), s_hi, np.where(np.isnan(s_hi) | ~(s_hi < s_lo), s_lo, s_hi)
+        )
+        final = np.where(
+            np.isnan(e_lo), e_hi, np.where(np.isnan(e_hi) | ~(e_hi > e_lo), e_lo, e_hi)
+        )
+        spanned = ~np.isnan(first) & ~np.isnan(final)
+        start.flat[c[spanned]] = first[spanned]
+        end.flat[c[spanned]] = final[spanned]
+        cost = np.where(spanned, _max0(np.where(np.isnan(s_hi), first, s_hi) - first), 0.0)
+
+        def took(s: Floats, e: Floats) -> Floats:  # TaskTry.duration
+            return np.where(np.isnan(s) | np.isnan(e), 0.0, _max0(e - s))
+
+        busy.flat[c] = took(s_lo, e_lo) + took(s_hi, e_hi)
+        f_sched.flat[c] = np.where(np.isnan(s_lo), NAN, sched_raw[lo])
+        f_queued.flat[c] = np.where(np.isnan(s_lo), NAN, queued_raw[lo])
+        f_start.flat[c] = s_lo
+        instances.flat[c] = 1
+        slots.flat[c] = np.array(cols[6], dtype=np.int64)[hi]
+        failed_state.flat[c] = is_failed[hi]
+        pool.flat[c] = np.where(row_codes[hi] >= 0, row_codes[hi], pool.flat[c])
+        for k, r, spent in zip((c // b).tolist(), (c % b).tolist(), cost.tolist(), strict=True):
+            retried.setdefault(r, []).append((k, 1, spent))
+    multi = np.flatnonzero(general)
     if len(multi):
         order = multi[np.argsort(cell[multi], kind="stable")]
         bounds = np.flatnonzero(np.diff(cell[order])) + 1
         for group in np.split(order, bounds):
-            c = int(cell[group[0]])
-            i, r = divmod(c, b)
+            c0 = int(cell[group[0]])
+            i, r = divmod(c0, b)
             rows = [flat[k] for k in group.tolist()]
             tries = tries_from_rows(rows)
             dropped[r] += len(rows) - len(tries)
@@ -159,7 +195,7 @@ def flush(
             failed_state[i, r] = facts.state == "failed"
             pool[i, r] = code_of(facts.pool)
             if facts.retries:
-                retried.setdefault(r, []).append((i, facts))
+                retried.setdefault(r, []).append((i, facts.retries, facts.retry_cost))
 
     timed = ~np.isnan(start)
     span = np.where(timed & (end > start), end - start, 0.0)
@@ -269,11 +305,11 @@ def flush(
                 if has[i, r]:
                     tasks[nodes[i]] = TaskStats(nodes[i])
             missing = [i for i in missing if nodes[i] not in tasks]
-        for i, facts in retried.get(r, ()):
+        for i, retries, spent in retried.get(r, ()):
             ts = tasks[nodes[i]]
             ts.retried_runs += 1
-            ts.retries += facts.retries
-            ts.retry_cost += facts.retry_cost
+            ts.retries += retries
+            ts.retry_cost += spent
         if failed:
             failed_runs[r] = True
             for i in np.flatnonzero(failed_state[:, r] & has[:, r]).tolist():
@@ -391,6 +427,28 @@ def flush(
     stats.recent = recent
     stats.unsettled = unsettled
     return tries_total
+
+
+def _pairs(
+    cell: npt.NDArray[np.intp], per_cell: npt.NDArray[np.intp], cols: list[tuple[Any, ...]]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
+    """The rows of the cells holding two tries of one instance (a task retried once): the
+    earlier try's and the later one's (by try number), or None when there are none. Two
+    rows of one map index and different try numbers are both tries (tries_from_rows drops
+    only a copy of a current try) of one instance, which is what many_tries counts."""
+    two = np.flatnonzero(per_cell[cell] == 2)
+    if not len(two):
+        return None
+    try:
+        map_index = np.array(cols[2], dtype=np.int64)
+        number = np.array(cols[3], dtype=np.int64)
+    except (TypeError, ValueError):  # a NULL try number or map index: the general way
+        return None
+    a, z = two[np.argsort(cell[two], kind="stable")].reshape(-1, 2).T
+    ok = (map_index[a] == map_index[z]) & (number[a] != number[z])
+    a, z = a[ok], z[ok]
+    later = number[z] > number[a]
+    return np.where(later, a, z), np.where(later, z, a)
 
 
 def _or0(x: float) -> float:
