@@ -262,14 +262,17 @@ def flush(
     ef_runs = ef.T.tolist()
     es_runs = es.T.tolist()
     length_runs = length.tolist()
-    busy_runs = busy.T.tolist()
-    wait_runs = waits.T.tolist()
+    # each run's work as sum() adds its tasks' busy times: from 0, one task after the other
+    # (accumulate adds in order, where sum() of numpy adds pairwise)
+    work_runs = np.add.accumulate(np.vstack([np.zeros((1, b)), busy]), axis=0)[-1].tolist()
+    # where each run's walk starts: its first task that ends last
+    last_ending = np.argmax(ef >= length - EPSILON, axis=0).tolist()
     wall_runs = wall.tolist()
     preds_of = plan.preds
 
-    def path_of(r: int) -> tuple[str, ...]:
-        efr, esr, top = ef_runs[r], es_runs[r], length_runs[r]
-        node = next(i for i in range(n) if efr[i] >= top - EPSILON)
+    def path_of(r: int) -> list[int]:
+        efr, esr = ef_runs[r], es_runs[r]
+        node = last_ending[r]
         path = [node]
         while preds_of[node]:
             best = max(efr[p] for p in preds_of[node])
@@ -278,7 +281,7 @@ def flush(
             node = min(p for p in preds_of[node] if efr[p] >= best - EPSILON)
             path.append(node)
         path.reverse()
-        return tuple(nodes[i] for i in path)
+        return path
 
     # the runs, one at a time, in order: what is counted per run, and in which order tasks
     # first appear
@@ -328,7 +331,8 @@ def flush(
             stats.success_when.append(when or 0.0)
             stats.success_duration.append(w)
             stats.success_version.append(run.dag_version)
-            path = path_of(r)
+            on_path = path_of(r)
+            path = tuple(nodes[i] for i in on_path)
             for task_id in path:
                 stats.task(task_id).critical_runs += 1
             if missing:
@@ -336,10 +340,9 @@ def flush(
             stats.paths[path] += 1
             stats.critical_length.add(length_runs[r])
             stats.wall.add(w)
-            stats.work.add(sum(busy_runs[r]))
-            waits_r = wait_runs[r]
+            stats.work.add(work_runs[r])
             # TaskFacts.wait or 0.0: NaN is None
-            stats.critical_wait.add(sum(_or0(waits_r[index[t]]) for t in path))
+            stats.critical_wait.add(sum(_or0(x) for x in waits[on_path, r].tolist()))
         finished.append((when or 0.0, stats.runs, r))
 
     # per task, over the runs: the samples in run order
