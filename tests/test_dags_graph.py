@@ -9,9 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opscope.dags.graph import CycleError, critical_path, list_schedule, max_overlap
+from opscope.dags.graph import (
+    CycleError,
+    critical_path,
+    list_schedule,
+    max_overlap,
+    topology,
+)
 from opscope.dags.model import Graph, Run, TaskTry
-from opscope.dags.runs import facts_of, job_graph
+from opscope.dags.runs import facts_of, job_graph, schedule_of
 from opscope.dags.simulate import TaskTime, WhatIf, simulate_run
 
 
@@ -187,3 +193,51 @@ def test_a_what_if_on_a_run() -> None:
     assert simulate_run(facts, WhatIf(tasks={"b": TaskTime(seconds=1)})).expected == 4.0
     dropped = simulate_run(facts, WhatIf(slots=2, dropped=frozenset({("a", "b")})))
     assert (dropped.baseline, dropped.expected, dropped.actual) == (6.0, 5.0, 7.0)
+
+
+@st.composite
+def runs_on_graphs(draw: st.DrawFn) -> tuple[Run, Graph, dict[str, float], set[tuple[str, str]]]:
+    """A run of a small DAG: some tasks mapped or retried, some named like another's instance
+    ("a[0]"), a task or two never tried; with task time factors and edges to drop."""
+    names = draw(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "a[0]", "b[1]"]), min_size=1, unique=True)
+    )
+    edges = {
+        (names[i], names[j])
+        for i in range(len(names))
+        for j in range(i + 1, len(names))
+        if draw(st.booleans())
+    }
+    mapped = frozenset(n for n in names if draw(st.booleans()))
+    tries = []
+    for name in names:
+        for index in draw(st.lists(st.integers(-1, 2), max_size=3, unique=True)):
+            start = draw(st.integers(0, 20))
+            tries.append(_try(name, float(start), float(start + draw(st.integers(0, 9))), index))
+    graph = Graph(tasks=tuple(names), edges=frozenset(edges), mapped=mapped)
+    factors = {n: draw(st.sampled_from([0.5, 2.0])) for n in names if draw(st.booleans())}
+    dropped = {e for e in edges if draw(st.booleans())}
+    return Run("d", "r", "success", start=0.0, end=30.0, tries=tries), graph, factors, dropped
+
+
+@given(runs_on_graphs())
+def test_schedule_of_is_job_graph_from_what_it_keeps(
+    case: tuple[Run, Graph, dict[str, float], set[tuple[str, str]]],
+) -> None:
+    """schedule_of keeps the jobs as the run ran and applies other times to a copy of them;
+    job_graph makes them afresh: the same jobs, in the same order, and the same edges."""
+    run, graph, factors, dropped = case
+    facts = facts_of(run, graph)
+    durations = {t: TaskTime(factor=f).apply for t, f in factors.items()}
+    for drop in (frozenset(), frozenset(dropped)):
+        for times in (durations, None, durations):  # the kept jobs never changed
+            fresh_jobs, fresh_edges = job_graph(facts, times, drop)
+            try:
+                order = topology(fresh_jobs, fresh_edges).order
+            except CycleError:  # names shared: the jobs of two tasks in a loop
+                with pytest.raises(CycleError):
+                    schedule_of(facts, times, drop)
+                continue
+            jobs, edges, topo = schedule_of(facts, times, drop)
+            assert list(jobs.items()) == list(fresh_jobs.items()) and edges == fresh_edges
+            assert topo.order == order

@@ -6,16 +6,16 @@ the few kept whole), and every series keeps at most a fixed sample."""
 
 from __future__ import annotations
 
-import gc
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from opscope.dags.batch import Batch, fits, flush, settle
+from opscope.dags.batch import Batch, fits, flush
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import CycleError, Plan
 from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Graph, Pipeline, Run
+from opscope.dags.nogc import paused_gc
 from opscope.dags.runs import RunFacts, facts_of, plan_for
 
 Progress = Callable[[int, int | None], None]
@@ -132,15 +132,8 @@ def aggregate(
     """One pass over `pipeline.runs`."""
     pools = {name: PoolStats(name, pool.slots) for name, pool in sorted(pipeline.pools.items())}
     analysis = Analysis(dags={}, pools=pools, notes=list(pipeline.notes))
-    # a million short-lived tuples and small objects, none in a reference cycle: the cyclic
-    # collector would walk the live ones again and again for nothing
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         _consume(pipeline, analysis, keep_runs, progress)
-    finally:
-        if collecting:
-            gc.enable()
     for dag_id, dag in pipeline.dags.items():
         analysis.dags.setdefault(dag_id, DagStats(dag_id, dag))
     if progress is not None:
@@ -216,7 +209,7 @@ def _consume(
         else:
             if batch is not None:
                 flush_one(batch)
-            settle(stats)
+            stats.settle()  # before _add_run pushes onto `recent`
             run.load_tries()
             try:
                 facts = facts_of(run, graph, plan)
@@ -230,8 +223,6 @@ def _consume(
             progress(analysis.runs, pipeline.run_count)
     for other in list(pending.values()):
         flush_one(other)
-    for stats in dags.values():
-        settle(stats)
     ordered = sorted(dags.items(), key=lambda kv: first_run[kv[0]])
     dags.clear()
     dags.update(ordered)

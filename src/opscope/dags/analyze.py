@@ -14,6 +14,7 @@ from opscope.dags.aggregate import Analysis, Progress, aggregate
 from opscope.dags.context import KIND, DagsContext
 from opscope.dags.figures import DagStats
 from opscope.dags.gantt import chart_data
+from opscope.dags.nogc import paused_gc
 from opscope.dags.readers.metadata import Selection
 from opscope.dags.settings import DagsSettings, dags_settings_for
 from opscope.dags.simulate import Simulation, WhatIf, simulate, unknown_names
@@ -57,22 +58,25 @@ def analyze_dags(
     selection = Selection(dags=dags, since=since, max_runs=settings.history.max_runs)
     report = Report(generated_at=clock())
     started = time.perf_counter()
-    with open_pipeline(source, settings, selection, connect=connect, http=http) as pipeline:
-        analysis = aggregate(pipeline, keep_runs=settings.history.recent_runs, progress=progress)
-        version = pipeline.airflow_version
-        tries = pipeline.tries_read or analysis.tries
-        read_s = time.perf_counter() - started
-        label = {"airflow-db": "metadata database", "airflow-rest": "REST API"}.get(
-            pipeline.source, "import"
+    with paused_gc():
+        with open_pipeline(source, settings, selection, connect=connect, http=http) as pipeline:
+            analysis = aggregate(
+                pipeline, keep_runs=settings.history.recent_runs, progress=progress
+            )
+            version = pipeline.airflow_version
+            tries = pipeline.tries_read or analysis.tries
+            read_s = time.perf_counter() - started
+            label = {"airflow-db": "metadata database", "airflow-rest": "REST API"}.get(
+                pipeline.source, "import"
+            )
+        report.targets.append(Target(kind=KIND, name=name, server_version=version))
+        context = DagsContext(target=name, analysis=analysis, thresholds=settings.thresholds)
+        findings, errors = run_checks(checks, context, target=name)
+        report.findings.extend(findings)
+        report.errors.extend(errors)
+        report.summary[name] = summary_dict(
+            analysis, context, settings, source, label, version, tries, read_s
         )
-    report.targets.append(Target(kind=KIND, name=name, server_version=version))
-    context = DagsContext(target=name, analysis=analysis, thresholds=settings.thresholds)
-    findings, errors = run_checks(checks, context, target=name)
-    report.findings.extend(findings)
-    report.errors.extend(errors)
-    report.summary[name] = summary_dict(
-        analysis, context, settings, source, label, version, tries, read_s
-    )
     report.fixes = group_fixes(report.findings)
     return report
 
@@ -157,7 +161,7 @@ def simulate_dag(
     with open_pipeline(source, settings, selection, connect=connect, http=http) as pipeline:
         analysis = aggregate(pipeline, keep_runs=keep * 3, progress=progress)
     stats = analysis.dags.get(dag_id)
-    recent = stats.recent_success[-keep:] if stats is not None else []
+    recent = stats.latest(keep, success=True) if stats is not None else []
     if not recent:
         raise NoRunsError(f"DAG {dag_id!r} has no successful run to replay in {source.describe()}")
     unknown = unknown_names(recent, what_if)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import EPSILON, Plan
 from opscope.dags.model import DEFAULT_POOL, Graph, Run, tries_from_rows
-from opscope.dags.runs import RunFacts, TaskFacts, _many_tries, _one_try, facts_of
+from opscope.dags.runs import RunFacts, TaskFacts, facts_of, many_tries, one_try
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -123,31 +123,67 @@ def flush(
     f_start.flat[cs] = start_raw[single]
     instances.flat[cs] = 1
     slots.flat[cs] = np.array(cols[6], dtype=np.int64)[single]
-    failed_state.flat[cs] = (np.array(cols[4], dtype=object) == "failed")[single]
+    is_failed = np.array(cols[4], dtype=object) == "failed"
+    failed_state.flat[cs] = is_failed[single]
     # a row's own pool, when it names one (-1: none); the few names first
     row_map = {p: code_of(p) if p else -1 for p in set(cols[5])}
     row_codes = np.fromiter(map(row_map.__getitem__, cols[5]), dtype=np.intp, count=total)
     named = single & (row_codes >= 0)
     pool.flat[cell[named]] = row_codes[named]
 
-    # tasks tried more than once in a run: facts_of's own code, cell by cell
-    retried: dict[int, list[tuple[int, TaskFacts]]] = {}
+    # tasks tried more than once in a run: a retried task's two tries in numpy, as
+    # many_tries counts them; the rest (more tries, map indexes) facts_of's own code, cell by
+    # cell. Each entry: the task's row, its retries and their cost
+    retried: dict[int, list[tuple[int, int, float]]] = {}
     dropped = [0] * b
-    multi = np.flatnonzero(~single)
+    general = ~single
+    pairs = _pairs(cell, per_cell, cols)
+    if pairs is not None:
+        lo, hi = pairs
+        general[lo] = general[hi] = False
+        c = cell[lo]
+        sched_raw, queued_raw = column(7), column(8)
+        s_lo, s_hi, e_lo, e_hi = start_raw[lo], start_raw[hi], end_raw[lo], end_raw[hi]
+        # min() and max() of the times there are, the first try's first on a tie
+        first = np.where(
+            np.isnan(s_lo), s_hi, np.where(np.isnan(s_hi) | ~(s_hi < s_lo), s_lo, s_hi)
+        )
+        final = np.where(
+            np.isnan(e_lo), e_hi, np.where(np.isnan(e_hi) | ~(e_hi > e_lo), e_lo, e_hi)
+        )
+        spanned = ~np.isnan(first) & ~np.isnan(final)
+        start.flat[c[spanned]] = first[spanned]
+        end.flat[c[spanned]] = final[spanned]
+        cost = np.where(spanned, _max0(np.where(np.isnan(s_hi), first, s_hi) - first), 0.0)
+
+        def took(s: Floats, e: Floats) -> Floats:  # TaskTry.duration
+            return np.where(np.isnan(s) | np.isnan(e), 0.0, _max0(e - s))
+
+        busy.flat[c] = took(s_lo, e_lo) + took(s_hi, e_hi)
+        f_sched.flat[c] = np.where(np.isnan(s_lo), NAN, sched_raw[lo])
+        f_queued.flat[c] = np.where(np.isnan(s_lo), NAN, queued_raw[lo])
+        f_start.flat[c] = s_lo
+        instances.flat[c] = 1
+        slots.flat[c] = np.array(cols[6], dtype=np.int64)[hi]
+        failed_state.flat[c] = is_failed[hi]
+        pool.flat[c] = np.where(row_codes[hi] >= 0, row_codes[hi], pool.flat[c])
+        for k, r, spent in zip((c // b).tolist(), (c % b).tolist(), cost.tolist(), strict=True):
+            retried.setdefault(r, []).append((k, 1, spent))
+    multi = np.flatnonzero(general)
     if len(multi):
         order = multi[np.argsort(cell[multi], kind="stable")]
         bounds = np.flatnonzero(np.diff(cell[order])) + 1
         for group in np.split(order, bounds):
-            c = int(cell[group[0]])
-            i, r = divmod(c, b)
+            c0 = int(cell[group[0]])
+            i, r = divmod(c0, b)
             rows = [flat[k] for k in group.tolist()]
             tries = tries_from_rows(rows)
             dropped[r] += len(rows) - len(tries)
             facts = TaskFacts(nodes[i], pool=graph.pools.get(nodes[i]))
             if len(tries) == 1:
-                _one_try(facts, tries[0])
+                one_try(facts, tries[0])
             else:
-                _many_tries(facts, tries)
+                many_tries(facts, tries)
             if facts.start is not None:
                 start[i, r], end[i, r] = facts.start, facts.end
             busy[i, r] = facts.busy
@@ -159,7 +195,7 @@ def flush(
             failed_state[i, r] = facts.state == "failed"
             pool[i, r] = code_of(facts.pool)
             if facts.retries:
-                retried.setdefault(r, []).append((i, facts))
+                retried.setdefault(r, []).append((i, facts.retries, facts.retry_cost))
 
     timed = ~np.isnan(start)
     span = np.where(timed & (end > start), end - start, 0.0)
@@ -226,14 +262,17 @@ def flush(
     ef_runs = ef.T.tolist()
     es_runs = es.T.tolist()
     length_runs = length.tolist()
-    busy_runs = busy.T.tolist()
-    wait_runs = waits.T.tolist()
+    # each run's work as sum() adds its tasks' busy times: from 0, one task after the other
+    # (accumulate adds in order, where sum() of numpy adds pairwise)
+    work_runs = np.add.accumulate(np.vstack([np.zeros((1, b)), busy]), axis=0)[-1].tolist()
+    # where each run's walk starts: its first task that ends last
+    last_ending = np.argmax(ef >= length - EPSILON, axis=0).tolist()
     wall_runs = wall.tolist()
     preds_of = plan.preds
 
-    def path_of(r: int) -> tuple[str, ...]:
-        efr, esr, top = ef_runs[r], es_runs[r], length_runs[r]
-        node = next(i for i in range(n) if efr[i] >= top - EPSILON)
+    def path_of(r: int) -> list[int]:
+        efr, esr = ef_runs[r], es_runs[r]
+        node = last_ending[r]
         path = [node]
         while preds_of[node]:
             best = max(efr[p] for p in preds_of[node])
@@ -242,7 +281,7 @@ def flush(
             node = min(p for p in preds_of[node] if efr[p] >= best - EPSILON)
             path.append(node)
         path.reverse()
-        return tuple(nodes[i] for i in path)
+        return path
 
     # the runs, one at a time, in order: what is counted per run, and in which order tasks
     # first appear
@@ -269,11 +308,11 @@ def flush(
                 if has[i, r]:
                     tasks[nodes[i]] = TaskStats(nodes[i])
             missing = [i for i in missing if nodes[i] not in tasks]
-        for i, facts in retried.get(r, ()):
+        for i, retries, spent in retried.get(r, ()):
             ts = tasks[nodes[i]]
             ts.retried_runs += 1
-            ts.retries += facts.retries
-            ts.retry_cost += facts.retry_cost
+            ts.retries += retries
+            ts.retry_cost += spent
         if failed:
             failed_runs[r] = True
             for i in np.flatnonzero(failed_state[:, r] & has[:, r]).tolist():
@@ -292,7 +331,8 @@ def flush(
             stats.success_when.append(when or 0.0)
             stats.success_duration.append(w)
             stats.success_version.append(run.dag_version)
-            path = path_of(r)
+            on_path = path_of(r)
+            path = tuple(nodes[i] for i in on_path)
             for task_id in path:
                 stats.task(task_id).critical_runs += 1
             if missing:
@@ -300,10 +340,9 @@ def flush(
             stats.paths[path] += 1
             stats.critical_length.add(length_runs[r])
             stats.wall.add(w)
-            stats.work.add(sum(busy_runs[r]))
-            waits_r = wait_runs[r]
+            stats.work.add(work_runs[r])
             # TaskFacts.wait or 0.0: NaN is None
-            stats.critical_wait.add(sum(_or0(waits_r[index[t]]) for t in path))
+            stats.critical_wait.add(sum(_or0(x) for x in waits[on_path, r].tolist()))
         finished.append((when or 0.0, stats.runs, r))
 
     # per task, over the runs: the samples in run order
@@ -373,7 +412,7 @@ def flush(
         if stats.slowest is None or wall_runs[best_r] > stats.slowest.wall:
             stats.slowest = _facts(runs[best_r], graph, plan)
     # the heap keeps the `keep` latest by (when, order read), of the heap and the batch; the
-    # batch's are made RunFacts once the read is over (`settle`): most give way to later ones
+    # batch's are made RunFacts when asked for (`DagStats.latest`): most give way to later ones
     old = {(w, s): f for w, s, f in stats.recent}
     candidates: list[tuple[float, int, int]] = [(w, s, -1) for w, s in old]
     candidates += [(w, s, -2) for w, s in stats.unsettled]
@@ -393,11 +432,26 @@ def flush(
     return tries_total
 
 
-def settle(stats: DagStats) -> None:
-    """The runs the fast path kept whole, made RunFacts and put in `stats.recent`."""
-    for (when, seq), (run, graph, plan) in stats.unsettled.items():
-        heapq.heappush(stats.recent, (when, seq, _facts(run, graph, plan)))
-    stats.unsettled = {}
+def _pairs(
+    cell: npt.NDArray[np.intp], per_cell: npt.NDArray[np.intp], cols: list[tuple[Any, ...]]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
+    """The rows of the cells holding two tries of one instance (a task retried once): the
+    earlier try's and the later one's (by try number), or None when there are none. Two
+    rows of one map index and different try numbers are both tries (tries_from_rows drops
+    only a copy of a current try) of one instance, which is what many_tries counts."""
+    two = np.flatnonzero(per_cell[cell] == 2)
+    if not len(two):
+        return None
+    try:
+        map_index = np.array(cols[2], dtype=np.int64)
+        number = np.array(cols[3], dtype=np.int64)
+    except (TypeError, ValueError):  # a NULL try number or map index: the general way
+        return None
+    a, z = two[np.argsort(cell[two], kind="stable")].reshape(-1, 2).T
+    ok = (map_index[a] == map_index[z]) & (number[a] != number[z])
+    a, z = a[ok], z[ok]
+    later = number[z] > number[a]
+    return np.where(later, a, z), np.where(later, z, a)
 
 
 def _or0(x: float) -> float:

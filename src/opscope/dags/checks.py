@@ -335,7 +335,7 @@ def _held_back(stats: DagStats, path: tuple[str, ...], length: float) -> tuple[s
     """The task of the critical path that, in most recent runs, waited after it was ready
     while tasks off the path ran: the one a priority would move earlier, with its median
     wait (at least a tenth of the path)."""
-    recent = stats.recent_success[-ADVICE_RUNS:]
+    recent = stats.latest(ADVICE_RUNS, success=True)
     best: tuple[str, float] | None = None
     for task_id in path:
         waits = []

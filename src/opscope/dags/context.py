@@ -52,7 +52,7 @@ class DagsContext:
         return [self.analysis.dags[k] for k in sorted(self.analysis.dags)]
 
     def what_if(self, stats: DagStats, what_if: WhatIf) -> Simulation | None:
-        recent = stats.recent_success[-ADVICE_RUNS:]
+        recent = stats.latest(ADVICE_RUNS, success=True)
         if not recent:
             return None
         return simulate(stats.dag_id, recent, what_if)
@@ -67,7 +67,7 @@ class DagsContext:
 
 
 def _parallelism(stats: DagStats) -> Parallelism | None:
-    recent = stats.recent_success[-ADVICE_RUNS:]
+    recent = stats.latest(ADVICE_RUNS, success=True)
     if not recent:
         return None
     graphs = [schedule_of(f) for f in recent]

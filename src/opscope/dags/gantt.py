@@ -75,10 +75,7 @@ def chart_data(stats: DagStats, count: int) -> list[dict[str, Any]]:
     longer (by 5% or more), up to `count` charts."""
     if count <= 0:
         return []
-    recent = stats.recent_runs
-    chosen: list[tuple[RunFacts, str]] = []
-    if recent:
-        chosen.append((recent[-1], "latest"))
+    chosen: list[tuple[RunFacts, str]] = [(f, "latest") for f in stats.latest(1)]
     slowest = stats.slowest
     if slowest is not None and all(slowest.wall > f.wall * 1.05 for f, _ in chosen):
         chosen.append((slowest, "slowest"))

@@ -101,9 +101,17 @@ def bottom_levels(
     durations: Mapping[str, float], order: list[str], succs: Mapping[str, list[str]]
 ) -> dict[str, float]:
     """Each job's duration plus the longest path after it: the list scheduler's priority."""
+    # loops rather than max() of generators: a replay calls this for every job, and levels
+    # are never negative, so 0.0 is the default the generator had
     level: dict[str, float] = {}
     for node in reversed(order):
-        level[node] = max(0.0, durations[node]) + max((level[s] for s in succs[node]), default=0.0)
+        best = 0.0
+        for s in succs[node]:
+            below = level[s]
+            if below > best:
+                best = below
+        took = durations[node]
+        level[node] = (took if took > 0.0 else 0.0) + best
     return level
 
 
@@ -197,11 +205,12 @@ def max_overlap(intervals: Iterable[tuple[float, float, int]]) -> int:
         if end > start:
             events.append((start, weight))
             events.append((end, -weight))
-    events.sort(key=lambda e: (e[0], e[1]))
+    events.sort()  # by time, an end (negative) before a start: the pairs' own order
     best = current = 0
     for _, delta in events:
         current += delta
-        best = max(best, current)
+        if current > best:
+            best = current
     return best
 
 

@@ -127,9 +127,9 @@ def facts_of(run: Run, graph: Graph | None, plan: Plan | None = None) -> RunFact
         if facts is None:
             facts = tasks[task_id] = TaskFacts(task_id)
         if len(tries) == 1:
-            _one_try(facts, tries[0])
+            one_try(facts, tries[0])
         else:
-            _many_tries(facts, tries)
+            many_tries(facts, tries)
     edges = graph.edges if graph is not None else frozenset()
     upstream: dict[str, list[str]] = (
         plan.upstream if plan is not None and len(plan.nodes) == len(tasks) else {}
@@ -200,7 +200,7 @@ def plan_for(graph: Graph | None) -> Plan | None:
         return None
 
 
-def _one_try(facts: TaskFacts, t: TaskTry) -> None:
+def one_try(facts: TaskFacts, t: TaskTry) -> None:
     """The common case: an unmapped task tried once."""
     facts.instances = 1
     facts.tries = 1
@@ -216,7 +216,7 @@ def _one_try(facts: TaskFacts, t: TaskTry) -> None:
     facts.first_scheduled, facts.first_queued, facts.first_start = t.scheduled, t.queued, t.start
 
 
-def _many_tries(facts: TaskFacts, all_tries: list[TaskTry]) -> None:
+def many_tries(facts: TaskFacts, all_tries: list[TaskTry]) -> None:
     instances: dict[int, list[TaskTry]] = {}
     for t in all_tries:
         instances.setdefault(t.map_index, []).append(t)
@@ -258,25 +258,66 @@ def job_graph(
     what it took unless `durations` maps a task to its new time (applied to what each of its
     instances took).
     `dropped` edges are left out."""
+    jobs, heads, tails = _jobs(facts)
+    if durations:
+        _apply(jobs, facts, durations)
+    return jobs, _job_edges(facts, heads, tails, dropped)
+
+
+def _split(task_id: str, task: TaskFacts, mapped: frozenset[str]) -> bool:
+    """Whether the task is a job per map index (and a barrier) rather than one job."""
+    return task_id in mapped or len(task.spans) > 1
+
+
+def _jobs(facts: RunFacts) -> tuple[dict[str, float], dict[str, list[str]], dict[str, str]]:
+    """The jobs as the run ran, and each task's first jobs and last one."""
     jobs: dict[str, float] = {}
     heads: dict[str, list[str]] = {}
     tails: dict[str, str] = {}
+    mapped = facts.mapped
     for task_id, task in facts.tasks.items():
-        override = durations.get(task_id) if durations else None
-        if task_id in facts.mapped or len(task.spans) > 1:
+        if _split(task_id, task, mapped):
             names = []
             for index, span in sorted(task.spans.items()):
                 name = f"{task_id}[{index}]"
-                jobs[name] = override(span) if override is not None else span
+                jobs[name] = span
                 names.append(name)
             barrier = f"{task_id}[*]"
             jobs[barrier] = 0.0
             heads[task_id] = names or [barrier]
             tails[task_id] = barrier
         else:
-            jobs[task_id] = override(task.span) if override is not None else task.span
+            start, end = task.start, task.end  # TaskFacts.span, inline: a job per task
+            jobs[task_id] = (
+                end - start if start is not None and end is not None and end > start else 0.0
+            )
             heads[task_id] = [task_id]
             tails[task_id] = task_id
+    return jobs, heads, tails
+
+
+def _apply(
+    jobs: dict[str, float], facts: RunFacts, durations: Mapping[str, Callable[[float], float]]
+) -> None:
+    """Each job of a task `durations` names made its new time, from what it took."""
+    for task_id, override in durations.items():
+        task = facts.tasks.get(task_id)
+        if task is None:
+            continue
+        if _split(task_id, task, facts.mapped):
+            for index in task.spans:
+                name = f"{task_id}[{index}]"
+                jobs[name] = override(jobs[name])
+        else:
+            jobs[task_id] = override(jobs[task_id])
+
+
+def _job_edges(
+    facts: RunFacts,
+    heads: dict[str, list[str]],
+    tails: dict[str, str],
+    dropped: frozenset[tuple[str, str]],
+) -> list[tuple[str, str]]:
     edges: list[tuple[str, str]] = []
     for task_id, names in heads.items():
         if tails[task_id] != task_id:
@@ -285,7 +326,7 @@ def job_graph(
         if (a, b) in dropped or a not in tails or b not in heads:
             continue
         edges.extend((tails[a], h) for h in heads[b])
-    return jobs, edges
+    return edges
 
 
 def schedule_of(
@@ -294,12 +335,22 @@ def schedule_of(
     dropped: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[dict[str, float], list[tuple[str, str]], Topology]:
     """`job_graph` with its topology for `list_schedule`. The graph as the run ran and the
-    topology are kept on `facts`: every what-if of a run replays the same names and edges."""
+    topology are kept on `facts`: every what-if of a run replays the same names and edges.
+    Other times are applied to a copy of the kept jobs (never changed)."""
     known = facts._schedules.get(dropped)
     if known is None:
-        jobs, edges = job_graph(facts, None, dropped)
+        jobs, heads, tails = _jobs(facts)
+        edges = _job_edges(facts, heads, tails, dropped)
         known = facts._schedules[dropped] = (jobs, edges, topology(jobs, edges))
     if not durations:
         return known
-    jobs, edges = job_graph(facts, durations, dropped)
-    return jobs, edges, known[2]
+    if len(known[0]) != sum(
+        len(t.spans) + 1 if _split(i, t, facts.mapped) else 1 for i, t in facts.tasks.items()
+    ):
+        # two tasks' jobs share a name (a task named like an instance, "t[0]"): which time
+        # it gets depends on the order they are made in, as job_graph makes them
+        jobs, edges = job_graph(facts, durations, dropped)
+        return jobs, edges, known[2]
+    jobs = dict(known[0])
+    _apply(jobs, facts, durations)
+    return jobs, known[1], known[2]

@@ -1,0 +1,23 @@
+"""The cyclic garbage collector held off while an analysis runs."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic collection inside the block (reference counting frees as usual). An analysis
+    makes a million short-lived tuples and small objects, and sorted lists of ten thousand
+    floats for its quantiles, none in a reference cycle: every young collection walks
+    them again for nothing (0.65 s of 5 s of CPU on a million task tries). Nested blocks
+    leave the collector as the outermost found it."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()

@@ -1,0 +1,37 @@
+"""The quantiles of a packed series: sorted in numpy when long, the same as sorted() gives."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opscope.dags.stats import NUMPY_SORT_FROM, Sample, quantile
+
+#: durations as the aggregation adds them, with the odd ones a metadata database can hold:
+#: zeros of both signs, infinities (an 'infinity' timestamp), NaN (infinity minus itself)
+values = st.one_of(
+    st.floats(min_value=0, max_value=1e6),
+    st.sampled_from([0.0, -0.0, 1.0, math.inf, -math.inf, math.nan]),
+)
+
+
+def bits(x: float | None) -> bytes | None:
+    return None if x is None else struct.pack("<d", x)
+
+
+@given(
+    st.lists(values, min_size=NUMPY_SORT_FROM - 2, max_size=3 * NUMPY_SORT_FROM),
+    st.sampled_from([0.0, 0.05, 0.5, 0.95, 0.99, 1.0]),
+)
+def test_a_sample_quantile_is_the_plain_one_to_the_bit(series: list[float], q: float) -> None:
+    sample = Sample()
+    for v in series:
+        sample.add(v)
+    assert bits(sample.quantile(q)) == bits(quantile(list(series), q))
+
+
+def test_an_empty_sample_has_no_quantile() -> None:
+    assert Sample().quantile(0.5) is None
