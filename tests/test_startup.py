@@ -1,6 +1,6 @@
 """What every command pays at start-up: the heavy libraries of single commands (the service's
-web stack and store, the HTTP client, the HTML templates) are imported only by the command
-that uses them, so `opscope logs` or `--help` does not wait for them."""
+web stack and store, the HTTP client, the HTML templates, numpy) are imported only by the
+command that uses them, so `opscope logs` or `--help` does not wait for them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 #: imported by the commands that need them, never by the CLI's start-up
-LATE = ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "httpx", "jinja2")
+LATE = ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "httpx", "jinja2", "numpy")
 
 
 def _loaded_after(code: str) -> set[str]:

@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from opscope.dags.batch import Batch, fits, flush
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import CycleError, Plan
 from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Graph, Pipeline, Run
@@ -155,6 +154,9 @@ BATCH_ROWS = 200_000
 def _consume(
     pipeline: Pipeline, analysis: Analysis, keep_runs: int, progress: Progress | None
 ) -> None:
+    # the fast path brings numpy: imported by the analysis, not by every command's start-up
+    from opscope.dags.batch import Batch, fits, flush
+
     dags = analysis.dags
     plans: dict[int, tuple[Graph, Plan | None]] = {}
     runs: Iterable[Run] = pipeline.raw_runs() if pipeline.raw_runs is not None else pipeline.runs

@@ -5,9 +5,7 @@ quote are those of `opscope dags simulate`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from opscope.checks import Skipped
 from opscope.dags.context import ADVICE_RUNS, KIND, DagsContext
@@ -16,6 +14,9 @@ from opscope.dags.simulate import WhatIf
 from opscope.dags.stats import change_point, median, quantile, trend_per_day
 from opscope.dags.timefmt import instant, rounded, seconds_text
 from opscope.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    pass
 
 Results = Iterator[Finding | Skipped]
 
@@ -577,6 +578,8 @@ def saturation(pool: PoolStats) -> tuple[float, float, int]:
     """(time the pool was full, task time spent waiting while it was, peak slots wanted at
     once) from its tries' ready, start and end times: one sweep over their events, in numpy
     (a busy pool has a million tries), with small integer types to keep it light."""
+    import numpy as np
+
     assert pool.slots is not None
     ready = np.frombuffer(pool.ready, dtype=np.float64)
     start = np.frombuffer(pool.start, dtype=np.float64)

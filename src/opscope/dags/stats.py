@@ -7,8 +7,10 @@ import math
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    pass
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:
@@ -57,6 +59,8 @@ class Sample:
         values = self.values
         if len(values) < NUMPY_SORT_FROM:
             return quantile(values, q)
+        import numpy as np  # here: the dags modules are loaded by every command's start-up
+
         packed = np.frombuffer(values, dtype=np.float64)
         if np.isnan(packed).any():
             return quantile(values, q)
