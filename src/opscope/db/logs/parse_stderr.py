@@ -195,7 +195,11 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     plain = state.plain
     epoch = prefix.ts_kind == "epoch"
     indices = prefix.indices
-    pos = 0
+    optional = prefix.optional
+    # The scan pattern starts with the newline before an entry; the one put first stands
+    # for the start of the chunk (which starts an entry or a bad line).
+    text = "\n" + text
+    pos = 1
     first_ts = ""
     ts = ""
     # The execution before the current line, kept in locals (the fast path) until the
@@ -211,11 +215,13 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     current: list[Any] = _SKIP
     limit = state.max_entry
     match: re.Match[str] | None
-    for match in prefix.entry.finditer(text):
-        start = match.start()
-        end = match.end()
+    for match in prefix.scan.finditer(text):
+        start = match.start() + 1
+        end = entry_end = match.end()
         if end - start > limit:
             match = _cut_entry(text, start, end, prefix, state)
+            if match is not None:
+                entry_end = start + match.end()
         # an entry that is no entry once cut is a bad line, read with the gap before it
         gap_end = start if match is not None else end
         if gap_end != pos:
@@ -241,7 +247,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         # module requires). An execution without pid nor session was never counted; that
         # stays so (`anonymous`) until it is decided what to count it as.
         anonymous = False
-        if None in fields:
+        if optional and None in fields:
             anonymous = fields[1] is None and not fields[7]
             fields = tuple(["" if f is None else f for f in fields])
         ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = fields
@@ -252,7 +258,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                 continue
             kind = current[0]
             if kind == _NONE:
-                aggregate.bad_input(m.group(0))
+                aggregate.bad_input(text[start:entry_end])
             elif level == "DETAIL":
                 if kind == _LOGGED and msg.startswith("parameters: "):
                     current[5] = untab(msg[12:])
@@ -289,7 +295,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             if msg.startswith("duration: "):
                 after = duration_end(msg)
                 if after < 0:
-                    aggregate.bad_input(m.group(0))
+                    aggregate.bad_input(text[start:entry_end])
                     continue
                 duration = float(msg[10 : after - 3])
                 # The two common forms are read in place, without a copy of the rest.

@@ -100,14 +100,23 @@ class PrefixError(ValueError):
 @dataclass(frozen=True)
 class CompiledPrefix:
     text: str
+    #: an entry at a line start (`(?m)^`), for one line or a text
     entry: re.Pattern[str]
     #: group numbers of FIELDS + ("level", "msg"), for one `match.group(*indices)` call
     indices: tuple[int, ...]
     #: "millis", "seconds", "epoch" or "" when the prefix has no timestamp
     ts_kind: str
+    #: `entry` after a newline, with the same groups: what parse_stderr scans a chunk
+    #: with (after a newline put before it). The regex engine looks for a pattern's
+    #: leading literal with a fast loop and only tries the pattern there; `(?m)^` is no
+    #: literal, and `entry` is tried at every character (a third slower over a log).
+    scan: re.Pattern[str]
+    #: whether a field group can be absent from a match (None): the part after %q, and the
+    #: generic pattern's time and pid; other prefixes always give a str for every field
+    optional: bool = True
 
 
-def _translate(prefix: str) -> tuple[str, set[str], str]:
+def _translate(prefix: str) -> tuple[str, set[str], str, bool]:
     parts: list[str] = []
     used: set[str] = set()
     ts_kind = ""
@@ -147,19 +156,24 @@ def _translate(prefix: str) -> tuple[str, set[str], str]:
         parts.append(pattern)
     if optional_from is not None:
         parts[optional_from:] = ["(?:" + "".join(parts[optional_from:]) + ")?"]
-    return "".join(parts), used, ts_kind
+    return "".join(parts), used, ts_kind, optional_from is not None
 
 
 @functools.lru_cache(maxsize=64)
 def compile_prefix(prefix: str) -> CompiledPrefix:
-    body, used, ts_kind = _translate(prefix)
+    body, used, ts_kind, optional = _translate(prefix)
+    # The fields the prefix lacks are empty groups at the end: before the prefix, they
+    # would hide its first character from the regex engine's literal search (see `scan`).
     absent = "".join(f"(?P<{name}>)" for name in FIELDS if name not in used)
     try:
-        entry = re.compile(f"(?m)^{absent}{body}{_LEVEL}{_MESSAGE}")
+        entry = re.compile(f"(?m)^{body}{_LEVEL}{_MESSAGE}{absent}")
+        scan = re.compile(f"\\n{body}{_LEVEL}{_MESSAGE}{absent}")
     except re.error as exc:
         raise PrefixError(f"cannot compile log_line_prefix {prefix!r}: {exc}") from None
     indices = tuple(entry.groupindex[name] for name in (*FIELDS, "level", "msg"))
-    return CompiledPrefix(text=prefix, entry=entry, indices=indices, ts_kind=ts_kind)
+    return CompiledPrefix(
+        text=prefix, entry=entry, indices=indices, ts_kind=ts_kind, optional=optional, scan=scan
+    )
 
 
 _LEVELS = frozenset(
@@ -189,13 +203,16 @@ def generic_prefix() -> CompiledPrefix:
     character (a 1 MB line without `[digits]` took 330 MB).
     """
     absent = "".join(f"(?P<{name}>)" for name in FIELDS if name not in ("ts", "pid"))
-    entry = re.compile(
-        f"(?m)^{absent}(?P<ts>\\d{{4}}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?{_TZ})?"
+    body = (
+        f"(?P<ts>\\d{{4}}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?{_TZ})?"
         f"(?:(?:[^\\n\\[]|\\[(?!\\d+\\]))*+\\[(?P<pid>\\d+)\\])?"
-        f"[^\\n]*?\\b(?P<level>{_GENERIC_LEVELS}):  {_MESSAGE}"
+        f"[^\\n]*?\\b(?P<level>{_GENERIC_LEVELS}):  {_MESSAGE}{absent}"
     )
+    entry = re.compile(f"(?m)^{body}")
     indices = tuple(entry.groupindex[name] for name in (*FIELDS, "level", "msg"))
-    return CompiledPrefix(text=GENERIC, entry=entry, indices=indices, ts_kind="millis")
+    return CompiledPrefix(
+        text=GENERIC, entry=entry, indices=indices, ts_kind="millis", scan=re.compile(f"\\n{body}")
+    )
 
 
 def resolve_prefix(prefix: str) -> CompiledPrefix:
