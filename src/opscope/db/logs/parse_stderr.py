@@ -115,7 +115,29 @@ def _cut_entry(
 
 def duration_end(msg: str) -> int:
     """Where the `duration: N ms` that starts `msg` ends, or -1 where DURATION would not
-    match: string tests instead of a regular expression, on every execution's line."""
+    match: on every execution's line, so the digits are read one by one (`ord(msg[i])`
+    is a direct read when compiled); a character outside ASCII, maybe a digit of another
+    script, is left to the string tests of _duration_end."""
+    n = len(msg)
+    i = 10
+    while i < n and 48 <= ord(msg[i]) <= 57:
+        i += 1
+    if i == 10 or i - 10 > 15:
+        return -1 if i == 10 and (i >= n or ord(msg[i]) < 128) else _duration_end(msg)
+    if i < n and ord(msg[i]) == 46:  # "."
+        j = i + 1
+        while j < n and 48 <= ord(msg[j]) <= 57:
+            j += 1
+        if j == i + 1 and (j >= n or ord(msg[j]) < 128):
+            return -1
+        i = j
+    if msg.find(" ms", i, i + 3) == i:
+        return i + 3
+    return -1 if i >= n or ord(msg[i]) < 128 else _duration_end(msg)
+
+
+def _duration_end(msg: str) -> int:
+    """duration_end, by string tests (str.isdecimal: the digits of every script)."""
     end = msg.find(" ms", 10)
     if end < 11:
         return -1
@@ -201,7 +223,9 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     text = "\n" + text
     pos = 1
     first_ts = ""
-    ts = ""
+    # Declared str: unpacked from match groups they would be `str | Any`, which compiled
+    # code treats as any object (every string method a lookup by name).
+    ts = pid = user = db = app = qid = sqlstate = session = tag = level = msg = ""
     # The execution before the current line, kept in locals (the fast path) until the
     # next main entry shows that no DETAIL (bind parameters) line belongs to it.
     x_sid: str | None = None
@@ -287,7 +311,9 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if qid == "0":
             qid = ""
         # log_error_verbosity = verbose puts the SQLSTATE before every message, LOG too.
-        if msg.startswith(": ", 5) and _SQLSTATE.match(msg):
+        # (`find` with bounds, not `startswith` with a start: compiled, `find` is a direct
+        # call and `startswith(x, i)` a method lookup.)
+        if msg.find(": ", 5, 7) == 5 and _SQLSTATE.match(msg):
             if not sqlstate:
                 sqlstate = msg[:5]
             msg = msg[7:]
@@ -299,10 +325,10 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                     continue
                 duration = float(msg[10 : after - 3])
                 # The two common forms are read in place, without a copy of the rest.
-                if msg.startswith("  statement: ", after):
+                if msg.find("  statement: ", after, after + 13) == after:
                     x_text = untab(msg[after + 13 :])
                     x_kind = "statement"
-                elif msg.startswith("  execute ", after):
+                elif msg.find("  execute ", after, after + 10) == after:
                     colon = msg.find(": ", after + 10)
                     x_text = untab(msg[colon + 2 :] if colon >= 0 else msg[after + 1 :])
                     x_kind = "execute"
