@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -209,6 +210,24 @@ def split_plan(body: str) -> tuple[str, str, str | None]:
     return "", plan, None
 
 
+def scan_entries(
+    text: str, fast: re.Pattern[str], lazy: re.Pattern[str]
+) -> Iterator[re.Match[str]]:
+    """The matches of `lazy` over `text` (which starts with a newline), found with `fast`:
+    a CompiledPrefix's fast pattern finds what its lazy one finds wherever it finds
+    anything (prefix._translate), and the lines it leaves out — between its matches, and
+    after the last — are read with the lazy one."""
+    pos = 0  # where the next match starts when no line lies between
+    for m in fast.finditer(text):
+        start = m.start()
+        if start != pos:
+            yield from lazy.finditer(text, pos, start)
+        yield m
+        pos = m.end()
+    if pos < len(text):
+        yield from lazy.finditer(text, pos)
+
+
 def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     aggregate = state.aggregate
     # Methods are called as such, not bound to locals: compiled, that is a direct call.
@@ -239,7 +258,9 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     current: list[Any] = _SKIP
     limit = state.max_entry
     match: re.Match[str] | None
-    for match in prefix.scan.finditer(text):
+    fast = prefix.fast
+    matches = prefix.scan.finditer(text) if fast is None else scan_entries(text, fast, prefix.scan)
+    for match in matches:
         start = match.start() + 1
         end = entry_end = match.end()
         if end - start > limit:
