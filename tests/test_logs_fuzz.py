@@ -6,6 +6,7 @@ exceeds it, whether the reader or the parser cut it."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hypothesis import given, settings
@@ -13,10 +14,10 @@ from hypothesis import strategies as st
 
 from opscope.db.logs.analyze import parse_chunk
 from opscope.db.logs.options import LogOptions
-from opscope.db.logs.parse_stderr import scan_entries
+from opscope.db.logs.parse_stderr import parse_stderr, scan_entries
 from opscope.db.logs.prefix import COMMON_PREFIXES, compile_prefix
 from opscope.db.logs.reader import Cuts, chunks, csv_splitter, json_splitter, stderr_splitter
-from opscope.db.logs.sessions import Merger
+from opscope.db.logs.sessions import ChunkState, Merger
 
 PREFIX = "%m [%p] %q%u@%d "
 OPTIONS = LogOptions(prefix=PREFIX)
@@ -234,3 +235,23 @@ def test_fast_scan_finds_what_the_lazy_scan_finds(case: tuple[str, str]) -> None
     lazy = [(m.span(), m.groups()) for m in compiled.scan.finditer(text)]
     fast = [(m.span(), m.groups()) for m in scan_entries(text, compiled.fast, compiled.scan)]
     assert fast == lazy
+
+
+def _parsed(text: str, compiled: Any) -> tuple[Any, ...]:
+    state = ChunkState(LogOptions(prefix=compiled.text))
+    parse_stderr(text, compiled, state)
+    agg = state.finish().aggregate
+    groups = sorted((s.key, s.calls, s.total) for s in agg.statements.values())
+    return (agg.queries, agg.entries, agg.corrupt, agg.corrupt_samples, groups,
+            agg.error_levels, agg.logged_statements, agg.bind.count, agg.prepare.count,
+            agg.first_ts, agg.last_ts, len(state.heads))  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(_fast_log())
+def test_parse_with_the_fast_scan_is_the_parse_with_the_lazy_one(case: tuple[str, str]) -> None:
+    prefix, text = case
+    compiled = compile_prefix(prefix)
+    # the text as a chunk holds it: the parser puts the newline before it itself
+    chunk = text[1:]
+    assert _parsed(chunk, compiled) == _parsed(chunk, dataclasses.replace(compiled, fast=None))

@@ -237,6 +237,10 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     epoch = prefix.ts_kind == "epoch"
     indices = prefix.indices
     optional = prefix.optional
+    # positions in match.groups() of the fields (group numbers start at 1)
+    i_ts, i_pid, i_user, i_db, i_app, i_qid, i_sqlstate, i_session, i_tag, i_level, i_msg = [
+        i - 1 for i in indices
+    ]
     # The scan pattern starts with the newline before an entry; the one put first stands
     # for the start of the chunk (which starts an entry or a bad line).
     text = "\n" + text
@@ -259,10 +263,45 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     limit = state.max_entry
     match: re.Match[str] | None
     fast = prefix.fast
-    matches = prefix.scan.finditer(text) if fast is None else scan_entries(text, fast, prefix.scan)
-    for match in matches:
-        start = match.start() + 1
-        end = entry_end = match.end()
+    lazy = prefix.scan
+    scanner = (lazy if fast is None else fast).finditer(text)
+    # scan_entries, inline (a generator costs more per entry than what it does): the lines
+    # the fast pattern leaves out are read with the lazy one, `gap_scan`, before `held`,
+    # the fast match after them; `scanned` is where the next match starts if no line lies
+    # between.
+    gap_scan: Iterator[re.Match[str]] | None = None
+    held: re.Match[str] | None = None
+    scanned = 0
+    tail_read = False
+    while True:
+        if gap_scan is not None:
+            match = next(gap_scan, None)
+            if match is None:
+                gap_scan = None
+                match, held = held, None
+                if match is None:
+                    break
+                first, end = match.span()
+                scanned = end
+            else:
+                first, end = match.span()
+        else:
+            match = next(scanner, None)
+            if match is None:
+                if fast is None or tail_read or scanned >= len(text):
+                    break
+                tail_read = True
+                gap_scan = lazy.finditer(text, scanned)
+                continue
+            first, end = match.span()
+            if fast is not None:
+                if first != scanned:
+                    gap_scan = lazy.finditer(text, scanned, first)
+                    held = match
+                    continue
+                scanned = end
+        start = first + 1
+        entry_end = end
         if end - start > limit:
             match = _cut_entry(text, start, end, prefix, state)
             if match is not None:
@@ -286,16 +325,31 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if match is None:
             continue
         m = match
-        fields = m.group(*indices)
-        # Optional prefix parts (after %q, or the generic prefix's time and pid) are None
-        # when absent: they are read as empty, so every field is a str (as the compiled
-        # module requires). An execution without pid nor session was never counted; that
-        # stays so (`anonymous`) until it is decided what to count it as.
         anonymous = False
-        if optional and None in fields:
-            anonymous = fields[1] is None and not fields[7]
-            fields = tuple(["" if f is None else f for f in fields])
-        ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = fields
+        if optional:
+            fields = m.group(*indices)
+            # Optional prefix parts (after %q, or the generic prefix's time and pid) are
+            # None when absent: they are read as empty, so every field is a str (as the
+            # compiled module requires). An execution without pid nor session was never
+            # counted; that stays so (`anonymous`) until it is decided what to count it as.
+            if None in fields:
+                anonymous = fields[1] is None and not fields[7]
+                fields = tuple(["" if f is None else f for f in fields])
+            ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = fields
+        else:
+            # every group matched: all of them at once (half the cost of group(*indices))
+            groups = m.groups()
+            ts = groups[i_ts]
+            pid = groups[i_pid]
+            user = groups[i_user]
+            db = groups[i_db]
+            app = groups[i_app]
+            qid = groups[i_qid]
+            sqlstate = groups[i_sqlstate]
+            session = groups[i_session]
+            tag = groups[i_tag]
+            level = groups[i_level]
+            msg = groups[i_msg]
         if level in SECONDARY:
             if x_sid is not None:
                 if level == "DETAIL" and msg.startswith("parameters: "):
