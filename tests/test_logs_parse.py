@@ -161,6 +161,8 @@ def test_texts_of_one_shape_normalize_as_the_parser_does(
         # \u0663 and \uff15 are digits of other scripts (isdecimal, \d), \xe9 is none
         st.text(alphabet="0123456789. ms-e\u0663\uff15\xe9x", max_size=30),
         st.from_regex(r"\A\d{1,17}(\.\d{0,3})?\.? ms(  statement: x)?\Z"),
+        st.from_regex(r"\A[0-9]{1,16}\.[0-9]{1,16} ms\Z"),
+        st.floats(0, 1e12).map(lambda d: f"{d:.3f} ms"),
     )
 )
 def test_duration_end_reads_what_the_pattern_reads(tail: str) -> None:
@@ -171,6 +173,8 @@ def test_duration_end_reads_what_the_pattern_reads(tail: str) -> None:
     assert parse_stderr_module._duration_end(msg) == duration_end(msg)
     if m:
         assert float(msg[10 : duration_end(msg) - 3]) == float(m.group(1))
+        # the number made of its digits is the one float() reads, to the last bit
+        assert parse_stderr_module.read_duration(msg)[1] == float(m.group(1))
 
 
 def test_shape_cache_skips_the_parser_only_for_literal_digits() -> None:

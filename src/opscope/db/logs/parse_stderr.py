@@ -116,25 +116,55 @@ def _cut_entry(
 
 def duration_end(msg: str) -> int:
     """Where the `duration: N ms` that starts `msg` ends, or -1 where DURATION would not
-    match: on every execution's line, so the digits are read one by one (`ord(msg[i])`
-    is a direct read when compiled); a character outside ASCII, maybe a digit of another
-    script, is left to the string tests of _duration_end."""
+    match."""
+    return read_duration(msg)[0]
+
+
+def read_duration(msg: str) -> tuple[int, float]:
+    """(duration_end(msg), the number: float(msg[10:end - 3])), on every execution's line.
+
+    The digits are read one by one (`ord(msg[i])` is a direct read when compiled); a
+    character outside ASCII, maybe a digit of another script, is left to the string tests
+    of _duration_end. The number is its digits as an integer over a power of ten: with at
+    most 15 digits both are exact doubles, so their quotient is the correctly rounded
+    value of the decimal, which is what float() gives; longer numbers go to float()."""
     n = len(msg)
     i = 10
-    while i < n and 48 <= ord(msg[i]) <= 57:
+    value = 0
+    while i < n:
+        c = ord(msg[i])
+        if c < 48 or c > 57:
+            break
+        value = value * 10 + c - 48
         i += 1
     if i == 10 or i - 10 > 15:
-        return -1 if i == 10 and (i >= n or ord(msg[i]) < 128) else _duration_end(msg)
+        if i == 10 and (i >= n or ord(msg[i]) < 128):
+            return -1, 0.0
+        return _read_duration(msg)
+    scale = 1
     if i < n and ord(msg[i]) == 46:  # "."
         j = i + 1
-        while j < n and 48 <= ord(msg[j]) <= 57:
+        while j < n:
+            c = ord(msg[j])
+            if c < 48 or c > 57:
+                break
+            value = value * 10 + c - 48
+            scale *= 10
             j += 1
         if j == i + 1 and (j >= n or ord(msg[j]) < 128):
-            return -1
+            return -1, 0.0
         i = j
     if msg.find(" ms", i, i + 3) == i:
-        return i + 3
-    return -1 if i >= n or ord(msg[i]) < 128 else _duration_end(msg)
+        digits = i - 10 - (1 if scale > 1 else 0)
+        return i + 3, (value / scale if digits <= 15 else float(msg[10:i]))
+    if i >= n or ord(msg[i]) < 128:
+        return -1, 0.0
+    return _read_duration(msg)
+
+
+def _read_duration(msg: str) -> tuple[int, float]:
+    end = _duration_end(msg)
+    return end, float(msg[10 : end - 3]) if end >= 0 else 0.0
 
 
 def _duration_end(msg: str) -> int:
@@ -394,11 +424,10 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             msg = msg[7:]
         if level == "LOG":
             if msg.startswith("duration: "):
-                after = duration_end(msg)
+                after, duration = read_duration(msg)
                 if after < 0:
                     aggregate.bad_input(text[start:entry_end])
                     continue
-                duration = float(msg[10 : after - 3])
                 # The two common forms are read in place, without a copy of the rest.
                 if msg.find("  statement: ", after, after + 13) == after:
                     x_text = untab(msg[after + 13 :])
