@@ -206,9 +206,11 @@ def _render(prefix: str, draw: Any) -> str:
         i += 2
         if esc in "tm":
             millis = ".123" if esc == "m" else ""
-            out.append(f"2024-05-01 10:00:00{millis}{draw(_zone)}")
+            # \u0663 is a digit of another script: the lazy pattern's \d, not the fast one's
+            second = draw(st.sampled_from(["00", "0\u0663"]))
+            out.append(f"2024-05-01 10:00:{second}{millis}{draw(_zone)}")
         elif esc in "pl":
-            out.append(draw(st.sampled_from(["7", "123", "", "1a"])))
+            out.append(draw(st.sampled_from(["7", "123", "", "1a", "1\u0663"])))
         else:
             out.append(draw(_name))
     return "".join(out)
