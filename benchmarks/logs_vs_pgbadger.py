@@ -78,39 +78,41 @@ So about 12x pgBadger on one core in CPU time (9x before), not the 20x aimed at;
 clock ratios under that load range from 10x to 15x. The two cores were busy with other
 work, which is why --jobs 2 was no faster than one pinned process in that run.
 
-Then the per-line loop (callgrind on a 10 MB chunk, compiled: 2,077M -> 1,189M
+Then the per-line loop (callgrind on a 10 MB chunk, compiled: 2,077M -> 1,148M
 instructions in parse_stderr): `in` on bytes in the shape test formatted a TypeError per
 statement (9%); the fields unpacked from the match were `str | Any`, which mypyc compiles
 as plain objects (every string method a lookup by name); `None in fields` compared eleven
 fields per line; the cyclic GC walked the live aggregate inside each chunk; the entry
 pattern, led by `(?m)^` and empty groups, was tried at every character instead of after
 each newline; the lazy name loops (`user=%u,db=`) were a third of each match (now read up
-to their delimiter where that gives the same match, the lazy pattern reading the lines
-that leaves out); group(*indices) cost twice groups(); the duration was tested with
-isdecimal and parsed with float() of a slice. The same summary (digest of the whole
-report) on the benchmark log before and after, and hypothesis tests hold each fast path
-equal to the plain one. Parse alone on a 100 MB log, CPU time pinned to one core, best of
-3 (load average 2.5-3.2): 2.01 s (49.7 MB/s) -> 1.31 s (76.1 MB/s). This benchmark then
-(load average 2.1-2.8, a 95 MB pgbench log grown to 284 MB):
+to their delimiter, and times and pids in ASCII digits, where that gives the same match,
+the lazy pattern reading the lines that leaves out); group(*indices) cost twice groups();
+the duration was tested with isdecimal and parsed with float() of a slice. The same
+summary (digest of the whole report) on the benchmark log before and after, and
+hypothesis tests hold each fast path equal to the plain one. Parse alone on a 100 MB log,
+CPU time pinned to one core, best of 3: 2.01 s (49.7 MB/s, load average 3.2) -> 1.14 s
+(88.1 MB/s, load average 1.8). This benchmark then (load average 2.0-2.5, a 79 MB
+pgbench log grown to 236 MB):
 
-    opscope --jobs 1 (compiled, CPU 1): best 5.7 s, 50.2 MB/s, median 46.7 MB/s of 3,
-        CPU time 5.5 s (52.0 MB/s), peak 112 MB (half the file: 112 MB), 903,240 queries
-        its CPU time in parts: start 0.28 s, parse 3.78 s, report 1.03 s; parse alone,
-        best: 3.78 s (75.2 MB/s)
-    opscope --jobs 1 (pure Python, CPU 1): 8.5 s, 33.3 MB/s, CPU time 8.3 s (34.3 MB/s;
-        parse 6.75 s, 42.1 MB/s)
-    opscope --jobs 2: 7.2 s, 39.2 MB/s, peak 142 MB in the main process
-    pgbadger -j 1 (CPU 1): 90.4 s, 3.1 MB/s, CPU time 87.2 s (3.3 MB/s), peak 30 MB
-    same number of queries: 903,240
-    log parsing, 2 cores: opscope 39.2 MB/s, pgbadger 3.1 MB/s (one core), ratio 12.5x
-    log parsing, one core: opscope 50.2 MB/s (median 46.7), pgbadger 3.1 MB/s, ratio
-        16.0x (median 14.9x; in CPU time 16.0x, pure Python 10.5x; parse alone against
-        all of pgbadger's CPU time 23.1x)
+    opscope --jobs 1 (compiled, CPU 1): best 4.7 s, 50.6 MB/s, median 48.5 MB/s of 3,
+        CPU time 4.6 s (51.7 MB/s), peak 112 MB (half the file: 112 MB), 790,953 queries
+        its CPU time in parts: start 0.26 s, parse 2.95 s, report 0.96 s; parse alone,
+        best: 2.95 s (79.8 MB/s)
+    opscope --jobs 1 (pure Python, CPU 1): 7.2 s, 32.9 MB/s, CPU time 7.0 s (33.4 MB/s;
+        parse 5.27 s, 44.7 MB/s)
+    opscope --jobs 2: 5.7 s, 41.3 MB/s, peak 137 MB in the main process
+    pgbadger -j 1 (CPU 1): 78.3 s, 3.0 MB/s, CPU time 75.8 s (3.1 MB/s), peak 30 MB
+    same number of queries: 790,953
+    log parsing, 2 cores: opscope 41.3 MB/s, pgbadger 3.0 MB/s (one core), ratio 13.7x
+    log parsing, one core: opscope 50.6 MB/s (median 48.5), pgbadger 3.0 MB/s, ratio
+        16.8x (median 16.1x; in CPU time 16.6x, pure Python 10.8x; parse alone against
+        all of pgbadger's CPU time 25.7x)
 
-So the parse itself is 23x pgBadger on one core, and the whole run 16x: of its 5.5 s of
-CPU time, 1.0 s is the report's loading of every area's plugins and 0.7 s the
-interpreter's start, imports and exit, the same for any size of log. Another helper shared
-the second core, which is why --jobs 2 gained less than a second core gives.
+So the parse itself is about 26x pgBadger on one core, and the whole run 17x: of its
+4.6 s of CPU time, 1.0 s is the report's loading of every area's plugins and 0.6 s the
+interpreter's start, imports and exit, the same for any size of log (without the plugin
+loading the run would be about 21x). Another helper shared the second core, which is
+why --jobs 2 gained less than a second core gives.
 
 Peak memory is that of the main process (VmHWM); with --jobs 2 each worker holds one chunk
 and its partial aggregate on top. On logs of longer, literal-heavy statements (every text
