@@ -109,7 +109,7 @@ pgbench log grown to 236 MB):
         all of pgbadger's CPU time 25.7x)
 
 So the parse itself is about 26x pgBadger on one core, and the whole run 17x: of its
-4.6 s of CPU time, 1.0 s is the report's loading of every area's plugins and 0.6 s the
+4.6 s of CPU time, 1.0 s is the report's loading of every area's plugins and 0.7 s the
 interpreter's start, imports and exit, the same for any size of log (without the plugin
 loading the run would be about 21x). Another helper shared the second core, which is
 why --jobs 2 gained less than a second core gives.
