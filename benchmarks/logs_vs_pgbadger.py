@@ -18,8 +18,9 @@ What it does, in one run:
    pinned to the same CPU, on the same file; checks that all count the same number of
    queries; prints each run's MB/s (wall clock, and CPU time for the one-core runs: it is
    what other load on a shared machine changes least), peak memory, and opscope's peak
-   memory on half the file to show it stays flat as the file grows; the one-core ratio
-   is printed last.
+   memory on half the file to show it stays flat as the file grows; opscope's CPU time
+   in its parts (start, parse, report: the parse is what grows with the log); the
+   one-core ratio is printed last.
 
 Measured on the 2-core development machine (Debian 12, Python 3.11, pgBadger 12.0), with
 the defaults (--mb 200 --seconds 20: a 154 MB pgbench log, grown to 309 MB):
@@ -77,6 +78,42 @@ So about 12x pgBadger on one core in CPU time (9x before), not the 20x aimed at;
 clock ratios under that load range from 10x to 15x. The two cores were busy with other
 work, which is why --jobs 2 was no faster than one pinned process in that run.
 
+Then the per-line loop (callgrind on a 10 MB chunk, compiled: 2,077M -> 1,148M
+instructions in parse_stderr): `in` on bytes in the shape test formatted a TypeError per
+statement (9%); the fields unpacked from the match were `str | Any`, which mypyc compiles
+as plain objects (every string method a lookup by name); `None in fields` compared eleven
+fields per line; the cyclic GC walked the live aggregate inside each chunk; the entry
+pattern, led by `(?m)^` and empty groups, was tried at every character instead of after
+each newline; the lazy name loops (`user=%u,db=`) were a third of each match (now read up
+to their delimiter, and times and pids in ASCII digits, where that gives the same match,
+the lazy pattern reading the lines that leaves out); group(*indices) cost twice groups();
+the duration was tested with isdecimal and parsed with float() of a slice. The same
+summary (digest of the whole report) on the benchmark log before and after, and
+hypothesis tests hold each fast path equal to the plain one. Parse alone on a 100 MB log,
+CPU time pinned to one core, best of 3: 2.01 s (49.7 MB/s, load average 3.2) -> 1.14 s
+(88.1 MB/s, load average 1.8). This benchmark then (load average 2.0-2.5, a 79 MB
+pgbench log grown to 236 MB):
+
+    opscope --jobs 1 (compiled, CPU 1): best 4.7 s, 50.6 MB/s, median 48.5 MB/s of 3,
+        CPU time 4.6 s (51.7 MB/s), peak 112 MB (half the file: 112 MB), 790,953 queries
+        its CPU time in parts: start 0.26 s, parse 2.95 s, report 0.96 s; parse alone,
+        best: 2.95 s (79.8 MB/s)
+    opscope --jobs 1 (pure Python, CPU 1): 7.2 s, 32.9 MB/s, CPU time 7.0 s (33.4 MB/s;
+        parse 5.27 s, 44.7 MB/s)
+    opscope --jobs 2: 5.7 s, 41.3 MB/s, peak 137 MB in the main process
+    pgbadger -j 1 (CPU 1): 78.3 s, 3.0 MB/s, CPU time 75.8 s (3.1 MB/s), peak 30 MB
+    same number of queries: 790,953
+    log parsing, 2 cores: opscope 41.3 MB/s, pgbadger 3.0 MB/s (one core), ratio 13.7x
+    log parsing, one core: opscope 50.6 MB/s (median 48.5), pgbadger 3.0 MB/s, ratio
+        16.8x (median 16.1x; in CPU time 16.6x, pure Python 10.8x; parse alone against
+        all of pgbadger's CPU time 25.7x)
+
+So the parse itself is about 26x pgBadger on one core, and the whole run 17x: of its
+4.6 s of CPU time, 1.0 s is the report's loading of every area's plugins and 0.7 s the
+interpreter's start, imports and exit, the same for any size of log (without the plugin
+loading the run would be about 21x). Another helper shared the second core, which is
+why --jobs 2 gained less than a second core gives.
+
 Peak memory is that of the main process (VmHWM); with --jobs 2 each worker holds one chunk
 and its partial aggregate on top. On logs of longer, literal-heavy statements (every text
 new to the normalization cache) opscope's single-core speed is lower, about 25 MB/s, and
@@ -102,15 +139,30 @@ from opscope.db.sandbox import Sandbox
 PREFIX = "%t [%p]: user=%u,db=%d,app=%a,client=%h "
 _DATE = re.compile(rb"^(\d{4}-\d\d-\d\d)", re.M)
 
+# What `opscope logs` does (analyze_logs), in its three parts, each timed in CPU time of
+# this process: start (imports), parse (reading and aggregating the log: the part this
+# benchmark compares; with --jobs > 1 most of it is in the workers, so it is not split
+# then) and report (the checks of every area's plugins, and the report's figures).
 OPSCOPE_RUN = """
+import time
+started = time.process_time()
 import json, sys
-from opscope.config import Config
 from opscope.db.logs import compiled
-from opscope.db.logs.analyze import analyze_logs
+from opscope.db.logs.analyze import aggregate_logs, build_report
 from opscope.db.logs.options import LogOptions
+from opscope.findings import utc_now
+from opscope.fixes import group_fixes
+imported = time.process_time()
 options = LogOptions(prefix=sys.argv[2], jobs=int(sys.argv[3]))
-report = analyze_logs(Config(), [sys.argv[1]], options)
-print(json.dumps({"queries": report.summary["log"]["queries"], "compiled": compiled.active()}))
+parts = aggregate_logs([sys.argv[1]], options)
+parsed = time.process_time()
+report = build_report(*parts)
+report.generated_at = utc_now()
+report.fixes = group_fixes(report.findings)
+done = time.process_time()
+print(json.dumps({"queries": report.summary["log"]["queries"], "compiled": compiled.active(),
+                  "start_s": imported - started, "parse_s": parsed - imported,
+                  "report_s": done - parsed}))
 """
 
 
@@ -223,8 +275,9 @@ def timed(argv: list[str], cpu: int | None = None) -> tuple[float, float, int, s
 
 def run_opscope(
     path: Path, jobs: int, cpu: int | None = None, pure: bool = False
-) -> tuple[float, float, int, int, bool]:
-    """Seconds, CPU seconds, peak MB, queries, and whether the compiled modules ran."""
+) -> tuple[float, float, int, int, bool, dict[str, float]]:
+    """Seconds, CPU seconds, peak MB, queries, whether the compiled modules ran, and the
+    CPU seconds of the main process's parts (start_s, parse_s, report_s)."""
     argv = [sys.executable, "-c", OPSCOPE_RUN, str(path), PREFIX, str(jobs)]
     os.environ.pop("OPSCOPE_PURE_PYTHON", None)
     if pure:
@@ -234,7 +287,8 @@ def run_opscope(
     finally:
         os.environ.pop("OPSCOPE_PURE_PYTHON", None)
     data = json.loads(out)
-    return elapsed, cpu_s, peak, int(data["queries"]), bool(data["compiled"])
+    parts = {k: float(data[k]) for k in ("start_s", "parse_s", "report_s")}
+    return elapsed, cpu_s, peak, int(data["queries"]), bool(data["compiled"]), parts
 
 
 def run_pgbadger(
@@ -280,20 +334,27 @@ def main() -> None:
         # processes on the machine make single runs noisy (best and median are printed).
         runs = [run_opscope(log, 1, cpu) for _ in range(max(1, args.repeat))]
         times = sorted(r[0] for r in runs)
-        one_s, _, one_peak, one_q, is_compiled = min(runs)
+        one_s, _, one_peak, one_q, is_compiled, _ = min(runs)
         median_s = times[len(times) // 2]
         best_cpu = min(r[1] for r in runs)
-        _, _, half_peak, _, _ = run_opscope(half, 1, cpu)
+        # the parts of the run with the least CPU time, and the least of each part
+        best_parts = min(runs, key=lambda r: r[1])[5]
+        parse_cpu = min(r[5]["parse_s"] for r in runs)
+        _, _, half_peak, _, _, _ = run_opscope(half, 1, cpu)
         kind = "compiled" if is_compiled else "pure Python (no compiled build)"
         print(f"opscope --jobs 1 ({kind}, CPU {cpu}): best {one_s:.1f} s, {size_mb / one_s:.1f} "
               f"MB/s, median {size_mb / median_s:.1f} MB/s of {len(runs)}, CPU time "
               f"{best_cpu:.1f} s ({size_mb / best_cpu:.1f} MB/s), peak {one_peak} MB "
               f"(half the file: {half_peak} MB), {one_q:,} queries")  # fmt: skip
-        pure_s, pure_cpu, _, pure_q, _ = run_opscope(log, 1, cpu, pure=True)
+        print(f"    its CPU time in parts: start {best_parts['start_s']:.2f} s, parse "
+              f"{best_parts['parse_s']:.2f} s, report {best_parts['report_s']:.2f} s; "
+              f"parse alone, best: {parse_cpu:.2f} s ({size_mb / parse_cpu:.1f} MB/s)")  # fmt: skip
+        pure_s, pure_cpu, _, pure_q, _, pure_parts = run_opscope(log, 1, cpu, pure=True)
         print(f"opscope --jobs 1 (pure Python, CPU {cpu}): {pure_s:.1f} s, "
               f"{size_mb / pure_s:.1f} MB/s, CPU time {pure_cpu:.1f} s "
-              f"({size_mb / pure_cpu:.1f} MB/s), {pure_q:,} queries")  # fmt: skip
-        all_s, _, all_peak, all_q, _ = run_opscope(log, cores)
+              f"({size_mb / pure_cpu:.1f} MB/s; parse {pure_parts['parse_s']:.2f} s, "
+              f"{size_mb / pure_parts['parse_s']:.1f} MB/s), {pure_q:,} queries")  # fmt: skip
+        all_s, _, all_peak, all_q, _, _ = run_opscope(log, cores)
         print(f"opscope --jobs {cores}: {all_s:.1f} s, {size_mb / all_s:.1f} MB/s, "
               f"peak {all_peak} MB in the main process, {all_q:,} queries")  # fmt: skip
         bad_s, bad_cpu, bad_peak, bad_q = run_pgbadger(pgbadger, log, workdir, cpu)
@@ -313,7 +374,8 @@ def main() -> None:
             f"log parsing, one core: opscope {size_mb / one_s:.1f} MB/s (median "
             f"{size_mb / median_s:.1f}), pgbadger {size_mb / bad_s:.1f} MB/s, ratio "
             f"{bad_s / one_s:.1f}x (median {bad_s / median_s:.1f}x; in CPU time "
-            f"{bad_cpu / best_cpu:.1f}x, pure Python {bad_cpu / pure_cpu:.1f}x)"
+            f"{bad_cpu / best_cpu:.1f}x, pure Python {bad_cpu / pure_cpu:.1f}x; parse "
+            f"alone against all of pgbadger's CPU time {bad_cpu / parse_cpu:.1f}x)"
         )
 
 

@@ -6,6 +6,7 @@ exceeds it, whether the reader or the parser cut it."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hypothesis import given, settings
@@ -13,9 +14,10 @@ from hypothesis import strategies as st
 
 from opscope.db.logs.analyze import parse_chunk
 from opscope.db.logs.options import LogOptions
-from opscope.db.logs.prefix import compile_prefix
+from opscope.db.logs.parse_stderr import parse_stderr, scan_entries
+from opscope.db.logs.prefix import COMMON_PREFIXES, compile_prefix
 from opscope.db.logs.reader import Cuts, chunks, csv_splitter, json_splitter, stderr_splitter
-from opscope.db.logs.sessions import Merger
+from opscope.db.logs.sessions import ChunkState, Merger
 
 PREFIX = "%m [%p] %q%u@%d "
 OPTIONS = LogOptions(prefix=PREFIX)
@@ -180,3 +182,78 @@ def test_csv_records_with_newlines_and_quotes_split_exactly(
     assert whole["queries"] == len(rows) - len(over) and whole["corrupt"] == 0
     assert whole["cut"] == (len(over), sum(over))
     assert analyze_bytes(data, "csvlog", chunk_bytes, options) == whole
+
+
+# -- the fast scan pattern finds what the lazy one finds ----------------------------------
+
+#: prefixes whose names are read up to their delimiter (CompiledPrefix.fast)
+FAST_PREFIXES = [p for p in COMMON_PREFIXES if compile_prefix(p).fast is not None]
+#: what names are made of here: mostly the delimiters, so that a name holds one
+_name = st.text(alphabet="ab,@: =[]-1\t", max_size=6)
+_zone = st.sampled_from(["", " UTC", " +02", " CEST", " x-y"])
+
+
+def _render(prefix: str, draw: Any) -> str:
+    """A line head for `prefix`, its names drawn (with delimiters in them, often)."""
+    out = []
+    i = 0
+    while i < len(prefix):
+        if prefix[i] != "%":
+            out.append(prefix[i])
+            i += 1
+            continue
+        esc = prefix[i + 1]
+        i += 2
+        if esc in "tm":
+            millis = ".123" if esc == "m" else ""
+            # \u0663 is a digit of another script: the lazy pattern's \d, not the fast one's
+            second = draw(st.sampled_from(["00", "0\u0663"]))
+            out.append(f"2024-05-01 10:00:{second}{millis}{draw(_zone)}")
+        elif esc in "pl":
+            out.append(draw(st.sampled_from(["7", "123", "", "1a", "1\u0663"])))
+        else:
+            out.append(draw(_name))
+    return "".join(out)
+
+
+@st.composite
+def _fast_log(draw: Any) -> tuple[str, str]:
+    prefix = draw(st.sampled_from(FAST_PREFIXES))
+    lines = []
+    for _ in range(draw(st.integers(0, 12))):
+        head = _render(prefix, draw) if draw(st.booleans()) else draw(st.text(max_size=20))
+        level = draw(st.sampled_from(["LOG", "DETAIL", "ERROR", "X"]))
+        body = draw(st.text(alphabet="ab ,@:\t\n", max_size=12))
+        lines.append(f"{head}{level}:  {body}")
+    return prefix, "\n" + "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_fast_log())
+def test_fast_scan_finds_what_the_lazy_scan_finds(case: tuple[str, str]) -> None:
+    prefix, text = case
+    compiled = compile_prefix(prefix)
+    assert compiled.fast is not None
+    lazy = [(m.span(), m.groups()) for m in compiled.scan.finditer(text)]
+    fast = [(m.span(), m.groups()) for m in scan_entries(text, compiled.fast, compiled.scan)]
+    assert fast == lazy
+
+
+def _parsed(text: str, compiled: Any) -> tuple[Any, ...]:
+    state = ChunkState(LogOptions(prefix=compiled.text))
+    parse_stderr(text, compiled, state)
+    agg = state.finish().aggregate
+    groups = sorted((s.key, s.calls, s.total) for s in agg.statements.values())
+    return (agg.queries, agg.entries, agg.corrupt, agg.corrupt_samples, groups,
+            agg.error_levels, agg.logged_statements, agg.bind.count, agg.prepare.count,
+            agg.first_ts, agg.last_ts, len(state.heads))  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(_fast_log())
+def test_parse_with_the_fast_scan_is_the_parse_with_the_lazy_one(case: tuple[str, str]) -> None:
+    prefix, text = case
+    compiled = compile_prefix(prefix)
+    # the text as a chunk holds it: the parser puts the newline before it itself
+    chunk = text[1:]
+    assert _parsed(chunk, compiled) == _parsed(chunk, dataclasses.replace(compiled, fast=None))

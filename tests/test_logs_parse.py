@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from opscope.config import Config
 from opscope.db.logs import aggregate as aggregate_module
 from opscope.db.logs import normalize as normalize_module
+from opscope.db.logs import parse_stderr as parse_stderr_module
 from opscope.db.logs import sessions
 from opscope.db.logs.aggregate import EXACT_LIMIT, Quantiles
 from opscope.db.logs.analyze import analyze_logs, parse_chunk
@@ -154,19 +155,26 @@ def test_texts_of_one_shape_normalize_as_the_parser_does(
         assert normalize(text) == normalize_module._normalize(text)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     st.one_of(
-        st.text(alphabet="0123456789. ms-e\u0663x", max_size=30),
+        # \u0663 and \uff15 are digits of other scripts (isdecimal, \d), \xe9 is none
+        st.text(alphabet="0123456789. ms-e\u0663\uff15\xe9x", max_size=30),
         st.from_regex(r"\A\d{1,17}(\.\d{0,3})?\.? ms(  statement: x)?\Z"),
+        st.from_regex(r"\A[0-9]{1,16}\.[0-9]{1,16} ms\Z"),
+        st.floats(0, 1e12).map(lambda d: f"{d:.3f} ms"),
     )
 )
 def test_duration_end_reads_what_the_pattern_reads(tail: str) -> None:
     msg = "duration: " + tail
     m = DURATION.match(msg)
     assert duration_end(msg) == (m.end() if m else -1)
+    # the digit-by-digit reading and the string tests it leaves other scripts to agree
+    assert parse_stderr_module._duration_end(msg) == duration_end(msg)
     if m:
         assert float(msg[10 : duration_end(msg) - 3]) == float(m.group(1))
+        # the number made of its digits is the one float() reads, to the last bit
+        assert parse_stderr_module.read_duration(msg)[1] == float(m.group(1))
 
 
 def test_shape_cache_skips_the_parser_only_for_literal_digits() -> None:

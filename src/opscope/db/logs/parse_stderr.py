@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -115,7 +116,59 @@ def _cut_entry(
 
 def duration_end(msg: str) -> int:
     """Where the `duration: N ms` that starts `msg` ends, or -1 where DURATION would not
-    match: string tests instead of a regular expression, on every execution's line."""
+    match."""
+    return read_duration(msg)[0]
+
+
+def read_duration(msg: str) -> tuple[int, float]:
+    """(duration_end(msg), the number: float(msg[10:end - 3])), on every execution's line.
+
+    The digits are read one by one (`ord(msg[i])` is a direct read when compiled); a
+    character outside ASCII, maybe a digit of another script, is left to the string tests
+    of _duration_end. The number is its digits as an integer over a power of ten: with at
+    most 15 digits both are exact doubles, so their quotient is the correctly rounded
+    value of the decimal, which is what float() gives; longer numbers go to float()."""
+    n = len(msg)
+    i = 10
+    value = 0
+    while i < n:
+        c = ord(msg[i])
+        if c < 48 or c > 57:
+            break
+        value = value * 10 + c - 48
+        i += 1
+    if i == 10 or i - 10 > 15:
+        if i == 10 and (i >= n or ord(msg[i]) < 128):
+            return -1, 0.0
+        return _read_duration(msg)
+    scale = 1
+    if i < n and ord(msg[i]) == 46:  # "."
+        j = i + 1
+        while j < n:
+            c = ord(msg[j])
+            if c < 48 or c > 57:
+                break
+            value = value * 10 + c - 48
+            scale *= 10
+            j += 1
+        if j == i + 1 and (j >= n or ord(msg[j]) < 128):
+            return -1, 0.0
+        i = j
+    if msg.find(" ms", i, i + 3) == i:
+        digits = i - 10 - (1 if scale > 1 else 0)
+        return i + 3, (value / scale if digits <= 15 else float(msg[10:i]))
+    if i >= n or ord(msg[i]) < 128:
+        return -1, 0.0
+    return _read_duration(msg)
+
+
+def _read_duration(msg: str) -> tuple[int, float]:
+    end = _duration_end(msg)
+    return end, float(msg[10 : end - 3]) if end >= 0 else 0.0
+
+
+def _duration_end(msg: str) -> int:
+    """duration_end, by string tests (str.isdecimal: the digits of every script)."""
     end = msg.find(" ms", 10)
     if end < 11:
         return -1
@@ -187,6 +240,24 @@ def split_plan(body: str) -> tuple[str, str, str | None]:
     return "", plan, None
 
 
+def scan_entries(
+    text: str, fast: re.Pattern[str], lazy: re.Pattern[str]
+) -> Iterator[re.Match[str]]:
+    """The matches of `lazy` over `text` (which starts with a newline), found with `fast`:
+    a CompiledPrefix's fast pattern finds what its lazy one finds wherever it finds
+    anything (prefix._translate), and the lines it leaves out — between its matches, and
+    after the last — are read with the lazy one."""
+    pos = 0  # where the next match starts when no line lies between
+    for m in fast.finditer(text):
+        start = m.start()
+        if start != pos:
+            yield from lazy.finditer(text, pos, start)
+        yield m
+        pos = m.end()
+    if pos < len(text):
+        yield from lazy.finditer(text, pos)
+
+
 def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     aggregate = state.aggregate
     # Methods are called as such, not bound to locals: compiled, that is a direct call.
@@ -195,9 +266,19 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     plain = state.plain
     epoch = prefix.ts_kind == "epoch"
     indices = prefix.indices
-    pos = 0
+    optional = prefix.optional
+    # positions in match.groups() of the fields (group numbers start at 1)
+    i_ts, i_pid, i_user, i_db, i_app, i_qid, i_sqlstate, i_session, i_tag, i_level, i_msg = [
+        i - 1 for i in indices
+    ]
+    # The scan pattern starts with the newline before an entry; the one put first stands
+    # for the start of the chunk (which starts an entry or a bad line).
+    text = "\n" + text
+    pos = 1
     first_ts = ""
-    ts = ""
+    # Declared str: unpacked from match groups they would be `str | Any`, which compiled
+    # code treats as any object (every string method a lookup by name).
+    ts = pid = user = db = app = qid = sqlstate = session = tag = level = msg = ""
     # The execution before the current line, kept in locals (the fast path) until the
     # next main entry shows that no DETAIL (bind parameters) line belongs to it.
     x_sid: str | None = None
@@ -211,11 +292,50 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     current: list[Any] = _SKIP
     limit = state.max_entry
     match: re.Match[str] | None
-    for match in prefix.entry.finditer(text):
-        start = match.start()
-        end = match.end()
+    fast = prefix.fast
+    lazy = prefix.scan
+    scanner = (lazy if fast is None else fast).finditer(text)
+    # scan_entries, inline (a generator costs more per entry than what it does): the lines
+    # the fast pattern leaves out are read with the lazy one, `gap_scan`, before `held`,
+    # the fast match after them; `scanned` is where the next match starts if no line lies
+    # between.
+    gap_scan: Iterator[re.Match[str]] | None = None
+    held: re.Match[str] | None = None
+    scanned = 0
+    tail_read = False
+    while True:
+        if gap_scan is not None:
+            match = next(gap_scan, None)
+            if match is None:
+                gap_scan = None
+                match, held = held, None
+                if match is None:
+                    break
+                first, end = match.span()
+                scanned = end
+            else:
+                first, end = match.span()
+        else:
+            match = next(scanner, None)
+            if match is None:
+                if fast is None or tail_read or scanned >= len(text):
+                    break
+                tail_read = True
+                gap_scan = lazy.finditer(text, scanned)
+                continue
+            first, end = match.span()
+            if fast is not None:
+                if first != scanned:
+                    gap_scan = lazy.finditer(text, scanned, first)
+                    held = match
+                    continue
+                scanned = end
+        start = first + 1
+        entry_end = end
         if end - start > limit:
             match = _cut_entry(text, start, end, prefix, state)
+            if match is not None:
+                entry_end = start + match.end()
         # an entry that is no entry once cut is a bad line, read with the gap before it
         gap_end = start if match is not None else end
         if gap_end != pos:
@@ -235,24 +355,39 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if match is None:
             continue
         m = match
-        fields = m.group(*indices)
-        # Optional prefix parts (after %q, or the generic prefix's time and pid) are None
-        # when absent: they are read as empty, so every field is a str (as the compiled
-        # module requires). An execution without pid nor session was never counted; that
-        # stays so (`anonymous`) until it is decided what to count it as.
         anonymous = False
-        if None in fields:
-            anonymous = fields[1] is None and not fields[7]
-            fields = tuple(["" if f is None else f for f in fields])
-        ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = fields
-        if level in SECONDARY:
+        if optional:
+            fields = m.group(*indices)
+            # Optional prefix parts (after %q, or the generic prefix's time and pid) are
+            # None when absent: they are read as empty, so every field is a str (as the
+            # compiled module requires). An execution without pid nor session was never
+            # counted; that stays so (`anonymous`) until it is decided what to count it as.
+            if None in fields:
+                anonymous = fields[1] is None and not fields[7]
+                fields = tuple(["" if f is None else f for f in fields])
+            ts, pid, user, db, app, qid, sqlstate, session, tag, level, msg = fields
+        else:
+            # every group matched: all of them at once (half the cost of group(*indices))
+            groups = m.groups()
+            ts = groups[i_ts]
+            pid = groups[i_pid]
+            user = groups[i_user]
+            db = groups[i_db]
+            app = groups[i_app]
+            qid = groups[i_qid]
+            sqlstate = groups[i_sqlstate]
+            session = groups[i_session]
+            tag = groups[i_tag]
+            level = groups[i_level]
+            msg = groups[i_msg]
+        if level != "LOG" and level in SECONDARY:  # most lines are LOG: one comparison
             if x_sid is not None:
                 if level == "DETAIL" and msg.startswith("parameters: "):
                     x_params = untab(msg[12:])
                 continue
             kind = current[0]
             if kind == _NONE:
-                aggregate.bad_input(m.group(0))
+                aggregate.bad_input(text[start:entry_end])
             elif level == "DETAIL":
                 if kind == _LOGGED and msg.startswith("parameters: "):
                     current[5] = untab(msg[12:])
@@ -281,22 +416,23 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
         if qid == "0":
             qid = ""
         # log_error_verbosity = verbose puts the SQLSTATE before every message, LOG too.
-        if msg.startswith(": ", 5) and _SQLSTATE.match(msg):
+        # (`": "` at 5 told by ord(msg[i]), a direct read when compiled; below, `find` with
+        # bounds, not `startswith` with a start, which is a method lookup even on a str.)
+        if len(msg) > 6 and ord(msg[5]) == 58 and ord(msg[6]) == 32 and _SQLSTATE.match(msg):
             if not sqlstate:
                 sqlstate = msg[:5]
             msg = msg[7:]
         if level == "LOG":
             if msg.startswith("duration: "):
-                after = duration_end(msg)
+                after, duration = read_duration(msg)
                 if after < 0:
-                    aggregate.bad_input(m.group(0))
+                    aggregate.bad_input(text[start:entry_end])
                     continue
-                duration = float(msg[10 : after - 3])
                 # The two common forms are read in place, without a copy of the rest.
-                if msg.startswith("  statement: ", after):
+                if msg.find("  statement: ", after, after + 13) == after:
                     x_text = untab(msg[after + 13 :])
                     x_kind = "statement"
-                elif msg.startswith("  execute ", after):
+                elif msg.find("  execute ", after, after + 10) == after:
                     colon = msg.find(": ", after + 10)
                     x_text = untab(msg[colon + 2 :] if colon >= 0 else msg[after + 1 :])
                     x_kind = "execute"
