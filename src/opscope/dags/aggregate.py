@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import CycleError, Plan
 from opscope.dags.model import DEFAULT_POOL, FINISHED_RUN_STATES, Graph, Pipeline, Run
-from opscope.dags.nogc import paused_gc
 from opscope.dags.runs import RunFacts, facts_of, plan_for
+from opscope.nogc import paused_gc
 
 Progress = Callable[[int, int | None], None]
 

@@ -14,7 +14,6 @@ from opscope.dags.aggregate import Analysis, Progress, aggregate
 from opscope.dags.context import KIND, DagsContext
 from opscope.dags.figures import DagStats
 from opscope.dags.gantt import chart_data
-from opscope.dags.nogc import paused_gc
 from opscope.dags.readers.metadata import Selection
 from opscope.dags.settings import DagsSettings, dags_settings_for
 from opscope.dags.simulate import Simulation, WhatIf, simulate, unknown_names
@@ -23,6 +22,7 @@ from opscope.dags.timefmt import instant, rounded
 from opscope.db.connection import ConnectionFactory, connect
 from opscope.findings import Clock, Report, Target, utc_now
 from opscope.fixes import group_fixes
+from opscope.nogc import paused_gc
 from opscope.plugins import default_plugins
 
 if TYPE_CHECKING:

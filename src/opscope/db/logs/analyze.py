@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import gc
 import multiprocessing
 import os
 import signal
@@ -53,6 +52,7 @@ from opscope.db.logs.reader import (
 from opscope.db.logs.sessions import ChunkResult, ChunkState, Merger
 from opscope.findings import CheckError, Clock, Report, Target, utc_now
 from opscope.fixes import group_fixes
+from opscope.nogc import paused_gc
 from opscope.plugins import default_plugins
 from opscope.redact import redact
 
@@ -84,13 +84,8 @@ def parse_chunk(log_format: str, prefix: str, data: bytes, options: LogOptions) 
     The cyclic garbage collector is off meanwhile: a chunk makes a million short-lived
     tuples and strings and no reference cycle, and the collector would walk the live
     aggregate again and again for nothing (6% of the parse). It is on between chunks."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _parse_chunk(log_format, prefix, data, options)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _parse_chunk(log_format: str, prefix: str, data: bytes, options: LogOptions) -> ChunkResult:
