@@ -53,7 +53,7 @@ at start-up, with --no-pgbadger (load average about 2):
     peak memory, pathological / normal log of 300 MB: 328/335 MB, ratio 0.98
 
 Flat as before from 100 to 300 MB; 10 to 15 MB more per process than the first
-measurement (the compiled modules and the larger caches of the faster parse).
+measurement, a difference not traced yet.
 
 Every pathological shape but `short` takes the same memory at 10 and 300 MB: what is over
 the bound is skipped as it streams by. `short` (every line a bad line) fills chunks like a
