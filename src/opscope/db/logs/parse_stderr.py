@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from opscope.db.logs.aggregate import Execution
 from opscope.db.logs.maintenance import MAINTENANCE_HEADS
-from opscope.db.logs.normalize import normalize, normalize_cache
+from opscope.db.logs.normalize import normalize
 from opscope.db.logs.prefix import CompiledPrefix
 from opscope.db.logs.sessions import ChunkState, maintenance_entry
 
@@ -303,9 +303,12 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     held: re.Match[str] | None = None
     scanned = 0
     tail_read = False
+    # A local: compiled, a call to the builtin `next` looks the name up in builtins on
+    # every call; the local is called directly.
+    step = next
     while True:
         if gap_scan is not None:
-            match = next(gap_scan, None)
+            match = step(gap_scan, None)
             if match is None:
                 gap_scan = None
                 match, held = held, None
@@ -316,7 +319,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             else:
                 first, end = match.span()
         else:
-            match = next(scanner, None)
+            match = step(scanner, None)
             if match is None:
                 if fast is None or tail_read or scanned >= len(text):
                     break
@@ -396,7 +399,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             continue
         if x_sid is not None:
             if plain and x_text and not pending and x_sid in seen:
-                normalized = normalize_cache.get(x_text) or normalize(x_text)
+                normalized = normalize(x_text)
                 aggregate.add(normalized[0], normalized[1], x_ts, x_duration, x_text, x_params,
                               x_db, x_user, x_app, x_pid, x_qid, x_kind)  # fmt: skip
             else:
