@@ -383,7 +383,8 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             tag = groups[i_tag]
             level = groups[i_level]
             msg = groups[i_msg]
-        if level != "LOG" and level in SECONDARY:  # most lines are LOG: one comparison
+        # Most lines are LOG, most others DETAIL: a comparison each before the set lookup.
+        if level != "LOG" and (level == "DETAIL" or level in SECONDARY):
             if x_sid is not None:
                 if level == "DETAIL" and msg.startswith("parameters: "):
                     x_params = untab(msg[12:])
@@ -432,10 +433,13 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                     aggregate.bad_input(text[start:entry_end])
                     continue
                 # The two common forms are read in place, without a copy of the rest.
-                if msg.find("  statement: ", after, after + 13) == after:
+                # Told apart by their third character first (a direct read when compiled):
+                # `find` is a call, and only one of the two can match.
+                third = ord(msg[after + 2]) if after + 2 < len(msg) else 0
+                if third == 115 and msg.find("  statement: ", after, after + 13) == after:
                     x_text = untab(msg[after + 13 :])
                     x_kind = "statement"
-                elif msg.find("  execute ", after, after + 10) == after:
+                elif third == 101 and msg.find("  execute ", after, after + 10) == after:
                     colon = msg.find(": ", after + 10)
                     x_text = untab(msg[colon + 2 :] if colon >= 0 else msg[after + 1 :])
                     x_kind = "execute"
