@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from opscope.config import Config
@@ -175,6 +175,43 @@ def test_duration_end_reads_what_the_pattern_reads(tail: str) -> None:
         assert float(msg[10 : duration_end(msg) - 3]) == float(m.group(1))
         # the number made of its digits is the one float() reads, to the last bit
         assert parse_stderr_module.read_duration(msg)[1] == float(m.group(1))
+
+
+def _duration_form(rest: str) -> tuple[str, str] | None:
+    """What follows `duration: N ms`, read with plain startswith tests: the execution's
+    kind and text, or None where the line is no execution (a parse, bind or plan)."""
+    if rest.startswith("  statement: "):
+        return "statement", rest[13:]
+    if rest.startswith("  execute "):
+        colon = rest.find(": ", 10)
+        return "execute", rest[colon + 2 :] if colon >= 0 else rest[1:]
+    if rest.startswith(("  plan:", "  parse ", "  prepare ", "  bind ")):
+        return None
+    body = rest.lstrip()
+    colon = body.find(": ")
+    return "other", body[colon + 2 :] if colon >= 0 else body
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=" :stamenxcuS_1plbid", min_size=1, max_size=24)
+    | st.sampled_from(
+        ["  statement: ", "  execute ", "  execute S_1: ", "  statemen", "  executx", "  s", "  e"]
+    ).flatmap(lambda head: st.text(alphabet=" :ex1", max_size=8).map(lambda t: head + t))
+)
+def test_duration_forms_read_as_by_startswith(rest: str) -> None:
+    # The parser tells the forms apart by a character before `find`; it must read each
+    # as the plain tests do.
+    form = _duration_form(rest)
+    assume(form is None or form[1].strip())
+    line = f"2024-05-01 10:00:01.000 UTC [200] app@shop LOG:  duration: 1.500 ms{rest}\n"
+    agg = parse_chunk("stderr", PREFIX, line.encode(), LogOptions(prefix=PREFIX)).aggregate
+    if form is None:
+        assert agg.queries == 0
+    else:
+        assert agg.queries == 1
+        record = agg.slowest[0][2]
+        assert (record.kind, record.query) == form
 
 
 def test_shape_cache_skips_the_parser_only_for_literal_digits() -> None:

@@ -38,16 +38,18 @@ _CACHE_LIMIT: Final = 50_000
 _CACHE_TEXT: Final = 2048
 #: characters (keys and values) each cache holds at most before it is emptied
 _CACHE_CHARS: Final = 16 << 20
+# The caches are Final (emptied in place, never rebound): compiled, each is a static
+# reference, not a lookup in the module's globals on every call.
 #: characters held by normalize_cache and by _by_normalized
-_held = [0, 0]
-#: raw text -> normalize(text); parsers read it directly on their hot path
-normalize_cache: dict[str, Normalized] = {}
-_cache = normalize_cache
-_by_normalized: dict[str, Normalized] = {}
+_held: Final = [0, 0]
+#: raw text -> normalize(text)
+normalize_cache: Final[dict[str, Normalized]] = {}
+_cache: Final = normalize_cache
+_by_normalized: Final[dict[str, Normalized]] = {}
 #: shape -> the result of every text of that shape, or _UNTRUSTED where its digits are not
 #: all literal values (such texts are normalized one by one); characters held in _held[2]
 _UNTRUSTED: Final[Normalized] = ("", "")
-_by_shape: dict[bytes, Normalized] = {}
+_by_shape: Final[dict[bytes, Normalized]] = {}
 _held.append(0)
 #: every ASCII digit (never part of a multi-byte UTF-8 character) -> "0"
 _SHAPE: Final = bytes.maketrans(b"123456789", b"000000000")

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from opscope.db.logs.aggregate import Execution
 from opscope.db.logs.maintenance import MAINTENANCE_HEADS
-from opscope.db.logs.normalize import normalize, normalize_cache
+from opscope.db.logs.normalize import normalize
 from opscope.db.logs.prefix import CompiledPrefix
 from opscope.db.logs.sessions import ChunkState, maintenance_entry
 
@@ -303,9 +303,12 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
     held: re.Match[str] | None = None
     scanned = 0
     tail_read = False
+    # A local: compiled, a call to the builtin `next` looks the name up in builtins on
+    # every call; the local is called directly.
+    step = next
     while True:
         if gap_scan is not None:
-            match = next(gap_scan, None)
+            match = step(gap_scan, None)
             if match is None:
                 gap_scan = None
                 match, held = held, None
@@ -316,7 +319,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             else:
                 first, end = match.span()
         else:
-            match = next(scanner, None)
+            match = step(scanner, None)
             if match is None:
                 if fast is None or tail_read or scanned >= len(text):
                     break
@@ -380,7 +383,8 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             tag = groups[i_tag]
             level = groups[i_level]
             msg = groups[i_msg]
-        if level != "LOG" and level in SECONDARY:  # most lines are LOG: one comparison
+        # Most lines are LOG, most others DETAIL: a comparison each before the set lookup.
+        if level != "LOG" and (level == "DETAIL" or level in SECONDARY):
             if x_sid is not None:
                 if level == "DETAIL" and msg.startswith("parameters: "):
                     x_params = untab(msg[12:])
@@ -396,7 +400,7 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
             continue
         if x_sid is not None:
             if plain and x_text and not pending and x_sid in seen:
-                normalized = normalize_cache.get(x_text) or normalize(x_text)
+                normalized = normalize(x_text)
                 aggregate.add(normalized[0], normalized[1], x_ts, x_duration, x_text, x_params,
                               x_db, x_user, x_app, x_pid, x_qid, x_kind)  # fmt: skip
             else:
@@ -429,10 +433,13 @@ def parse_stderr(text: str, prefix: CompiledPrefix, state: ChunkState) -> None:
                     aggregate.bad_input(text[start:entry_end])
                     continue
                 # The two common forms are read in place, without a copy of the rest.
-                if msg.find("  statement: ", after, after + 13) == after:
+                # Told apart by their third character first (a direct read when compiled):
+                # `find` is a call, and only one of the two can match.
+                third = ord(msg[after + 2]) if after + 2 < len(msg) else 0
+                if third == 115 and msg.find("  statement: ", after, after + 13) == after:
                     x_text = untab(msg[after + 13 :])
                     x_kind = "statement"
-                elif msg.find("  execute ", after, after + 10) == after:
+                elif third == 101 and msg.find("  execute ", after, after + 10) == after:
                     colon = msg.find(": ", after + 10)
                     x_text = untab(msg[colon + 2 :] if colon >= 0 else msg[after + 1 :])
                     x_kind = "execute"
