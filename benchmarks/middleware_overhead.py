@@ -43,6 +43,15 @@ without a `with` block. Of what is left, 6.4k are the serialization hooks (three
 calls), the rest the middleware: its record (18 fields, 3.5k), the context variable set and
 reset (2.8k), two send wrappers (6k), the recorder's update (7.5k); around a bare ASGI app,
 without FastAPI, it costs about 3.5 µs (the same work runs slower among FastAPI's).
+
+Then on the quiet machine (load average 0.8 to 1.1, nothing else running; the defaults,
+--rounds 100 --requests 1000, not pinned), four runs in a row after the merge:
+    bare request 43.1 µs (median 49.4) in the first
+    opscope adds 9.3, 9.7, 9.4, 9.0 µs (10.2, 10.9, 10.8, 9.8)
+    prometheus-fastapi-instrumentator adds 38.2, 38.4, 38.3, 38.3 µs: 4.1x, 4.0x, 4.1x, 4.3x
+    opentelemetry-instrumentation-asgi adds 124.4, 124.3, 122.5, 122.2 µs: 13.4x to 13.7x
+So the goal holds in every best round on a quiet machine; the medians of the turns are
+within a microsecond of it, above it in three of the four runs.
 """
 
 from __future__ import annotations
