@@ -42,12 +42,8 @@ def _add_run(
     task of it: written for speed (locals, no property calls), the one hot loop there is."""
     run = facts.run
     state = run.state
-    stats.runs += 1
-    stats.states[state or "unknown"] += 1
+    stats.count_run(run)
     when = run.when
-    if when is not None:
-        stats.first_when = when if stats.first_when is None else min(stats.first_when, when)
-        stats.last_when = when if stats.last_when is None else max(stats.last_when, when)
     success = state == "success"
     failed = state == "failed"
     wall = facts.wall

@@ -268,20 +268,9 @@ def flush(
     # where each run's walk starts: its first task that ends last
     last_ending = np.argmax(ef >= length - EPSILON, axis=0).tolist()
     wall_runs = wall.tolist()
-    preds_of = plan.preds
 
     def path_of(r: int) -> list[int]:
-        efr, esr = ef_runs[r], es_runs[r]
-        node = last_ending[r]
-        path = [node]
-        while preds_of[node]:
-            best = max(efr[p] for p in preds_of[node])
-            if best < esr[node] - EPSILON:
-                break
-            node = min(p for p in preds_of[node] if efr[p] >= best - EPSILON)
-            path.append(node)
-        path.reverse()
-        return path
+        return plan.walk_back(last_ending[r], es_runs[r], ef_runs[r])
 
     # the runs, one at a time, in order: what is counted per run, and in which order tasks
     # first appear
@@ -294,12 +283,8 @@ def flush(
     success_runs = np.zeros(b, dtype=np.bool_)
     for r, run in enumerate(runs):
         state = run.state
-        stats.runs += 1
-        stats.states[state or "unknown"] += 1
+        stats.count_run(run)
         when = run.when
-        if when is not None:
-            stats.first_when = when if stats.first_when is None else min(stats.first_when, when)
-            stats.last_when = when if stats.last_when is None else max(stats.last_when, when)
         success = state == "success"
         failed = state == "failed"
         tries_total += counts[r] - dropped[r]

@@ -68,6 +68,16 @@ class DagStats:
     #: runs whose graph had a cycle (analysed without their dependencies)
     cyclic_runs: int = 0
 
+    def count_run(self, run: Run) -> None:
+        """A run's own figures: its state, and the span of runs read. Both paths (one run at
+        a time, and the fast path's batches) count each run here first."""
+        self.runs += 1
+        self.states[run.state or "unknown"] += 1
+        when = run.when
+        if when is not None:
+            self.first_when = when if self.first_when is None else min(self.first_when, when)
+            self.last_when = when if self.last_when is None else max(self.last_when, when)
+
     def task(self, task_id: str) -> TaskStats:
         stats = self.tasks.get(task_id)
         if stats is None:

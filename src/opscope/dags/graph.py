@@ -228,6 +228,21 @@ class Plan:
         #: upstream task names of each task that has some
         self.upstream = {n: list(preds[n]) for n in self.nodes if preds[n]}
 
+    def walk_back(self, last: int, es: Sequence[float], ef: Sequence[float]) -> list[int]:
+        """The critical path ending at node `last`, first node first: from each node, back
+        to the predecessor (the lowest index among ties) that finished when it started."""
+        preds = self.preds
+        node = last
+        path = [node]
+        while preds[node]:
+            best = max(ef[p] for p in preds[node])
+            if best < es[node] - EPSILON:
+                break
+            node = min(p for p in preds[node] if ef[p] >= best - EPSILON)
+            path.append(node)
+        path.reverse()
+        return path
+
     def critical_path(self, durations: Sequence[float]) -> CriticalPath:
         """`critical_path` of these nodes with `durations` in node order."""
         n = len(self.nodes)
@@ -259,15 +274,7 @@ class Plan:
         for i in range(n):
             gap = lf[i] - ef[i]
             slack[nodes[i]] = gap if gap > tolerance else 0.0
-        node = min(i for i in range(n) if ef[i] >= length - EPSILON)
-        path = [node]
-        while preds[node]:
-            best = max(ef[p] for p in preds[node])
-            if best < es[node] - EPSILON:
-                break
-            node = min(p for p in preds[node] if ef[p] >= best - EPSILON)
-            path.append(node)
-        path.reverse()
+        path = self.walk_back(min(i for i in range(n) if ef[i] >= length - EPSILON), es, ef)
         return CriticalPath(
             length, tuple(nodes[i] for i in path), dict(zip(nodes, es, strict=True)), slack
         )
