@@ -101,7 +101,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from airflow_tier.venvs import ensure_venv  # noqa: E402
-from opscope.db.sandbox import running_sandbox  # noqa: E402
+from opscope.db.sandbox import Sandbox, running_sandbox  # noqa: E402
 
 LAYERS = 10
 
@@ -302,6 +302,21 @@ def run_measure(dsn: str, dags: int | None) -> dict[str, object]:
     return result
 
 
+def generated_database(box: Sandbox, tmp: Path, dags: int, runs: int, tasks: int) -> str:
+    """A database `airflow3` in `box`, migrated by Airflow 3.1.8 and filled with `generate`;
+    its DSN. Says how many rows it made and how long that took."""
+    box.psql("CREATE DATABASE airflow3")
+    migrate(box.port, "airflow3", tmp)
+    dsn = box.dsn("airflow3")
+    started = time.perf_counter()
+    rows = generate(dsn, dags, runs, tasks)
+    print(
+        f"generated {rows:,} task instance rows in the Airflow 3.1.8 schema in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    return dsn
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dags", type=int, default=50)
@@ -314,15 +329,7 @@ def main() -> None:
         measure(args.measure, args.only)
         return
     with running_sandbox() as box, TemporaryDirectory() as tmp:
-        box.psql("CREATE DATABASE airflow3")
-        migrate(box.port, "airflow3", Path(tmp))
-        dsn = box.dsn("airflow3")
-        started = time.perf_counter()
-        rows = generate(dsn, args.dags, args.runs, args.tasks)
-        print(
-            f"generated {rows:,} task instance rows in the Airflow 3.1.8 schema in "
-            f"{time.perf_counter() - started:.0f} s"
-        )
+        dsn = generated_database(box, Path(tmp), args.dags, args.runs, args.tasks)
         copy_read(dsn)  # warm the cache for both sides alike
         copy_s, size = copy_read(dsn)
         reader_s = read_only(dsn)

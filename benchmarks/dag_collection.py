@@ -32,7 +32,7 @@ from tempfile import TemporaryDirectory
 
 import psycopg
 
-from dag_analysis_scale import generate, migrate
+from dag_analysis_scale import generated_database
 from opscope.config import Config
 from opscope.dags.collector import DagsCollector
 from opscope.dags.settings import AirflowTarget, AirflowTargets, DagsSettings
@@ -106,15 +106,7 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=1)
     args = parser.parse_args()
     with running_sandbox() as box, TemporaryDirectory() as tmp:
-        box.psql("CREATE DATABASE airflow3")
-        migrate(box.port, "airflow3", Path(tmp))
-        dsn = box.dsn("airflow3")
-        started = time.perf_counter()
-        rows = generate(dsn, args.dags, args.runs, args.tasks)
-        print(
-            f"generated {rows:,} task instance rows in the Airflow 3.1.8 schema in "
-            f"{time.perf_counter() - started:.0f} s"
-        )
+        dsn = generated_database(box, Path(tmp), args.dags, args.runs, args.tasks)
         config = Config(
             sections={
                 "airflow": AirflowTargets({"bench": AirflowTarget(db=dsn)}),
