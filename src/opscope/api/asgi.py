@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Hashable
 from typing import Any
 
 from opscope.api import dbhooks, serialization
+from opscope.api.cache.rules import CREDENTIALS
 from opscope.api.exposition import metrics_text, register_default
 from opscope.api.record import CURRENT, RequestRecord
 from opscope.api.recorder import Recorder, default_recorder
@@ -56,7 +57,8 @@ def _response_key(scope: Scope, vary: bytes | None) -> Hashable:
     return (scope["path"], query, values)
 
 
-_PRIVATE = frozenset((b"authorization", b"cookie"))
+#: the request headers that make an answer one user's (the cache's own list, as bytes)
+_PRIVATE = frozenset(name.encode() for name in CREDENTIALS)
 
 
 #: what Recorder.active holds for a request of each method, made once (Recorder.begin)

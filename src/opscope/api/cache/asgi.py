@@ -25,6 +25,7 @@ from opscope.api.cache import serve
 from opscope.api.cache.entry import Entry, make_entry, verdict
 from opscope.api.cache.memory import MemoryCache
 from opscope.api.cache.rules import (
+    CREDENTIALS,
     CacheRequest,
     CacheRule,
     CompiledRule,
@@ -40,7 +41,7 @@ from opscope.api.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("opscope.api.cache")
 
-_CREDENTIALS = {b"authorization": "authorization", b"cookie": "cookie"}
+_CREDENTIALS = {name.encode(): name for name in CREDENTIALS}
 _ABSENT = b"\xff"
 
 

@@ -20,6 +20,7 @@ from opscope.api.cache import serve
 from opscope.api.cache.entry import Entry, Headers, make_entry, verdict
 from opscope.api.cache.memory import MemoryCache
 from opscope.api.cache.rules import (
+    CREDENTIALS,
     CacheRequest,
     CacheRule,
     CompiledRule,
@@ -32,6 +33,9 @@ from opscope.api.cache.stats import BYPASS, ERROR, HIT, MISS, STALE, CacheStats
 from opscope.api.cache.store import Backend, BackendUnavailable, Lock
 from opscope.api.routes import CACHED_ROUTE, UNMATCHED, flask_route
 from opscope.api.types import Environ, ExcInfo, StartResponse, WSGIApp
+
+#: the credential headers as the WSGI environ names them
+_CREDENTIALS = tuple((name, f"HTTP_{name.upper()}") for name in CREDENTIALS)
 
 log = logging.getLogger("opscope.api.cache")
 
@@ -140,7 +144,7 @@ class ResponseCacheWSGI:
     def _read(self, environ: Environ, rule: CompiledRule, params: dict[str, str],
               path: str) -> CacheRequest:  # fmt: skip
         req = CacheRequest(rule, params, path)
-        for header, key in (("authorization", "HTTP_AUTHORIZATION"), ("cookie", "HTTP_COOKIE")):
+        for header, key in _CREDENTIALS:
             if key in environ and header not in rule.per_user:
                 req.credentials = True
         if "HTTP_RANGE" in environ:
