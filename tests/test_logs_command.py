@@ -127,13 +127,19 @@ def test_a_named_pipe_is_read(app: typer.Typer, tmp_path: Path) -> None:
     """`opscope logs <(zcat pg.log.gz)` hands over a FIFO, not a regular file."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_text(LOG))
+    writer = threading.Thread(target=lambda: fifo.write_text(LOG), daemon=True)
     writer.start()
     result = CliRunner().invoke(app, ["logs", str(fifo), "--format", "json"])
-    if writer.is_alive():  # refused without reading: unblock the writer
-        with fifo.open("rb") as drain:
-            drain.read()
-    writer.join()
+    # A writer still alive may already have closed its end (the command read to EOF):
+    # a blocking open for reading would then wait forever for a writer that never comes,
+    # which hung CI. A non-blocking open returns at once, and it unblocks a writer that
+    # still waits in open() because the command refused without reading.
+    writer.join(timeout=2)
+    if writer.is_alive():
+        drain = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        writer.join(timeout=10)
+        os.close(drain)
+    assert not writer.is_alive(), "the FIFO's writer never got a reader"
     assert result.exit_code in (0, 1), result.output
     assert json.loads(result.output)["summary"]["queries"] == 2
     result = CliRunner().invoke(app, ["logs", str(tmp_path), "--format", "json"])
