@@ -40,7 +40,8 @@ from airflow_tier.venvs import ensure_venv
 from dags_figures import figures
 from opscope.dags.aggregate import aggregate
 from opscope.dags.analyze import analyze_dags
-from opscope.dags.model import Graph, Pipeline, Run
+from opscope.dags.model import Graph, Pipeline, Run, TaskTry
+from opscope.dags.readers import metadata
 from opscope.dags.readers.metadata import MetadataReader
 from opscope.dags.readers.rest import RestError, RestReader
 from opscope.dags.runs import facts_of
@@ -81,6 +82,28 @@ def test_the_fast_path_gives_the_plain_figures_on_real_metadata(airflow: Deploym
             conn.close()
 
     assert analysed(raw=True) == analysed(raw=False)
+
+
+def test_a_libpq_without_chunked_rows_reads_the_same(
+    airflow: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tries are streamed in chunks where libpq can (17+, as psycopg's wheels bundle),
+    else through a server-side cursor: both read the same runs and tries."""
+    assert metadata.chunked_rows()  # so the first read below takes the chunked way
+    _, chunked = read_db(airflow)
+    monkeypatch.setattr(metadata, "chunked_rows", lambda: False)
+    _, by_cursor = read_db(airflow)
+    assert chunked and any(run.tries for run in chunked)
+
+    def tries(runs: list[Run]) -> list[tuple[str, str, list[TaskTry]]]:
+        # the order of a run's rows is the plan's (the query orders runs, not tries)
+        return [(r.dag_id, r.run_id, sorted(r.tries, key=_instance)) for r in runs]
+
+    assert tries(chunked) == tries(by_cursor)
+
+
+def _instance(t: TaskTry) -> tuple[str, int, int]:
+    return t.task_id, t.map_index, t.try_number
 
 
 def _by_dag(runs: list[Run]) -> dict[str, Run]:

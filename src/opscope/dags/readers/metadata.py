@@ -9,7 +9,7 @@ statement and lock timeouts, application_name, a deadline on every answer).
   have UUID ids and Airflow 3's `scheduled_dttm`; one `serialized_dag` per `dag_version`,
   and each run names the version it was created with.
 
-Tries are streamed from a server-side cursor ordered by DAG and run, and each run is handed
+Tries are streamed (chunked rows) ordered by DAG and run, and each run is handed
 on with its tries as soon as they are all read, so memory holds one run at a time. Each run
 says its place in the order the runs were started (`Run.read_order`): the aggregation counts
 them as if read in that order.
@@ -23,9 +23,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from importlib import resources
-from itertools import groupby
+from itertools import chain, groupby, islice
 from operator import itemgetter
 from typing import Any
 
@@ -295,16 +295,12 @@ class MetadataReader:
         read = 0
         conn = self.runner.conn
         try:
-            # binary rows: a quarter less time than text for a million of them
-            with (
-                conn.transaction(),
-                conn.cursor(name="opscope_task_tries", binary=True) as cur,
-            ):
+            with conn.transaction(), contextlib.ExitStack() as stack:
                 self.runner.queries_sent += 1
-                cur.execute(query, self.selection.params())
+                stream = _row_stream(conn, stack, query, self.selection.params())
                 current: int | None = None
                 rows: list[tuple[Any, ...]] = []
-                for batch in _prefetched(cur, FETCH_ROWS):
+                for batch in _prefetched(stream, FETCH_ROWS):
                     for key, group in groupby(batch, _run_key):
                         if key == current:
                             rows.extend(group)
@@ -338,23 +334,55 @@ class MetadataReader:
 
 _run_key = itemgetter(0)
 
+#: libpq's first version with chunked rows (PQsetChunkedRowsMode)
+CHUNKED_ROWS_FROM = 170000
 
-def _prefetched(cur: psycopg.ServerCursor[Any], size: int) -> Iterator[list[tuple[Any, ...]]]:
-    """The cursor's rows, `size` at a time, the next batch fetched by a thread while the
-    caller works on this one: the server's join and sort take about as long as the analysis
-    of what they send, and they overlap this way. At most PREFETCH batches wait."""
+
+def chunked_rows() -> bool:
+    """Whether this libpq streams results in chunks (psycopg's `stream(size=...)`)."""
+    return psycopg.pq.version() >= CHUNKED_ROWS_FROM
+
+
+def _row_stream(
+    conn: psycopg.Connection[Any], stack: contextlib.ExitStack, query: sql.Composed, params: Any
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query`, binary (a quarter less time than text for a million of them).
+
+    With chunked rows (libpq 17+) the server sends them without waiting for a FETCH after
+    each batch, as it must for a server-side cursor, so its join goes on while the last
+    rows are parsed: a million rows in 1.35 s rather than 1.55 to 1.8 s. An older libpq
+    reads through a server-side cursor, a batch a round trip."""
+    if chunked_rows():
+        cur = stack.enter_context(conn.cursor(binary=True))
+        return cur.stream(query, params, size=FETCH_ROWS)
+    named = stack.enter_context(conn.cursor(name="opscope_task_tries", binary=True))
+    named.execute(query, params)
+    return chain.from_iterable(iter(partial(named.fetchmany, FETCH_ROWS), []))
+
+
+def _prefetched(stream: Iterator[Any], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of `stream` (a cursor's `stream()`), `size` at a time, the next batch read
+    by a thread while the caller works on this one: the server's join takes about as long
+    as the analysis of what it sends, and they overlap this way. At most PREFETCH batches
+    wait. The thread closes the stream when it stops, early or not: closing it cancels
+    what the server had left to send (psycopg), on the thread that holds the connection."""
     ready: queue.Queue[list[tuple[Any, ...]] | BaseException] = queue.Queue(PREFETCH)
     stop = threading.Event()
 
     def fetch() -> None:
         try:
             while not stop.is_set():
-                batch = cur.fetchmany(size)
+                batch = list(islice(stream, size))
                 ready.put(batch)
                 if not batch:
                     return
         except BaseException as exc:  # handed to the reading thread, which raises it
             ready.put(exc)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     worker = threading.Thread(target=fetch, name="opscope-task-tries", daemon=True)
     worker.start()
