@@ -1,5 +1,5 @@
 """The pool sweep (`saturation`) held to a plain one: every event in (time, delta) order,
-the pool's counts walked one event at a time, as the check's docstring defines them."""
+the pool's counts walked one event at a time, as the sweep's docstring defines them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opscope.dags.checks import saturation
 from opscope.dags.figures import PoolStats
+from opscope.dags.sweep import saturation
 
 
 def plain(tries: list[tuple[float, float, float, int]], slots: int) -> tuple[float, float, int]:

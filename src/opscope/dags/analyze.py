@@ -71,7 +71,12 @@ def analyze_dags(
             )
         report.targets.append(Target(kind=KIND, name=name, server_version=version))
         context = DagsContext(target=name, analysis=analysis, thresholds=settings.thresholds)
-        findings, errors = run_checks(checks, context, target=name)
+        if any(check.id == "pool_saturation" for check in checks):
+            context.start_sweeps()
+        try:
+            findings, errors = run_checks(checks, context, target=name)
+        finally:
+            context.close()
         report.findings.extend(findings)
         report.errors.extend(errors)
         report.summary[name] = summary_dict(
