@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from opscope.dags.graph import (
     CycleError,
     critical_path,
+    fewer_edges,
     list_schedule,
     max_overlap,
     topology,
@@ -241,3 +242,75 @@ def test_schedule_of_is_job_graph_from_what_it_keeps(
             jobs, edges, topo = schedule_of(facts, times, drop)
             assert list(jobs.items()) == list(fresh_jobs.items()) and edges == fresh_edges
             assert topo.order == order
+
+
+def _plain_list_schedule(
+    durations: dict[str, float], edges: list[tuple[str, str]], slots: int | None
+) -> float:
+    """The list scheduler without its shortcuts: every moment, finished jobs release their
+    slots and successors, then the ready jobs of highest bottom level (first declared on a
+    tie) take the free slots; a job of no duration takes none and ends where it starts."""
+    topo = topology(durations, edges)
+    level: dict[str, float] = {}
+    for node in reversed(topo.order):
+        below = max((level[s] for s in topo.succs[node]), default=0.0)
+        level[node] = max(0.0, durations[node]) + below
+    waiting = {n: len(topo.preds[n]) for n in durations}
+    ready = {n for n, k in waiting.items() if k == 0}
+    running: dict[str, float] = {}
+    now = makespan = 0.0
+    capacity = slots if slots is not None else len(durations)
+
+    def release(node: str) -> None:
+        for nxt in topo.succs[node]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                ready.add(nxt)
+
+    while ready or running:
+        while True:
+            instant = sorted((n for n in ready if durations[n] <= 0), key=topo.position.get)
+            if not instant:
+                break
+            for n in instant:
+                ready.discard(n)
+                makespan = max(makespan, now)
+                release(n)
+        for n in sorted(ready, key=lambda n: (-level[n], topo.position[n])):
+            if len(running) >= capacity:
+                break
+            ready.discard(n)
+            running[n] = now + durations[n]
+        if not running:
+            continue
+        now = min(running.values())
+        for n in [n for n, end in running.items() if end <= now + 1e-9]:
+            del running[n]
+            makespan = max(makespan, now)
+            release(n)
+    return makespan
+
+
+@given(
+    st.integers(1, 12).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.sampled_from([0.0, 1.0, 2.0, 2.5, 7.0]), min_size=n, max_size=n),
+            st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1))),
+            st.one_of(st.none(), st.integers(1, 4)),
+        )
+    )
+)
+def test_the_list_scheduler_is_the_plain_one(
+    case: tuple[list[float], set[tuple[int, int]], int | None],
+) -> None:
+    took, pairs, slots = case
+    durations = {f"j{i}": d for i, d in enumerate(took)}
+    edges = [(f"j{a}", f"j{b}") for a, b in sorted(pairs) if a < b]  # acyclic
+    assert list_schedule(durations, edges, slots) == _plain_list_schedule(durations, edges, slots)
+    # an edge dropped (a what-if): the full graph's order serves the rest
+    for cut in edges[:3]:
+        rest = [e for e in edges if e != cut]
+        reused = fewer_edges(topology(durations, edges), durations, rest)
+        assert list_schedule(durations, rest, slots, reused) == list_schedule(
+            durations, rest, slots
+        )

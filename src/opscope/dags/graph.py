@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
 
 #: two finish times closer than this are equal (float sums of durations)
 EPSILON = 1e-9
@@ -131,6 +132,16 @@ def topology(durations: Mapping[str, float], edges: Iterable[tuple[str, str]]) -
     return Topology(order, preds, succs, {n: i for i, n in enumerate(durations)})
 
 
+def fewer_edges(
+    base: Topology, durations: Mapping[str, float], edges: Iterable[tuple[str, str]]
+) -> Topology:
+    """`topology` of the same jobs with some of `base`'s edges left out (a what-if's dropped
+    dependency). Base's order still puts every job after its upstream ones, which is all
+    `list_schedule` asks of an order: only the adjacency is made again."""
+    preds, succs = _adjacency(durations, edges)
+    return Topology(base.order, preds, succs, base.position)
+
+
 def list_schedule(
     durations: Mapping[str, float],
     edges: Iterable[tuple[str, str]],
@@ -154,46 +165,56 @@ def list_schedule(
     ready: list[tuple[float, int, str]] = [
         (-level[n], position[n], n) for n in order if missing[n] == 0
     ]
-    heapq.heapify(ready)
+    heapify(ready)
     running: list[tuple[float, int, str]] = []
     now = 0.0
     done = 0
-    free = slots if slots is not None else len(durations)
+    total = len(durations)
+    free = slots if slots is not None else total
     makespan = 0.0
-
-    def finish(node: str, at: float) -> None:
-        nonlocal done, makespan
-        done += 1
-        makespan = max(makespan, at)
-        for nxt in succs[node]:
-            missing[nxt] -= 1
-            if missing[nxt] == 0:
-                heapq.heappush(ready, (-level[nxt], position[nxt], nxt))
-
-    while done < len(durations):
+    # finishing a job (its successors' counts, the makespan) is written out at each of its
+    # three places rather than called: a replay of a hundred tasks finishes a hundred jobs,
+    # and the what-ifs replay thousands of runs
+    while done < total:
         while ready:
-            _, _, node = ready[0]
+            node = ready[0][2]
             if durations[node] <= 0:
-                heapq.heappop(ready)
-                finish(node, now)
+                heappop(ready)
+                done += 1
+                if now > makespan:
+                    makespan = now
+                for nxt in succs[node]:
+                    missing[nxt] -= 1
+                    if not missing[nxt]:
+                        heappush(ready, (-level[nxt], position[nxt], nxt))
                 continue
             if free == 0:
                 break
-            heapq.heappop(ready)
+            heappop(ready)
             free -= 1
-            heapq.heappush(running, (now + durations[node], position[node], node))
+            heappush(running, (now + durations[node], position[node], node))
         if not running:
             if ready:
                 continue
             break  # nothing runs and nothing is ready: every job is done
-        now, _, node = heapq.heappop(running)
+        now, _, node = heappop(running)
         free += 1
-        finish(node, now)
+        done += 1
+        if now > makespan:
+            makespan = now
+        for nxt in succs[node]:
+            missing[nxt] -= 1
+            if not missing[nxt]:
+                heappush(ready, (-level[nxt], position[nxt], nxt))
         # every job that ends at the same moment frees its slot before the next choice
         while running and running[0][0] <= now + EPSILON:
-            _, _, other = heapq.heappop(running)
+            other = heappop(running)[2]
             free += 1
-            finish(other, now)
+            done += 1
+            for nxt in succs[other]:
+                missing[nxt] -= 1
+                if not missing[nxt]:
+                    heappush(ready, (-level[nxt], position[nxt], nxt))
     return makespan
 
 
