@@ -12,6 +12,7 @@ A million task tries take about 1 us each this way, against 4 us through `facts_
 from __future__ import annotations
 
 import heapq
+import weakref
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -207,14 +208,16 @@ def flush(
         first = np.where(timed, start, np.inf).min(axis=0)
         first = np.where(np.isfinite(first), first, NAN)
         run_start = np.where(no_start, first, run_start)
+    layers = _layers(plan)
+    # a sentinel row past the tasks (n) pads the neighbour lists: -inf under a max, +inf
+    # under a min, so a level's tasks take a few numpy calls whatever their degrees
+    below = np.full((1, b), -np.inf)
     ready = matrix(NAN)
-    for i, name in enumerate(nodes):
-        ups = plan.upstream.get(name)
-        if ups:
-            ends = end[[index[u] for u in ups]]
-            ready[i] = np.maximum(0.0, ends.max(axis=0))
-        else:
-            ready[i] = run_start
+    ready[layers.sources] = run_start
+    end_x = np.vstack([end, below])
+    for level in layers.forward:
+        for group, preds in level:
+            ready[group] = np.maximum(0.0, end_x[preds].max(axis=1))
     queued_ok = ~np.isnan(f_queued) & timed
     since = np.where(np.isnan(f_sched), ready, f_sched)
     first_start = np.where(np.isnan(f_start) | (f_start == 0.0), start, f_start)
@@ -223,25 +226,22 @@ def flush(
     waits = np.where(timed & ~np.isnan(ready), _max0(start - ready), NAN)
 
     # the critical path of every run at once (Plan.critical_path, a task at a time)
-    es, ef = matrix(0.0), matrix(0.0)
-    for v in plan.order:
-        preds = plan.preds[v]
-        if not preds:
-            best = np.zeros(b)
-        elif len(preds) == 1:
-            best = np.maximum(0.0, ef[preds[0]])
-        else:
-            best = np.maximum(0.0, ef[preds].max(axis=0))
-        es[v] = best
-        ef[v] = best + span[v]
+    es = matrix(0.0)
+    ef_x = np.vstack([span, below])  # a task without upstream ones starts at 0
+    for level in layers.forward:
+        for group, preds in level:
+            best = np.maximum(0.0, ef_x[preds].max(axis=1))
+            es[group] = best
+            ef_x[group] = best + span[group]
+    ef = ef_x[:n]
     length = ef.max(axis=0)
-    lf = np.empty((n, b))
-    for v in reversed(plan.order):
-        succs = plan.succs[v]
-        if not succs:
-            lf[v] = length
-        else:
-            lf[v] = np.minimum(length, (lf[succs] - span[succs]).min(axis=0))
+    lf_x = np.full((n + 1, b), np.inf)
+    lf_x[layers.sinks] = length
+    span_x = np.vstack([span, np.zeros((1, b))])
+    for level in layers.backward:
+        for group, succs in level:
+            lf_x[group] = np.minimum(length, (lf_x[succs] - span_x[succs]).min(axis=1))
+    lf = lf_x[:n]
     tolerance = EPSILON * np.maximum(1.0, length)
     gap = lf - ef
     slack = np.where(gap > tolerance, gap, 0.0)
@@ -437,6 +437,63 @@ def _pairs(
     a, z = a[ok], z[ok]
     later = number[z] > number[a]
     return np.where(later, a, z), np.where(later, z, a)
+
+
+Ints = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class _Layers:
+    """A plan's tasks in levels for the passes over all runs at once: `forward` by depth
+    (each after its upstream tasks), `backward` by height (each after its downstream ones),
+    each level's tasks grouped by degree with their neighbours padded to the group's width
+    with the sentinel index n. Tasks without upstream tasks are `sources`, without
+    downstream ones `sinks`: neither is in a level."""
+
+    sources: Ints
+    sinks: Ints
+    forward: list[list[tuple[Ints, Ints]]]
+    backward: list[list[tuple[Ints, Ints]]]
+
+
+_LAYERS: weakref.WeakKeyDictionary[Plan, _Layers] = weakref.WeakKeyDictionary()
+
+
+def _layers(plan: Plan) -> _Layers:
+    known = _LAYERS.get(plan)
+    if known is None:
+        known = _LAYERS[plan] = _Layers(
+            np.array([v for v in range(len(plan.nodes)) if not plan.preds[v]], dtype=np.intp),
+            np.array([v for v in range(len(plan.nodes)) if not plan.succs[v]], dtype=np.intp),
+            _levels(plan.order, plan.preds, len(plan.nodes)),
+            _levels(plan.order[::-1], plan.succs, len(plan.nodes)),
+        )
+    return known
+
+
+def _levels(order: list[int], links: list[list[int]], n: int) -> list[list[tuple[Ints, Ints]]]:
+    """The tasks with `links` (upstream or downstream ones), by how many links deep they
+    are along `order`; in a level, by degree rounded up to a power of two, each group's
+    links padded with n to its width (so a task of a thousand links pads no other)."""
+    depth = [0] * n
+    for v in order:
+        if links[v]:
+            depth[v] = 1 + max(depth[u] for u in links[v])
+    levels: list[dict[int, list[int]]] = []
+    for v in order:
+        if links[v]:
+            while len(levels) < depth[v]:
+                levels.append({})
+            width = 1 << (len(links[v]) - 1).bit_length()
+            levels[depth[v] - 1].setdefault(width, []).append(v)
+    out: list[list[tuple[Ints, Ints]]] = []
+    for level in levels:
+        groups = []
+        for width, group in sorted(level.items()):
+            padded = [links[v] + [n] * (width - len(links[v])) for v in group]
+            groups.append((np.array(group, dtype=np.intp), np.array(padded, dtype=np.intp)))
+        out.append(groups)
+    return out
 
 
 def _or0(x: float) -> float:
