@@ -132,16 +132,6 @@ def topology(durations: Mapping[str, float], edges: Iterable[tuple[str, str]]) -
     return Topology(order, preds, succs, {n: i for i, n in enumerate(durations)})
 
 
-def fewer_edges(
-    base: Topology, durations: Mapping[str, float], edges: Iterable[tuple[str, str]]
-) -> Topology:
-    """`topology` of the same jobs with some of `base`'s edges left out (a what-if's dropped
-    dependency). Base's order still puts every job after its upstream ones, which is all
-    `list_schedule` asks of an order: only the adjacency is made again."""
-    preds, succs = _adjacency(durations, edges)
-    return Topology(base.order, preds, succs, base.position)
-
-
 def list_schedule(
     durations: Mapping[str, float],
     edges: Iterable[tuple[str, str]],

@@ -16,7 +16,6 @@ from opscope.dags.graph import (
     Plan,
     Topology,
     critical_path,
-    fewer_edges,
     max_overlap,
     topology,
 )
@@ -342,13 +341,7 @@ def schedule_of(
     if known is None:
         jobs, heads, tails = _jobs(facts)
         edges = _job_edges(facts, heads, tails, dropped)
-        if dropped:
-            # fewer edges than the run as it ran: its order still has each job after its
-            # upstream ones, and the scheduler needs no more of an order than that
-            known = (jobs, edges, fewer_edges(schedule_of(facts)[2], jobs, edges))
-        else:
-            known = (jobs, edges, topology(jobs, edges))
-        facts._schedules[dropped] = known
+        known = facts._schedules[dropped] = (jobs, edges, topology(jobs, edges))
     if not durations:
         return known
     if len(known[0]) != sum(
