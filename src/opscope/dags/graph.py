@@ -6,6 +6,7 @@ job not in `durations` are ignored (a task removed from the DAG since the run)."
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,18 @@ class Topology:
 def topology(durations: Mapping[str, float], edges: Iterable[tuple[str, str]]) -> Topology:
     order, preds, succs = topological_order(durations, edges)
     return Topology(order, preds, succs, {n: i for i, n in enumerate(durations)})
+
+
+def shared_topology(durations: Mapping[str, float], edges: Sequence[tuple[str, str]]) -> Topology:
+    """`topology`, one for every job graph of the same names in the same order and the same
+    edges: the recent runs of a DAG mostly share theirs, and each of their what-ifs would
+    sort the same jobs again. The result is shared: never change it."""
+    return _topology_of(tuple(durations), tuple(edges))
+
+
+@functools.lru_cache(maxsize=256)
+def _topology_of(names: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> Topology:
+    return topology(dict.fromkeys(names, 0.0), edges)
 
 
 def list_schedule(

@@ -17,7 +17,7 @@ from opscope.dags.graph import (
     Topology,
     critical_path,
     max_overlap,
-    topology,
+    shared_topology,
 )
 from opscope.dags.model import Graph, Run, TaskTry
 
@@ -341,7 +341,7 @@ def schedule_of(
     if known is None:
         jobs, heads, tails = _jobs(facts)
         edges = _job_edges(facts, heads, tails, dropped)
-        known = facts._schedules[dropped] = (jobs, edges, topology(jobs, edges))
+        known = facts._schedules[dropped] = (jobs, edges, shared_topology(jobs, edges))
     if not durations:
         return known
     if len(known[0]) != sum(
