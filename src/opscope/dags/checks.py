@@ -338,24 +338,28 @@ def _held_back(stats: DagStats, path: tuple[str, ...], length: float) -> tuple[s
     wait (at least a tenth of the path)."""
     recent = stats.latest(ADVICE_RUNS, success=True)
     best: tuple[str, float] | None = None
+    # each run's tries off its critical path that have a start and an end: what may have
+    # held a slot while a task of the path waited
+    others = []
+    for facts in recent:
+        off = set(facts.tasks) - set(facts.critical.path)
+        others.append(
+            [
+                (t.start, t.end)
+                for t in facts.run.tries
+                if t.task_id in off and t.start is not None and t.end is not None
+            ]
+        )
     for task_id in path:
         waits = []
-        for facts in recent:
+        for facts, spans in zip(recent, others, strict=True):
             task = facts.tasks.get(task_id)
             if task is None or task.ready is None or task.start is None:
                 continue
             if task.start - task.ready <= 0:
                 continue
-            off = set(facts.tasks) - set(facts.critical.path)
             ready, start = task.ready, task.start
-            if any(
-                t.task_id in off
-                and t.start is not None
-                and t.end is not None
-                and t.start < start
-                and t.end > ready
-                for t in facts.run.tries
-            ):
+            if any(s < start and e > ready for s, e in spans):
                 waits.append(start - ready)
         if recent and 2 * len(waits) > len(recent):
             waited = median(waits) or 0.0

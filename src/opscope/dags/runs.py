@@ -325,7 +325,11 @@ def _job_edges(
     for a, b in sorted(facts.edges):
         if (a, b) in dropped or a not in tails or b not in heads:
             continue
-        edges.extend((tails[a], h) for h in heads[b])
+        into = heads[b]
+        if len(into) == 1:  # b one job (not mapped): one edge, without a generator
+            edges.append((tails[a], into[0]))
+        else:
+            edges.extend((tails[a], h) for h in into)
     return edges
 
 
