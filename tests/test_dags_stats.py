@@ -35,3 +35,17 @@ def test_a_sample_quantile_is_the_plain_one_to_the_bit(series: list[float], q: f
 
 def test_an_empty_sample_has_no_quantile() -> None:
     assert Sample().quantile(0.5) is None
+
+
+def test_a_series_sorted_once_is_sorted_again_when_it_grows() -> None:
+    """The sorted values are kept between quantiles: values appended afterwards (a run, a
+    batch's bytes) must count in the next one."""
+    sample = Sample()
+    for x in range(NUMPY_SORT_FROM):
+        sample.add(float(x))
+    assert sample.quantile(1.0) == NUMPY_SORT_FROM - 1
+    assert sample.quantile(0.0) == 0.0  # the kept sort, asked again
+    sample.add(1000.0)
+    assert sample.quantile(1.0) == 1000.0
+    sample.values.frombytes(struct.pack("d", 5000.0))
+    assert sample.quantile(1.0) == 5000.0

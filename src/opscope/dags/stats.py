@@ -7,7 +7,7 @@ import math
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     pass
@@ -36,12 +36,16 @@ class Sample:
     """The values of one series (a task's spans, waits...), packed as doubles: 8 bytes a
     value, and as many values as the history window (`dags.history.max_runs`) lets in."""
 
-    __slots__ = ("add", "values")
+    __slots__ = ("_sorted", "add", "values")
 
     def __init__(self) -> None:
         self.values: array[float] = array("d")
         #: the bound append of `values`: called once per task and run, so no method of ours
         self.add = self.values.append
+        #: the values sorted, with how many there were: values are only ever appended, so
+        #: the same count is the same values (the checks and the summary ask a series for
+        #: its quantiles a few times each)
+        self._sorted: tuple[int, Any] | None = None
 
     @property
     def count(self) -> int:
@@ -61,10 +65,15 @@ class Sample:
             return quantile(values, q)
         import numpy as np  # here: the dags modules are loaded by every command's start-up
 
-        packed = np.frombuffer(values, dtype=np.float64)
-        if np.isnan(packed).any():
-            return quantile(values, q)
-        ordered = np.sort(packed, kind="stable")
+        known = self._sorted
+        if known is not None and known[0] == len(values):
+            ordered = known[1]
+        else:
+            packed = np.frombuffer(values, dtype=np.float64)
+            if np.isnan(packed).any():
+                return quantile(values, q)
+            ordered = np.sort(packed, kind="stable")
+            self._sorted = (len(values), ordered)
         pos = (len(ordered) - 1) * q
         low = math.floor(pos)
         high = min(low + 1, len(ordered) - 1)
