@@ -191,10 +191,13 @@ def _consume(
         if batch is not None and batch.plan is not plan:
             flush_one(batch)
             batch = None
-        if graph is not None and plan is not None and fits(run, graph, plan):
+        where = fits(run, graph, plan) if graph is not None and plan is not None else None
+        if where is not None:
+            assert graph is not None and plan is not None
             if batch is None:
                 batch = pending[run.dag_id] = Batch(stats, graph, plan)
             batch.runs.append(run)
+            batch.tasks.append(where)
             batch.seqs.append(seq)
             rows = len(run.rows or ())
             batch.rows += rows

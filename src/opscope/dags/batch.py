@@ -15,7 +15,6 @@ import heapq
 import weakref
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,6 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 NAN = float("nan")
-_task_of = itemgetter(1)
 
 
 @dataclass
@@ -41,18 +39,26 @@ class Batch:
     graph: Graph
     plan: Plan
     runs: list[Run] = field(default_factory=list)
+    #: each run's rows' task indexes in the plan (`fits`)
+    tasks: list[list[int]] = field(default_factory=list)
     #: each run's place in the whole read (what orders the DAGs of a pool)
     seqs: list[int] = field(default_factory=list)
     rows: int = 0
 
 
-def fits(run: Run, graph: Graph | None, plan: Plan | None) -> bool:
-    """Whether `run` can take the fast path: rows, and a plan holding every task it tried."""
+def fits(run: Run, graph: Graph | None, plan: Plan | None) -> list[int] | None:
+    """Where each of the run's rows goes in the plan (the index of its task), when `run`
+    can take the fast path: rows, and a plan holding every task it tried; else None. The
+    batch keeps these indexes, so each row's task is looked up once."""
     if run.rows is None or plan is None or graph is None or not plan.nodes:
-        return False
+        return None
     if len(plan.index) != len(plan.nodes):
-        return False  # a task declared twice: facts_of goes the general way
-    return plan.index.keys() >= set(map(_task_of, run.rows))
+        return None  # a task declared twice: facts_of goes the general way
+    index = plan.index
+    try:
+        return [index[row[1]] for row in run.rows]
+    except KeyError:  # a task the plan does not hold (removed from the DAG since)
+        return None
 
 
 def _max0(x: Floats) -> Floats:
@@ -71,21 +77,32 @@ def flush(
     stats, graph, plan = batch.stats, batch.graph, batch.plan
     runs = batch.runs
     nodes = plan.nodes
-    index = plan.index
     n, b = len(nodes), len(runs)
     counts = [len(run.rows or ()) for run in runs]
     flat = list(chain.from_iterable(run.rows or () for run in runs))
     total = len(flat)
     cols = list(zip(*flat, strict=True)) if flat else [()] * 12
-    task = np.fromiter(map(index.__getitem__, cols[1]), dtype=np.intp, count=total)
+    task = np.fromiter(chain.from_iterable(batch.tasks), dtype=np.intp, count=total)
     where_run = np.repeat(np.arange(b, dtype=np.intp), counts)
     # cell (task, run) in a task-major layout: a task's values over the runs are contiguous
     cell = task * b + where_run
     per_cell = np.bincount(cell, minlength=n * b)
     single = per_cell[cell] == 1
 
+    converted: dict[int, Floats] = {}
+
     def column(k: int) -> Floats:
-        return np.array(cols[k], dtype=np.float64)
+        """Column k as doubles, made once. fromiter skips np.array's look at each value for
+        a nested sequence (180 instructions a value, not 300); a None (NULL) stops it, and
+        np.array makes that NaN."""
+        known = converted.get(k)
+        if known is None:
+            try:
+                known = np.fromiter(cols[k], dtype=np.float64, count=total)
+            except TypeError:
+                known = np.array(cols[k], dtype=np.float64)
+            converted[k] = known
+        return known
 
     start_raw, end_raw = column(9), column(10)
     both = ~np.isnan(start_raw) & ~np.isnan(end_raw)
@@ -123,7 +140,8 @@ def flush(
     f_queued.flat[cs] = column(8)[single]
     f_start.flat[cs] = start_raw[single]
     instances.flat[cs] = 1
-    slots.flat[cs] = np.array(cols[6], dtype=np.int64)[single]
+    slots_raw = np.fromiter(cols[6], dtype=np.int64, count=total)  # COALESCE'd: no NULL
+    slots.flat[cs] = slots_raw[single]
     is_failed = np.array(cols[4], dtype=object) == "failed"
     failed_state.flat[cs] = is_failed[single]
     # a row's own pool, when it names one (-1: none); the few names first
@@ -165,7 +183,7 @@ def flush(
         f_queued.flat[c] = np.where(np.isnan(s_lo), NAN, queued_raw[lo])
         f_start.flat[c] = s_lo
         instances.flat[c] = 1
-        slots.flat[c] = np.array(cols[6], dtype=np.int64)[hi]
+        slots.flat[c] = slots_raw[hi]
         failed_state.flat[c] = is_failed[hi]
         pool.flat[c] = np.where(row_codes[hi] >= 0, row_codes[hi], pool.flat[c])
         for k, r, spent in zip((c // b).tolist(), (c % b).tolist(), cost.tolist(), strict=True):
@@ -428,8 +446,8 @@ def _pairs(
     if not len(two):
         return None
     try:
-        map_index = np.array(cols[2], dtype=np.int64)
-        number = np.array(cols[3], dtype=np.int64)
+        map_index = np.fromiter(cols[2], dtype=np.int64, count=len(cell))
+        number = np.fromiter(cols[3], dtype=np.int64, count=len(cell))
     except (TypeError, ValueError):  # a NULL try number or map index: the general way
         return None
     a, z = two[np.argsort(cell[two], kind="stable")].reshape(-1, 2).T
