@@ -9,8 +9,8 @@ statement and lock timeouts, application_name, a deadline on every answer).
   have UUID ids and Airflow 3's `scheduled_dttm`; one `serialized_dag` per `dag_version`,
   and each run names the version it was created with.
 
-Tries are streamed (chunked rows) ordered by DAG and run, and each run is handed
-on with its tries as soon as they are all read, so memory holds one run at a time. Each run
+Tries are streamed (chunked rows) ordered by DAG and run, and each DAG's runs are handed
+on with their tries as soon as the DAG is read, so memory holds one DAG's at a time. Each run
 says its place in the order the runs were started (`Run.read_order`): the aggregation counts
 them as if read in that order.
 """
@@ -285,50 +285,69 @@ class MetadataReader:
     def _stream(
         self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline, *, raw: bool
     ) -> Iterator[Run]:
-        """Each run with its tries (`raw`: with its rows), by DAG and then by id."""
+        """Each run with its tries (`raw`: with its rows), by DAG and then by id.
+
+        The server sends the tries by DAG and then by run id, the order of its
+        (dag_id, run_id) indexes, so that it sorts nothing (sorting each DAG's rows by run
+        was a quarter of its time); the rows of one DAG are held until the next DAG's come,
+        and its runs handed on by id, in the order of runs.sql."""
         query = _compose("tries" if schema.has_history else "tries.task_fail", schema)
-        # the runs in the order of their tries (by DAG, by id: as the same database sorts
-        # them), and each one's place in the order they were started (by id)
-        pending = iter(list(runs))
+        history = schema.has_history
+        # the runs in the order they are handed on (by DAG, by id: as the same database
+        # sorts them), and each one's place in the order they were started (by id)
+        order = list(runs)
         for place, rid in enumerate(sorted(runs)):
             runs[rid].read_order = place
+        at = 0
+        held: dict[int, list[tuple[Any, ...]]] = {}
         read = 0
+
+        def hand_on(dag_id: str) -> Iterator[Run]:
+            """The runs up to DAG `dag_id`'s last, with the rows held for them: DAGs ordered
+            before it have no tries at all. Each run leaves `runs` as it is handed on, so
+            that only the runs the analysis keeps stay in memory."""
+            nonlocal at, read
+            seen = False
+            while at < len(order):
+                rid = order[at]
+                run = runs[rid]
+                if run.dag_id == dag_id:
+                    seen = True
+                elif seen:
+                    return
+                at += 1
+                del runs[rid]
+                rows = held.pop(rid, None)
+                if rows is None:  # queued, or cleared: no tries
+                    yield run
+                else:
+                    read += len(rows)
+                    yield _assemble(run, rows, history, raw)
+
         conn = self.runner.conn
         try:
             with conn.transaction(), contextlib.ExitStack() as stack:
                 self.runner.queries_sent += 1
                 stream = _row_stream(conn, stack, query, self.selection.params())
-                current: int | None = None
-                rows: list[tuple[Any, ...]] = []
+                dag: str | None = None
                 for batch in _prefetched(stream, FETCH_ROWS):
                     for key, group in groupby(batch, _run_key):
-                        if key == current:
+                        rows = held.get(key)
+                        if rows is not None:  # a run's rows split between two batches
                             rows.extend(group)
                             continue
-                        if current is not None:
-                            yield from self._before(pending, current, runs)
-                            yield _assemble(runs.pop(current), rows, schema.has_history, raw)
-                            read += len(rows)
-                        current, rows = key, list(group)
-                if current is not None:
-                    yield from self._before(pending, current, runs)
-                    yield _assemble(runs.pop(current), rows, schema.has_history, raw)
-                    read += len(rows)
+                        dag_id = runs[key].dag_id
+                        if dag is not None and dag_id != dag:
+                            yield from hand_on(dag)
+                        dag = dag_id
+                        held[key] = list(group)
+                if dag is not None:
+                    yield from hand_on(dag)
                 pipeline.tries_read = read
         except psycopg.Error:
             raise_if_lost(conn, self.dsn)
             raise
-        for rid in pending:
-            yield runs.pop(rid)
-
-    @staticmethod
-    def _before(pending: Iterator[int], key: int, runs: dict[int, Run]) -> Iterator[Run]:
-        """Runs before `key` that have no tries at all (queued, or cleared), then skips
-        `key` itself. Each run leaves `runs` as it is handed on, so that only the runs the
-        analysis keeps stay in memory."""
-        for rid in pending:
-            if rid == key:
-                return
+        for rid in order[at:]:
             yield runs.pop(rid)
 
 

@@ -1,8 +1,9 @@
 -- Airflow 2.10+ and 3: the current try of every task instance of the selected runs, and
--- its earlier tries from task_instance_history, by DAG and then by run (the order of runs.sql).
--- Both tables are read in the order of their (dag_id, run_id) index and joined in it, so
--- that only each DAG's rows are sorted (by run id, in memory), and the first rows come at
--- once: ordered by run id alone, all the rows were sorted, on disk, before the first came.
+-- its earlier tries from task_instance_history, by DAG and then by run_id. Both tables are
+-- read in the order of their (dag_id, run_id) index and joined in it, so that nothing is
+-- sorted and the first rows come at once (the reader hands each DAG's runs on by id, the
+-- order of runs.sql). Ordered by id alone, all the rows were sorted, on disk, before the
+-- first came; by DAG then id, each DAG's were, a quarter of the query's time.
 -- The scheduled time is Airflow 3's scheduled_dttm (NULL before).
 WITH runs AS ({runs})
 SELECT r.id, t.task_id, t.map_index, t.try_number, t.state, t.pool,
@@ -23,4 +24,4 @@ JOIN (
            {history_scheduled}, h.queued_dttm, h.start_date, h.end_date, true
     FROM {schema}.task_instance_history h
 ) t ON t.dag_id = r.dag_id AND t.run_id = r.run_id
-ORDER BY r.dag_id, r.id
+ORDER BY r.dag_id, r.run_id
