@@ -268,7 +268,7 @@ def _plain_list_schedule(
 
     while ready or running:
         while True:
-            instant = sorted((n for n in ready if durations[n] <= 0), key=topo.position.get)
+            instant = sorted((n for n in ready if durations[n] <= 0), key=topo.position.__getitem__)
             if not instant:
                 break
             for n in instant:
