@@ -277,18 +277,34 @@ def flush(
         else:
             wall[r] = 0.0
 
-    ef_runs = ef.T.tolist()
-    es_runs = es.T.tolist()
     length_runs = length.tolist()
     # each run's work as sum() adds its tasks' busy times: from 0, one task after the other
     # (accumulate adds in order, where sum() of numpy adds pairwise)
     work_runs = np.add.accumulate(np.vstack([np.zeros((1, b)), busy]), axis=0)[-1].tolist()
     # where each run's walk starts: its first task that ends last
-    last_ending = np.argmax(ef >= length - EPSILON, axis=0).tolist()
+    ends_last = np.argmax(ef >= length - EPSILON, axis=0)
+    last_ending = ends_last.tolist()
     wall_runs = wall.tolist()
 
     def path_of(r: int) -> list[int]:
-        return plan.walk_back(last_ending[r], es_runs[r], ef_runs[r])
+        return plan.walk_back(last_ending[r], es[:, r].tolist(), ef[:, r].tolist())
+
+    # most runs of a DAG version take one critical path: the first successful run's is
+    # walked, and every run is checked against it at once; the others walk their own
+    succeeded = [r for r, run in enumerate(runs) if run.state == "success"]
+    common: tuple[int, ...] = ()
+    on_common: list[bool] = [False] * b
+    common_wait: list[float] = [0.0] * b
+    if succeeded:
+        common = tuple(path_of(succeeded[0]))
+        follows = _follows(plan, common, ends_last, es, ef)
+        on_common = follows.tolist()
+        # sum() of the waits along the path, first task first (NaN: 0.0), for every run
+        summed = np.zeros(b)
+        for i in common:
+            summed = summed + np.where(np.isnan(waits[i]), 0.0, waits[i])
+        common_wait = summed.tolist()
+    common_names = tuple(nodes[i] for i in common)
 
     # the runs, one at a time, in order: what is counted per run, and in which order tasks
     # first appear
@@ -334,8 +350,13 @@ def flush(
             stats.success_when.append(when or 0.0)
             stats.success_duration.append(w)
             stats.success_version.append(run.dag_version)
-            on_path = path_of(r)
-            path = tuple(nodes[i] for i in on_path)
+            if on_common[r]:
+                path, wait = common_names, common_wait[r]
+            else:
+                on_path = path_of(r)
+                path = tuple(nodes[i] for i in on_path)
+                # TaskFacts.wait or 0.0: NaN is None
+                wait = sum(_or0(x) for x in waits[on_path, r].tolist())
             for task_id in path:
                 stats.task(task_id).critical_runs += 1
             if missing:
@@ -344,8 +365,7 @@ def flush(
             stats.critical_length.add(length_runs[r])
             stats.wall.add(w)
             stats.work.add(work_runs[r])
-            # TaskFacts.wait or 0.0: NaN is None
-            stats.critical_wait.add(sum(_or0(x) for x in waits[on_path, r].tolist()))
+            stats.critical_wait.add(wait)
         finished.append((when or 0.0, stats.runs, r))
 
     # per task, over the runs: the samples in run order
@@ -394,7 +414,9 @@ def flush(
     ready_pool = np.where(ready_pool < start, ready_pool, start)
     pool_t = pool.T
     counted_t = counted.T
-    for code in np.unique(pool_t[counted_t]).tolist():
+    # the pools named, in code order (what np.unique gave, without its sort)
+    named_pools = np.bincount(pool_t[counted_t], minlength=len(pool_names))
+    for code in np.flatnonzero(named_pools).tolist():
         name = pool_names[code] or DEFAULT_POOL
         mask = counted_t & (pool_t == code)
         ps = pools.get(name)
@@ -512,6 +534,28 @@ def _levels(order: list[int], links: list[list[int]], n: int) -> list[list[tuple
             groups.append((np.array(group, dtype=np.intp), np.array(padded, dtype=np.intp)))
         out.append(groups)
     return out
+
+
+def _follows(
+    plan: Plan, path: tuple[int, ...], last: npt.NDArray[np.intp], es: Floats, ef: Floats
+) -> Bools:
+    """Which runs (columns of `es` and `ef`) `Plan.walk_back` takes along `path`: each
+    step's comparisons made for all runs at once, on the same doubles."""
+    ok: Bools = last == path[-1]
+    back = path[::-1]
+    for at, node in enumerate(back):
+        preds = sorted(plan.preds[node])
+        if not preds:
+            break  # the walk ends here: path's first node has no upstream task
+        finish = ef[preds]
+        best = finish.max(axis=0)
+        goes_on = ~(best < es[node] - EPSILON)
+        if at + 1 == len(back):
+            ok &= ~goes_on  # the walk must stop at path's first node
+            break
+        pick = np.asarray(preds, dtype=np.intp)[np.argmax(finish >= best - EPSILON, axis=0)]
+        ok &= goes_on & (pick == back[at + 1])
+    return ok
 
 
 def _or0(x: float) -> float:
