@@ -102,6 +102,14 @@ def test_a_libpq_without_chunked_rows_reads_the_same(
     assert tries(chunked) == tries(by_cursor)
 
 
+def test_a_history_too_long_for_one_statement_is_read_a_fetch_at_a_time() -> None:
+    """Streamed, the whole read is one statement under statement_timeout; a long history
+    goes through the server-side cursor, whose every FETCH has the whole timeout."""
+    assert metadata.in_one_statement(1_000_000, 30_000)
+    assert not metadata.in_one_statement(20_000_000, 30_000)
+    assert metadata.in_one_statement(20_000_000, 0)  # no timeout
+
+
 def _instance(t: TaskTry) -> tuple[str, int, int]:
     return t.task_id, t.map_index, t.try_number
 

@@ -328,7 +328,10 @@ class MetadataReader:
         try:
             with conn.transaction(), contextlib.ExitStack() as stack:
                 self.runner.queries_sent += 1
-                stream = _row_stream(conn, stack, query, self.selection.params())
+                whole = chunked_rows() and in_one_statement(
+                    _expected_rows(runs, pipeline), _statement_timeout_ms(conn)
+                )
+                stream = _row_stream(conn, stack, query, self.selection.params(), whole)
                 dag: str | None = None
                 for batch in _prefetched(stream, FETCH_ROWS):
                     for key, group in groupby(batch, _run_key):
@@ -362,16 +365,49 @@ def chunked_rows() -> bool:
     return psycopg.pq.version() >= CHUNKED_ROWS_FROM
 
 
+#: what one row may cost the whole read, the server's join and the client's analysis of
+#: it, when the read is one statement (measured: about 3 us a row on two cores)
+SECONDS_PER_ROW = 10e-6
+
+
+def in_one_statement(rows: int, timeout_ms: int) -> bool:
+    """Whether reading `rows` in one statement stays well inside `statement_timeout`
+    (0: none). Streamed, the read is one statement from its first row to its last, the
+    analysis included; through a server-side cursor each FETCH is one, each under the
+    timeout, so a history of tens of millions of rows is read that way."""
+    return timeout_ms <= 0 or rows * SECONDS_PER_ROW <= timeout_ms / 1000
+
+
+def _expected_rows(runs: dict[int, Run], pipeline: Pipeline) -> int:
+    """About how many tries the runs have: their graphs' tasks (100 where none is known)."""
+    total = 0
+    for run in runs.values():
+        dag = pipeline.dags.get(run.dag_id)
+        graph = dag.graph_for(run.dag_version) if dag is not None else None
+        total += len(graph.tasks) if graph is not None else 100
+    return total
+
+
+def _statement_timeout_ms(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'")
+    found = row.fetchone()
+    return int(found[0]) if found else 0
+
+
 def _row_stream(
-    conn: psycopg.Connection[Any], stack: contextlib.ExitStack, query: sql.Composed, params: Any
+    conn: psycopg.Connection[Any],
+    stack: contextlib.ExitStack,
+    query: sql.Composed,
+    params: Any,
+    whole: bool,
 ) -> Iterator[tuple[Any, ...]]:
     """The rows of `query`, binary (a quarter less time than text for a million of them).
 
-    With chunked rows (libpq 17+) the server sends them without waiting for a FETCH after
-    each batch, as it must for a server-side cursor, so its join goes on while the last
-    rows are parsed: a million rows in 1.35 s rather than 1.55 to 1.8 s. An older libpq
-    reads through a server-side cursor, a batch a round trip."""
-    if chunked_rows():
+    `whole`: in one statement, chunked (libpq 17+): the server sends the rows without
+    waiting for a FETCH after each batch, as it must for a server-side cursor, so its join
+    goes on while the last rows are parsed (a million rows in 1.35 s rather than 1.55 to
+    1.8 s). Else through a server-side cursor, a batch a round trip and a statement."""
+    if whole:
         cur = stack.enter_context(conn.cursor(binary=True))
         return cur.stream(query, params, size=FETCH_ROWS)
     named = stack.enter_context(conn.cursor(name="opscope_task_tries", binary=True))
