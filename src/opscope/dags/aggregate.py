@@ -191,8 +191,8 @@ def _consume(
         if batch is not None and batch.plan is not plan:
             flush_one(batch)
             batch = None
-        where = fits(run, graph, plan) if graph is not None and plan is not None else None
-        if where is not None:
+        where = fits(run, graph, plan)
+        if where is not None:  # so graph and plan are there
             assert graph is not None and plan is not None
             if batch is None:
                 batch = pending[run.dag_id] = Batch(stats, graph, plan)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from opscope.checks import Registry, run_checks
 from opscope.config import Config
 from opscope.dags.aggregate import Analysis, Progress, aggregate
+from opscope.dags.checks import PoolSaturation
 from opscope.dags.context import KIND, DagsContext
 from opscope.dags.figures import DagStats
 from opscope.dags.gantt import chart_data
@@ -71,7 +72,7 @@ def analyze_dags(
             )
         report.targets.append(Target(kind=KIND, name=name, server_version=version))
         context = DagsContext(target=name, analysis=analysis, thresholds=settings.thresholds)
-        if any(check.id == "pool_saturation" for check in checks):
+        if any(check.id == PoolSaturation.id for check in checks):
             context.start_sweeps()
         try:
             findings, errors = run_checks(checks, context, target=name)

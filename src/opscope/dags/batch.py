@@ -27,6 +27,7 @@ from opscope.dags.runs import RunFacts, TaskFacts, facts_of, many_tries, one_try
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.intp]
 
 NAN = float("nan")
 
@@ -477,9 +478,6 @@ def _pairs(
     a, z = a[ok], z[ok]
     later = number[z] > number[a]
     return np.where(later, a, z), np.where(later, z, a)
-
-
-Ints = npt.NDArray[np.intp]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from opscope.dags.context import ADVICE_RUNS, KIND, DagsContext
 from opscope.dags.figures import DagStats
 from opscope.dags.simulate import WhatIf
 from opscope.dags.stats import change_point, median, quantile, trend_per_day
+from opscope.dags.sweep import sweeps
 from opscope.dags.timefmt import instant, rounded, seconds_text
 from opscope.findings import Finding, Severity
 
@@ -548,7 +549,7 @@ class PoolSaturation:
         th = ctx.thresholds
         for name in sorted(ctx.analysis.pools):
             pool = ctx.analysis.pools[name]
-            if pool.slots is None or pool.slots <= 0 or not pool.start:
+            if not sweeps(pool):
                 continue
             full, waited, peak_demand = ctx.saturation(name)
             if waited < th.pool_saturation_wait_s or waited <= 0:

@@ -13,7 +13,7 @@ from opscope.dags.runs import schedule_of
 from opscope.dags.settings import DagThresholds
 from opscope.dags.simulate import Simulation, TaskTime, WhatIf, baseline_of, simulate
 from opscope.dags.stats import median
-from opscope.dags.sweep import saturation
+from opscope.dags.sweep import saturation, sweeps
 
 KIND = "dags"
 #: the latest runs a check replays for its advice: a few are enough for a median, and each
@@ -60,7 +60,7 @@ class DagsContext:
         run: it is numpy sorts and sums, which let go of the interpreter lock, so on a second
         core the sweep of a busy pool (4 million events for a million tries, 0.1 to 0.4 s)
         runs beside the checks' Python instead of after it. `close()` ends the thread."""
-        pools = [p for p in self.analysis.pools.values() if p.slots and p.start]
+        pools = [p for p in self.analysis.pools.values() if sweeps(p)]
         if not pools or self._sweeper is not None:
             return
         self._sweeper = ThreadPoolExecutor(1, thread_name_prefix="opscope-pool-sweep")

@@ -175,9 +175,9 @@ def list_schedule(
     total = len(durations)
     free = slots if slots is not None else total
     makespan = 0.0
-    # finishing a job (its successors' counts, the makespan) is written out at each of its
-    # three places rather than called: a replay of a hundred tasks finishes a hundred jobs,
-    # and the what-ifs replay thousands of runs
+    # finishing a job (its successors' counts) is written out at each of its two places
+    # rather than called: a replay of a hundred tasks finishes a hundred jobs, and the
+    # what-ifs replay thousands of runs
     while done < total:
         while ready:
             node = ready[0][2]
@@ -200,21 +200,16 @@ def list_schedule(
             if ready:
                 continue
             break  # nothing runs and nothing is ready: every job is done
-        now, _, node = heappop(running)
-        free += 1
-        done += 1
+        # the first job to end, and every job that ends at the same moment, free their
+        # slots before the next choice
+        now = running[0][0]
         if now > makespan:
             makespan = now
-        for nxt in succs[node]:
-            missing[nxt] -= 1
-            if not missing[nxt]:
-                heappush(ready, (-level[nxt], position[nxt], nxt))
-        # every job that ends at the same moment frees its slot before the next choice
         while running and running[0][0] <= now + EPSILON:
-            other = heappop(running)[2]
+            node = heappop(running)[2]
             free += 1
             done += 1
-            for nxt in succs[other]:
+            for nxt in succs[node]:
                 missing[nxt] -= 1
                 if not missing[nxt]:
                     heappush(ready, (-level[nxt], position[nxt], nxt))

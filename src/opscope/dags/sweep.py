@@ -6,6 +6,11 @@ from __future__ import annotations
 from opscope.dags.figures import PoolStats
 
 
+def sweeps(pool: PoolStats) -> bool:
+    """Whether the pool has a sweep: slots to fill, and tries."""
+    return pool.slots is not None and pool.slots > 0 and bool(pool.start)
+
+
 def saturation(pool: PoolStats) -> tuple[float, float, int]:
     """(time the pool was full, task time spent waiting while it was, peak slots wanted at
     once) from its tries' ready, start and end times: one sweep over their events, in numpy

@@ -329,7 +329,7 @@ class MetadataReader:
             with conn.transaction(), contextlib.ExitStack() as stack:
                 self.runner.queries_sent += 1
                 whole = chunked_rows() and in_one_statement(
-                    _expected_rows(runs, pipeline), _statement_timeout_ms(conn)
+                    _expected_rows(runs, pipeline), _statement_timeout_ms(self.runner)
                 )
                 stream = _row_stream(conn, stack, query, self.selection.params(), whole)
                 dag: str | None = None
@@ -388,10 +388,11 @@ def _expected_rows(runs: dict[int, Run], pipeline: Pipeline) -> int:
     return total
 
 
-def _statement_timeout_ms(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'")
-    found = row.fetchone()
-    return int(found[0]) if found else 0
+def _statement_timeout_ms(runner: SqlRunner) -> int:
+    found = runner.fetch_query(
+        sql.SQL("SELECT setting::bigint AS ms FROM pg_settings WHERE name = 'statement_timeout'")
+    )
+    return int(found[0]["ms"]) if found else 0
 
 
 def _row_stream(
