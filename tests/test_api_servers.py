@@ -96,11 +96,21 @@ def _check_shop(base: str, tmp: Path, db: SandboxDb, routes: dict[str, str], mp:
     assert probe["requests"] == PER_ENDPOINT * 5
     assert probe["statuses"]["500"] == PER_ENDPOINT
     assert [u["requests"] for u in probe["urls"]] == [PER_ENDPOINT] * 5
-    # the workers write their figures once a second; on a loaded machine later, so wait for
-    # the last requests sent (the flood) to show rather than for a fixed time
+
+    # the workers write their figures once a second; on a loaded machine later. Wait for
+    # every count asserted below rather than for a fixed time, and not only for the last
+    # requests sent (the flood): one worker may have written the flood while the other
+    # still holds a slow request of its own (seen: 29 of 30)
+    def shown(metrics: str) -> bool:
+        return (
+            _count(metrics, routes["slow"], "200") >= PER_ENDPOINT
+            and _count(metrics, routes["failing"], "500") >= PER_ENDPOINT
+            and _count(metrics, UNMATCHED, "404") >= FLOOD
+        )
+
     deadline = time.monotonic() + 30
     metrics = httpx.get(base + "/metrics").text
-    while _count(metrics, UNMATCHED, "404") < FLOOD and time.monotonic() < deadline:
+    while not shown(metrics) and time.monotonic() < deadline:
         time.sleep(0.2)
         metrics = httpx.get(base + "/metrics").text
     # two workers served, and the scrape, whichever answered, adds up both
