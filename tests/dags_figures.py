@@ -47,7 +47,10 @@ def _facts(f: RunFacts | None) -> Any:
         for t, x in f.tasks.items()
     }
     critical = (f.critical.length, f.critical.path, dict(f.critical.slack))
-    return (f.run.run_id, f.run.tries, f.wall, f.work, f.start, critical, tasks)
+    # a run's tries in an order of their own: the metadata reader's two reads (a row a try,
+    # a row a run) give them in their plans' orders, which no figure depends on
+    tries = sorted(f.run.tries, key=lambda t: (t.task_id, t.map_index, t.try_number, repr(t)))
+    return (f.run.run_id, tries, f.wall, f.work, f.start, critical, tasks)
 
 
 def figures(analysis: Analysis) -> Any:

@@ -102,6 +102,32 @@ def test_a_libpq_without_chunked_rows_reads_the_same(
     assert tries(chunked) == tries(by_cursor)
 
 
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "by-cursor"])
+def test_the_aggregations_read_by_run_gives_the_same_tries(
+    airflow: Deployment, monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    """The aggregation reads a row a run, its tries as arrays (tries.columns.sql); made
+    tries, they are the tries the row a try read gives, run by run."""
+    monkeypatch.setattr(metadata, "chunked_rows", lambda: chunked)
+    conn = connect(airflow.dsn, SessionSettings())
+    try:
+        pipeline = MetadataReader(SqlRunner(conn), airflow.dsn).read()
+        assert pipeline.raw_runs is not None
+        by_run = list(pipeline.raw_runs())
+    finally:
+        conn.close()
+    _, by_row = read_db(airflow)
+    assert any(run.columns is not None for run in by_run)
+    for run in by_run:
+        run.load_tries()
+
+    def tries(runs: list[Run]) -> list[tuple[str, str, list[TaskTry]]]:
+        return [(r.dag_id, r.run_id, sorted(r.tries, key=_instance)) for r in runs]
+
+    assert tries(by_run) == tries(by_row)
+    assert any(len(r.tries) > 1 for r in by_run)
+
+
 def test_a_history_too_long_for_one_statement_is_read_a_fetch_at_a_time() -> None:
     """Streamed, the whole read is one statement under statement_timeout; a long history
     goes through the server-side cursor, whose every FETCH has the whole timeout."""

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dags_figures import figures
 from opscope.dags import aggregate as aggregate_module
 from opscope.dags.aggregate import aggregate
+from opscope.dags.columns import TryColumns
 from opscope.dags.model import Dag, Graph, Pipeline, Pool, Run
 
 TASKS = ("a", "b", "c", "d", "e")
@@ -109,7 +110,7 @@ def _pipeline(dags: dict[str, Dag], specs: list[dict[str, Any]], raw: bool) -> P
     def runs() -> Iterator[Run]:
         for spec in specs:
             run = Run(**{k: v for k, v in spec.items() if k != "rows"})
-            run.rows = list(spec["rows"])
+            run.columns = TryColumns.from_rows(spec["rows"]) if spec["rows"] else None
             if not raw:
                 run.load_tries()
             yield run

@@ -199,7 +199,7 @@ def _consume(
             batch.runs.append(run)
             batch.tasks.append(where)
             batch.seqs.append(seq)
-            rows = len(run.rows or ())
+            rows = len(run.columns or ())
             batch.rows += rows
             held += rows
             if len(batch.runs) >= BATCH_RUNS:

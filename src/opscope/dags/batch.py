@@ -14,12 +14,12 @@ from __future__ import annotations
 import heapq
 import weakref
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from opscope.dags.columns import HEADER, NAMES, TYPES, Part, decode_texts, element
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import EPSILON, Plan
 from opscope.dags.model import DEFAULT_POOL, Graph, Run, tries_from_rows
@@ -40,26 +40,72 @@ class Batch:
     graph: Graph
     plan: Plan
     runs: list[Run] = field(default_factory=list)
-    #: each run's rows' task indexes in the plan (`fits`)
-    tasks: list[list[int]] = field(default_factory=list)
+    #: each run's tries' task indexes in the plan (`fits`)
+    tasks: list[Ints] = field(default_factory=list)
     #: each run's place in the whole read (what orders the DAGs of a pool)
     seqs: list[int] = field(default_factory=list)
     rows: int = 0
 
 
-def fits(run: Run, graph: Graph | None, plan: Plan | None) -> list[int] | None:
-    """Where each of the run's rows goes in the plan (the index of its task), when `run`
-    can take the fast path: rows, and a plan holding every task it tried; else None. The
-    batch keeps these indexes, so each row's task is looked up once."""
-    if run.rows is None or plan is None or graph is None or not plan.nodes:
+def fits(run: Run, graph: Graph | None, plan: Plan | None) -> Ints | None:
+    """Where each of the run's tries goes in the plan (the index of its task), when `run`
+    can take the fast path: columns without a NULL number, and a plan holding every task
+    it tried; else None. The batch keeps these indexes, so each list of tasks is looked up
+    once."""
+    columns = run.columns
+    if columns is None or plan is None or graph is None or not plan.nodes:
         return None
     if len(plan.index) != len(plan.nodes):
         return None  # a task declared twice: facts_of goes the general way
+    found = []
+    for part in columns.parts:
+        if not part.regular:
+            return None
+        where = task_indexes(plan, part)
+        if where is None:
+            return None
+        found.append(where)
+    return found[0] if len(found) == 1 else np.concatenate(found)
+
+
+#: each plan's task indexes by the binary form of a part's task ids (most runs of a DAG
+#: share one list); a plan keeps at most CACHED lists
+_TASK_INDEXES: weakref.WeakKeyDictionary[Plan, dict[bytes, Ints | None]] = (
+    weakref.WeakKeyDictionary()
+)
+CACHED = 64
+
+
+def task_indexes(plan: Plan, part: Part) -> Ints | None:
+    """Where each try of `part` goes in `plan` (its task's index), or None when the plan
+    lacks one of its tasks. The current tries' lists are kept (a run's earlier tries
+    seldom match another's)."""
+    raw = part.raw("task_id")
+    known = _TASK_INDEXES.get(plan)
+    if known is None:
+        known = _TASK_INDEXES[plan] = {}
+    elif raw in known:
+        return known[raw]
     index = plan.index
+    found: Ints | None
     try:
-        return [index[row[1]] for row in run.rows]
+        found = np.array([index[t] for t in decode_texts(raw)], dtype=np.intp)  # type: ignore[index]
     except KeyError:  # a task the plan does not hold (removed from the DAG since)
-        return None
+        found = None
+    if not part.earlier:
+        if len(known) >= CACHED:
+            known.clear()
+        known[raw] = found
+    return found
+
+
+def joined(parts: list[Part], name: str, dtype: type[Any]) -> npt.NDArray[Any]:
+    """Column `name` of `parts` (regular ones) end to end, as `dtype`: one numpy call over
+    the arrays' elements joined, whatever the number of runs."""
+    k = NAMES.index(name)
+    data = b"".join([memoryview(p.arrays[k])[HEADER:] for p in parts])
+    values: npt.NDArray[Any] = np.frombuffer(data, element(TYPES[k]))["value"].astype(dtype)
+    return values
 
 
 def _max0(x: Floats) -> Floats:
@@ -79,33 +125,26 @@ def flush(
     runs = batch.runs
     nodes = plan.nodes
     n, b = len(nodes), len(runs)
-    counts = [len(run.rows or ()) for run in runs]
-    flat = list(chain.from_iterable(run.rows or () for run in runs))
-    total = len(flat)
-    cols = list(zip(*flat, strict=True)) if flat else [()] * 12
-    task = np.fromiter(chain.from_iterable(batch.tasks), dtype=np.intp, count=total)
+    counts = [len(run.columns or ()) for run in runs]
+    # every run's tries end to end: its current ones, then its earlier ones
+    parts = [part for run in runs if run.columns is not None for part in run.columns.parts]
+    task = np.concatenate(batch.tasks) if batch.tasks else np.zeros(0, dtype=np.intp)
     where_run = np.repeat(np.arange(b, dtype=np.intp), counts)
     # cell (task, run) in a task-major layout: a task's values over the runs are contiguous
     cell = task * b + where_run
     per_cell = np.bincount(cell, minlength=n * b)
     single = per_cell[cell] == 1
 
-    converted: dict[int, Floats] = {}
+    converted: dict[str, Floats] = {}
 
-    def column(k: int) -> Floats:
-        """Column k as doubles, made once. fromiter skips np.array's look at each value for
-        a nested sequence (180 instructions a value, not 300); a None (NULL) stops it, and
-        np.array makes that NaN."""
-        known = converted.get(k)
+    def column(name: str) -> Floats:
+        """A time column as doubles (NaN: none), made once."""
+        known = converted.get(name)
         if known is None:
-            try:
-                known = np.fromiter(cols[k], dtype=np.float64, count=total)
-            except TypeError:
-                known = np.array(cols[k], dtype=np.float64)
-            converted[k] = known
+            known = converted[name] = joined(parts, name, np.float64)
         return known
 
-    start_raw, end_raw = column(9), column(10)
+    start_raw, end_raw = column("start"), column("end")
     both = ~np.isnan(start_raw) & ~np.isnan(end_raw)
 
     def matrix(fill: float) -> Floats:
@@ -137,17 +176,26 @@ def flush(
     end.flat[cs[sb]] = end_raw[single][sb]
     span_raw = end_raw - start_raw
     busy.flat[cs[sb]] = np.where(span_raw[single][sb] > 0.0, span_raw[single][sb], 0.0)
-    f_sched.flat[cs] = column(7)[single]
-    f_queued.flat[cs] = column(8)[single]
+    f_sched.flat[cs] = column("scheduled")[single]
+    f_queued.flat[cs] = column("queued")[single]
     f_start.flat[cs] = start_raw[single]
     instances.flat[cs] = 1
-    slots_raw = np.fromiter(cols[6], dtype=np.int64, count=total)  # COALESCE'd: no NULL
+    slots_raw = joined(parts, "pool_slots", np.int64)  # COALESCE'd: no NULL
     slots.flat[cs] = slots_raw[single]
-    is_failed = np.array(cols[4], dtype=object) == "failed"
+    is_failed = joined(parts, "failed", np.bool_)
     failed_state.flat[cs] = is_failed[single]
-    # a row's own pool, when it names one (-1: none); the few names first
-    row_map = {p: code_of(p) if p else -1 for p in set(cols[5])}
-    row_codes = np.fromiter(map(row_map.__getitem__, cols[5]), dtype=np.intp, count=total)
+    # a try's own pool, when it names one (-1: none): each list of pools decoded once
+    pieces: dict[bytes, Ints] = {}
+    for part in parts:
+        raw = part.raw("pool")
+        if raw not in pieces:
+            names = decode_texts(raw)
+            pieces[raw] = np.array([code_of(p) if p else -1 for p in names], dtype=np.intp)
+    row_codes = (
+        np.concatenate([pieces[part.raw("pool")] for part in parts])
+        if parts
+        else np.zeros(0, dtype=np.intp)
+    )
     named = single & (row_codes >= 0)
     pool.flat[cell[named]] = row_codes[named]
 
@@ -157,12 +205,12 @@ def flush(
     retried: dict[int, list[tuple[int, int, float]]] = {}
     dropped = [0] * b
     general = ~single
-    pairs = _pairs(cell, per_cell, cols)
+    pairs = _pairs(cell, per_cell, parts)
     if pairs is not None:
         lo, hi = pairs
         general[lo] = general[hi] = False
         c = cell[lo]
-        sched_raw, queued_raw = column(7), column(8)
+        sched_raw, queued_raw = column("scheduled"), column("queued")
         s_lo, s_hi, e_lo, e_hi = start_raw[lo], start_raw[hi], end_raw[lo], end_raw[hi]
         # min() and max() of the times there are, the first try's first on a tie
         first = np.where(
@@ -191,12 +239,24 @@ def flush(
             retried.setdefault(r, []).append((k, 1, spent))
     multi = np.flatnonzero(general)
     if len(multi):
+        # the rows of the runs that have such tasks, made once a run
+        first_row: list[int] = [0, *np.cumsum(counts).tolist()]
+        run_rows: dict[int, list[tuple[Any, ...]]] = {}
+
+        def row_at(k: int) -> tuple[Any, ...]:
+            r = int(where_run[k])
+            rows = run_rows.get(r)
+            if rows is None:
+                columns = runs[r].columns
+                rows = run_rows[r] = columns.rows() if columns is not None else []
+            return rows[k - first_row[r]]
+
         order = multi[np.argsort(cell[multi], kind="stable")]
         bounds = np.flatnonzero(np.diff(cell[order])) + 1
         for group in np.split(order, bounds):
             c0 = int(cell[group[0]])
             i, r = divmod(c0, b)
-            rows = [flat[k] for k in group.tolist()]
+            rows = [row_at(k) for k in group.tolist()]
             tries = tries_from_rows(rows)
             dropped[r] += len(rows) - len(tries)
             facts = TaskFacts(nodes[i], pool=graph.pools.get(nodes[i]))
@@ -459,7 +519,7 @@ def flush(
 
 
 def _pairs(
-    cell: npt.NDArray[np.intp], per_cell: npt.NDArray[np.intp], cols: list[tuple[Any, ...]]
+    cell: npt.NDArray[np.intp], per_cell: npt.NDArray[np.intp], parts: list[Part]
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
     """The rows of the cells holding two tries of one instance (a task retried once): the
     earlier try's and the later one's (by try number), or None when there are none. Two
@@ -468,11 +528,8 @@ def _pairs(
     two = np.flatnonzero(per_cell[cell] == 2)
     if not len(two):
         return None
-    try:
-        map_index = np.fromiter(cols[2], dtype=np.int64, count=len(cell))
-        number = np.fromiter(cols[3], dtype=np.int64, count=len(cell))
-    except (TypeError, ValueError):  # a NULL try number or map index: the general way
-        return None
+    map_index = joined(parts, "map_index", np.int64)
+    number = joined(parts, "try_number", np.int64)
     a, z = two[np.argsort(cell[two], kind="stable")].reshape(-1, 2).T
     ok = (map_index[a] == map_index[z]) & (number[a] != number[z])
     a, z = a[ok], z[ok]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from opscope.dags.columns import TryColumns
 
 #: Airflow's default pool: tasks that name none run in it
 DEFAULT_POOL = "default_pool"
@@ -97,17 +100,18 @@ class Run:
     #: the DAG version the run was created with (Airflow 3), else None
     dag_version: str | None = None
     tries: list[TaskTry] = field(default_factory=list)
-    #: the metadata reader's rows of the tries, not yet made `TaskTry` (see `tries_from_rows`):
-    #: the aggregation's fast path reads them as columns; `load_tries` makes `tries` of them
-    rows: list[tuple[Any, ...]] | None = None
+    #: the tries as the metadata reader received them for the aggregation, columns not yet
+    #: made `TaskTry` (`opscope.dags.columns`): its fast path reads them in numpy;
+    #: `load_tries` makes `tries` of them
+    columns: TryColumns | None = None
     #: its place among the runs read, by start (id), when the reader hands them on in
     #: another order (the metadata reader: by DAG): what orders DAGs across the read
     read_order: int | None = None
 
     def load_tries(self) -> None:
-        if self.rows is not None:
-            self.tries.extend(tries_from_rows(self.rows))
-            self.rows = None
+        if self.columns is not None:
+            self.tries.extend(tries_from_rows(self.columns.rows()))
+            self.columns = None
 
     @property
     def duration(self) -> float | None:
@@ -165,7 +169,7 @@ class Pipeline:
     dags: dict[str, Dag]
     pools: dict[str, Pool]
     runs: Iterable[Run]
-    #: the same runs with their tries left as rows (`Run.rows`), where the reader can: what
+    #: the same runs with their tries left as columns (`Run.columns`), where the reader can: what
     #: the aggregation reads instead of `runs` (only one of the two may be consumed)
     raw_runs: Callable[[], Iterable[Run]] | None = None
     #: how many runs `runs` yields, when known in advance (for progress)
