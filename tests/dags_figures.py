@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from opscope.dags.aggregate import Analysis
+from opscope.dags.figures import DagStats
 from opscope.dags.runs import RunFacts
 
 
@@ -53,37 +54,38 @@ def _facts(f: RunFacts | None) -> Any:
     return (f.run.run_id, tries, f.wall, f.work, f.start, critical, tasks)
 
 
-def figures(analysis: Analysis) -> Any:
-    dags = []
-    for dag_id, s in analysis.dags.items():
-        tasks = [
-            (
-                t,
-                [list(getattr(ts, k).values) for k in ("span", "share", "slack")],
-                [list(getattr(ts, k).values) for k in ("to_queue", "in_queue", "wait")],
-                list(ts.success_index),
-                (ts.runs, ts.critical_runs, ts.retried_runs, ts.retries, ts.retry_cost),
-                (ts.failures, ts.pool, ts.instances),
-            )
-            for t, ts in s.tasks.items()
-        ]
-        dags.append(
-            (
-                dag_id,
-                s.runs,
-                list(s.states.items()),
-                list(s.success_when),
-                list(s.success_duration),
-                s.success_version,
-                tasks,
-                list(s.paths.items()),
-                [list(x.values) for x in (s.critical_length, s.wall, s.work, s.critical_wait)],
-                list(s.failing_tasks.items()),
-                (s.first_when, s.last_when, s.last_failure, s.cyclic_runs),
-                [_facts(f) for f in s.recent_runs],
-                _facts(s.slowest),
-            )
+def dag_figures(s: DagStats) -> Any:
+    """Everything the checks read of one DAG."""
+    tasks = [
+        (
+            t,
+            [list(getattr(ts, k).values) for k in ("span", "share", "slack")],
+            [list(getattr(ts, k).values) for k in ("to_queue", "in_queue", "wait")],
+            list(ts.success_index),
+            (ts.runs, ts.critical_runs, ts.retried_runs, ts.retries, ts.retry_cost),
+            (ts.failures, ts.pool, ts.instances),
         )
+        for t, ts in s.tasks.items()
+    ]
+    return (
+        s.dag_id,
+        s.runs,
+        list(s.states.items()),
+        list(s.success_when),
+        list(s.success_duration),
+        s.success_version,
+        tasks,
+        list(s.paths.items()),
+        [list(x.values) for x in (s.critical_length, s.wall, s.work, s.critical_wait)],
+        list(s.failing_tasks.items()),
+        (s.first_when, s.last_when, s.last_failure, s.cyclic_runs),
+        [_facts(f) for f in s.recent_runs],
+        _facts(s.slowest),
+    )
+
+
+def figures(analysis: Analysis) -> Any:
+    dags = [dag_figures(s) for s in analysis.dags.values()]
     pools = [
         (
             name,

@@ -10,10 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dags_figures import figures
+from dags_figures import dag_figures, figures
 from opscope.dags import aggregate as aggregate_module
 from opscope.dags.aggregate import aggregate
 from opscope.dags.columns import TryColumns
+from opscope.dags.context import prepare
+from opscope.dags.figures import DagStats
 from opscope.dags.model import Dag, Graph, Pipeline, Pool, Run
 
 TASKS = ("a", "b", "c", "d", "e")
@@ -138,3 +140,30 @@ def test_the_fast_path_gives_the_plain_paths_figures(
     finally:
         aggregate_module.BATCH_RUNS, aggregate_module.BATCH_ROWS = saved
     assert figures(fast) == figures(plain)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.booleans())
+def test_a_dag_is_handed_on_once_all_its_runs_are_counted(
+    history: tuple[dict[str, Dag], list[dict[str, Any]]], by_dag: bool
+) -> None:
+    """With the runs coming DAG by DAG (the metadata reader's order), each DAG but the last
+    is handed to `counted` with its figures final, and what `prepare` works out of it then
+    changes none of them; in another order, none is handed on."""
+    dags, specs = history
+    specs = sorted(specs, key=lambda spec: spec["dag_id"])
+    handed: dict[str, Any] = {}
+
+    def counted(stats: DagStats) -> None:
+        prepare(stats)
+        handed[stats.dag_id] = dag_figures(stats)
+
+    pipeline = _pipeline(dags, specs, raw=True)
+    pipeline.by_dag = by_dag
+    analysis = aggregate(pipeline, keep_runs=2, counted=counted)
+    read = list(dict.fromkeys(spec["dag_id"] for spec in specs))
+    assert list(handed) == (read[:-1] if by_dag else [])
+    for dag_id, seen in handed.items():
+        assert seen == dag_figures(analysis.dags[dag_id])
+    plain = aggregate(_pipeline(dags, specs, raw=False), keep_runs=2)
+    assert figures(analysis) == figures(plain)

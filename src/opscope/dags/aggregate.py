@@ -122,13 +122,18 @@ def _add_run(
 
 
 def aggregate(
-    pipeline: Pipeline, *, keep_runs: int = 20, progress: Progress | None = None
+    pipeline: Pipeline,
+    *,
+    keep_runs: int = 20,
+    progress: Progress | None = None,
+    counted: Callable[[DagStats], None] | None = None,
 ) -> Analysis:
-    """One pass over `pipeline.runs`."""
+    """One pass over `pipeline.runs`. `counted` is called with each DAG whose runs are all
+    counted before the pass ends (where `pipeline.by_dag` says when that is)."""
     pools = {name: PoolStats(name, pool.slots) for name, pool in sorted(pipeline.pools.items())}
     analysis = Analysis(dags={}, pools=pools, notes=list(pipeline.notes))
     with paused_gc():
-        _consume(pipeline, analysis, keep_runs, progress)
+        _consume(pipeline, analysis, keep_runs, progress, counted if pipeline.by_dag else None)
     for dag_id, dag in pipeline.dags.items():
         analysis.dags.setdefault(dag_id, DagStats(dag_id, dag))
     if progress is not None:
@@ -148,7 +153,11 @@ BATCH_ROWS = 200_000
 
 
 def _consume(
-    pipeline: Pipeline, analysis: Analysis, keep_runs: int, progress: Progress | None
+    pipeline: Pipeline,
+    analysis: Analysis,
+    keep_runs: int,
+    progress: Progress | None,
+    counted: Callable[[DagStats], None] | None,
 ) -> None:
     # the fast path brings numpy: imported by the analysis, not by every command's start-up
     from opscope.dags.batch import Batch, fits, flush
@@ -172,7 +181,15 @@ def _consume(
 
     # each DAG's first run in the read order: the order of `analysis.dags`
     first_run: dict[str, int] = {}
+    last: str | None = None
     for place, run in enumerate(runs):
+        if counted is not None and run.dag_id != last:
+            if last is not None:  # the runs come by DAG: `last` is all counted
+                done = pending.get(last)
+                if done is not None:
+                    flush_one(done)
+                counted(dags[last])
+            last = run.dag_id
         seq = place if run.read_order is None else run.read_order
         stats = dags.get(run.dag_id)
         if stats is None:

@@ -12,7 +12,7 @@ from opscope.checks import Registry, run_checks
 from opscope.config import Config
 from opscope.dags.aggregate import Analysis, Progress, aggregate
 from opscope.dags.checks import PoolSaturation
-from opscope.dags.context import KIND, DagsContext
+from opscope.dags.context import KIND, DagsContext, Parallelism, prepare
 from opscope.dags.figures import DagStats
 from opscope.dags.gantt import chart_data
 from opscope.dags.readers.metadata import Selection
@@ -59,10 +59,21 @@ def analyze_dags(
     selection = Selection(dags=dags, since=since, max_runs=settings.history.max_runs)
     report = Report(generated_at=clock())
     started = time.perf_counter()
+    prepared: dict[str, Parallelism | None] = {}
+
+    def counted(stats: DagStats) -> None:
+        try:
+            prepared[stats.dag_id] = prepare(stats)
+        except Exception:  # the checks meet it again, each reported as its own error
+            return
+
     with paused_gc():
         with open_pipeline(source, settings, selection, connect=connect, http=http) as pipeline:
             analysis = aggregate(
-                pipeline, keep_runs=settings.history.recent_runs, progress=progress
+                pipeline,
+                keep_runs=settings.history.recent_runs,
+                progress=progress,
+                counted=counted,
             )
             version = pipeline.airflow_version
             tries = pipeline.tries_read or analysis.tries
@@ -71,7 +82,9 @@ def analyze_dags(
                 pipeline.source, "import"
             )
         report.targets.append(Target(kind=KIND, name=name, server_version=version))
-        context = DagsContext(target=name, analysis=analysis, thresholds=settings.thresholds)
+        context = DagsContext(
+            target=name, analysis=analysis, thresholds=settings.thresholds, prepared=prepared
+        )
         if any(check.id == PoolSaturation.id for check in checks):
             context.start_sweeps()
         try:

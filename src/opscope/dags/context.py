@@ -48,7 +48,8 @@ class DagsContext:
     target: str
     analysis: Analysis
     thresholds: DagThresholds = field(default_factory=DagThresholds)
-    _parallelism: dict[str, Parallelism | None] = field(default_factory=dict)
+    #: each DAG's Parallelism, where worked out (`prepare`)
+    prepared: dict[str, Parallelism | None] = field(default_factory=dict)
     _sweeps: dict[str, Future[tuple[float, float, int]]] = field(default_factory=dict)
     _sweeper: ThreadPoolExecutor | None = None
 
@@ -91,9 +92,22 @@ class DagsContext:
         return self.what_if(stats, WhatIf(tasks={task_id: TaskTime(factor=factor)}))
 
     def parallelism(self, stats: DagStats) -> Parallelism | None:
-        if stats.dag_id not in self._parallelism:
-            self._parallelism[stats.dag_id] = _parallelism(stats)
-        return self._parallelism[stats.dag_id]
+        if stats.dag_id not in self.prepared:
+            self.prepared[stats.dag_id] = _parallelism(stats)
+        return self.prepared[stats.dag_id]
+
+
+def prepare(stats: DagStats) -> Parallelism | None:
+    """What the checks will ask of a DAG whose runs are all counted, worked out ahead: its
+    latest successful runs made RunFacts and replayed as they ran, its long series sorted,
+    and its Parallelism (returned, for `DagsContext.prepared`). The metadata reader hands the
+    runs on DAG by DAG, so this runs while the server sends the next DAG's tries, on a core
+    that would wait for them; the checks then find it done. The same work, the same
+    figures: each piece is what the checks would make, kept where they look for it."""
+    for facts in stats.latest(ADVICE_RUNS, success=True):
+        baseline_of(facts)
+    stats.sort()
+    return _parallelism(stats)
 
 
 def _parallelism(stats: DagStats) -> Parallelism | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from opscope.dags.graph import Plan
 from opscope.dags.model import FINISHED_RUN_STATES, Dag, Graph, Run
 from opscope.dags.runs import RunFacts, facts_of
-from opscope.dags.stats import Sample
+from opscope.dags.stats import NUMPY_SORT_FROM, Sample
 
 
 @dataclass
@@ -77,6 +77,16 @@ class DagStats:
         if when is not None:
             self.first_when = when if self.first_when is None else min(self.first_when, when)
             self.last_when = when if self.last_when is None else max(self.last_when, when)
+
+    def sort(self) -> None:
+        """Sort the DAG's and its tasks' long series ahead of their quantiles (each keeps
+        its sorted values until more are added)."""
+        samples = [self.critical_length, self.wall, self.work, self.critical_wait]
+        for ts in self.tasks.values():
+            samples += (ts.span, ts.share, ts.slack, ts.to_queue, ts.in_queue, ts.wait)
+        for sample in samples:
+            if sample.count >= NUMPY_SORT_FROM:
+                sample.sort()
 
     def task(self, task_id: str) -> TaskStats:
         stats = self.tasks.get(task_id)

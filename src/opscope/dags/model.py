@@ -174,6 +174,9 @@ class Pipeline:
     raw_runs: Callable[[], Iterable[Run]] | None = None
     #: how many runs `runs` yields, when known in advance (for progress)
     run_count: int | None = None
+    #: whether each DAG's runs come together, none of them after another DAG's (the
+    #: metadata reader's order): the aggregation then knows when a DAG is all counted
+    by_dag: bool = False
     #: how many task tries were read, filled in as `runs` is consumed
     tries_read: int = 0
     notes: list[str] = field(default_factory=list)

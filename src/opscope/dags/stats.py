@@ -63,22 +63,30 @@ class Sample:
         values = self.values
         if len(values) < NUMPY_SORT_FROM:
             return quantile(values, q)
-        import numpy as np  # here: the dags modules are loaded by every command's start-up
-
-        known = self._sorted
-        if known is not None and known[0] == len(values):
-            ordered = known[1]
-        else:
-            packed = np.frombuffer(values, dtype=np.float64)
-            if np.isnan(packed).any():
-                return quantile(values, q)
-            ordered = np.sort(packed, kind="stable")
-            self._sorted = (len(values), ordered)
+        ordered = self.sort()
+        if ordered is None:
+            return quantile(values, q)
         pos = (len(ordered) - 1) * q
         low = math.floor(pos)
         high = min(low + 1, len(ordered) - 1)
         below, above = float(ordered[low]), float(ordered[high])
         return below + (above - below) * (pos - low)
+
+    def sort(self) -> Any:
+        """The values sorted in numpy (kept until more are added), or None when they hold
+        NaN; for the quantiles of a long series, and made ahead of them (`DagStats.sort`)."""
+        import numpy as np  # here: the dags modules are loaded by every command's start-up
+
+        values = self.values
+        known = self._sorted
+        if known is not None and known[0] == len(values):
+            return known[1]
+        packed = np.frombuffer(values, dtype=np.float64)
+        if np.isnan(packed).any():
+            return None
+        ordered = np.sort(packed, kind="stable")
+        self._sorted = (len(values), ordered)
+        return ordered
 
 
 def trend_per_day(times: Sequence[float], values: Sequence[float]) -> float | None:

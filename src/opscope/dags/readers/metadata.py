@@ -242,6 +242,7 @@ class MetadataReader:
             pools=pools,
             runs=(),
             run_count=len(runs),
+            by_dag=True,
         )
         if not schema.has_history:
             pipeline.notes.append(
