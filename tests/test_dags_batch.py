@@ -14,7 +14,7 @@ from dags_figures import dag_figures, figures
 from opscope.dags import aggregate as aggregate_module
 from opscope.dags.aggregate import aggregate
 from opscope.dags.columns import TryColumns
-from opscope.dags.context import prepare
+from opscope.dags.context import Prepared, prepare
 from opscope.dags.figures import DagStats
 from opscope.dags.model import Dag, Graph, Pipeline, Pool, Run
 
@@ -155,7 +155,7 @@ def test_a_dag_is_handed_on_once_all_its_runs_are_counted(
     handed: dict[str, Any] = {}
 
     def counted(stats: DagStats) -> None:
-        prepare(stats)
+        prepare(stats, Prepared())
         handed[stats.dag_id] = dag_figures(stats)
 
     pipeline = _pipeline(dags, specs, raw=True)

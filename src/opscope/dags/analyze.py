@@ -12,7 +12,7 @@ from opscope.checks import Registry, run_checks
 from opscope.config import Config
 from opscope.dags.aggregate import Analysis, Progress, aggregate
 from opscope.dags.checks import PoolSaturation
-from opscope.dags.context import KIND, DagsContext, Parallelism, prepare
+from opscope.dags.context import KIND, DagsContext, Prepared, prepare
 from opscope.dags.figures import DagStats
 from opscope.dags.gantt import chart_data
 from opscope.dags.readers.metadata import Selection
@@ -59,11 +59,11 @@ def analyze_dags(
     selection = Selection(dags=dags, since=since, max_runs=settings.history.max_runs)
     report = Report(generated_at=clock())
     started = time.perf_counter()
-    prepared: dict[str, Parallelism | None] = {}
+    prepared = Prepared()
 
     def counted(stats: DagStats) -> None:
         try:
-            prepared[stats.dag_id] = prepare(stats)
+            prepare(stats, prepared, checks)
         except Exception:  # the checks meet it again, each reported as its own error
             return
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from opscope.checks import Skipped
-from opscope.dags.context import ADVICE_RUNS, KIND, DagsContext
+from opscope.dags.context import ADVICE_RUNS, KIND, DagsContext, faster
 from opscope.dags.figures import DagStats
 from opscope.dags.simulate import WhatIf
 from opscope.dags.stats import change_point, median, quantile, trend_per_day
@@ -231,13 +231,35 @@ class CriticalPathCheck:
         "the tasks' actual spans), how often each task is on it, and each task's slack."
     )
 
+    @staticmethod
+    def _path(stats: DagStats) -> tuple[tuple[str, ...], int, dict[str, float]]:
+        """The most frequent critical path, its runs, and each of its tasks' median span."""
+        path, count = max(stats.paths.items(), key=lambda kv: (kv[1], len(kv[0])))
+        spans = {t: stats.tasks[t].span.quantile(0.5) or 0.0 for t in path if t in stats.tasks}
+        return path, count, spans
+
+    @staticmethod
+    def _replays(path: tuple[str, ...], spans: dict[str, float]) -> tuple[str, list[WhatIf]]:
+        """The heaviest task of the path, and what the advice replays: that task at half
+        its time, then each of the path's dependencies into and out of it dropped."""
+        heaviest = max(spans, key=lambda t: spans[t])
+        at = path.index(heaviest)
+        edges = [path[i : i + 2] for i in (at - 1, at) if 0 <= i < len(path) - 1]
+        drops = [WhatIf(dropped=frozenset({(a, b)})) for a, b in edges]
+        return heaviest, [faster(heaviest), *drops]
+
+    def what_ifs(self, stats: DagStats) -> list[WhatIf]:
+        if not stats.paths:
+            return []
+        path, _, spans = self._path(stats)
+        return self._replays(path, spans)[1] if spans else []
+
     def run(self, ctx: DagsContext) -> Results:
         for stats in ctx.dags():
             if not stats.paths:
                 continue
             ok_runs = sum(stats.paths.values())
-            path, count = max(stats.paths.items(), key=lambda kv: (kv[1], len(kv[0])))
-            spans = {t: stats.tasks[t].span.quantile(0.5) or 0.0 for t in path if t in stats.tasks}
+            path, count, spans = self._path(stats)
             length = stats.critical_length.quantile(0.5) or 0.0
             wall = stats.wall.quantile(0.5) or 0.0
             critical_share = {
@@ -288,9 +310,9 @@ class CriticalPathCheck:
     ) -> str:
         if not spans:
             return ""
-        heaviest = max(spans, key=lambda t: spans[t])
+        heaviest, (half, *drops) = self._replays(path, spans)
         parts: list[str] = []
-        sim = ctx.faster_task(stats, heaviest)
+        sim = ctx.what_if(stats, half)
         if sim is not None and sim.expected is not None and sim.baseline is not None:
             hint = _simulate_hint(stats.dag_id, f"--task {heaviest}=50%")
             parts.append(
@@ -302,15 +324,14 @@ class CriticalPathCheck:
             evidence["expected_s_at_half"] = rounded(sim.expected)
         # the dependencies into and out of the heaviest task are the ones worth dropping
         best: tuple[float, tuple[str, str], float] | None = None
-        at = path.index(heaviest)
-        candidates = [path[i : i + 2] for i in (at - 1, at) if 0 <= i < len(path) - 1]
-        for a, b in candidates:
-            dropped = ctx.what_if(stats, WhatIf(dropped=frozenset({(a, b)})))
+        for drop in drops:
+            dropped = ctx.what_if(stats, drop)
             if dropped is None or dropped.expected is None or dropped.baseline is None:
                 continue
             gain = dropped.baseline - dropped.expected
+            (edge,) = drop.dropped
             if gain > 0.05 * dropped.baseline and (best is None or gain > best[0]):
-                best = (gain, (a, b), dropped.expected)
+                best = (gain, edge, dropped.expected)
         late = _held_back(stats, path, evidence.get("length_s") or 0.0)
         if late is not None:
             task_id, waited = late

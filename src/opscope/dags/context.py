@@ -3,8 +3,10 @@ with the what-if replays they quote computed once."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from opscope.dags.aggregate import Analysis
 from opscope.dags.figures import DagStats
@@ -44,12 +46,27 @@ class Parallelism:
 
 
 @dataclass
+class Prepared:
+    """What the checks ask of each DAG, worked out once: its Parallelism, and its what-if
+    replays (by DAG and what-if). Filled as the checks ask, or ahead of them (`prepare`)."""
+
+    parallelism: dict[str, Parallelism | None] = field(default_factory=dict)
+    simulations: dict[tuple[str, Hashable], Simulation | None] = field(default_factory=dict)
+
+
+@runtime_checkable
+class AsksWhatIfs(Protocol):
+    """A check whose findings quote what-if replays: which ones it will ask of a DAG."""
+
+    def what_ifs(self, stats: DagStats) -> Iterable[WhatIf]: ...
+
+
+@dataclass
 class DagsContext:
     target: str
     analysis: Analysis
     thresholds: DagThresholds = field(default_factory=DagThresholds)
-    #: each DAG's Parallelism, where worked out (`prepare`)
-    prepared: dict[str, Parallelism | None] = field(default_factory=dict)
+    prepared: Prepared = field(default_factory=Prepared)
     _sweeps: dict[str, Future[tuple[float, float, int]]] = field(default_factory=dict)
     _sweeper: ThreadPoolExecutor | None = None
 
@@ -83,31 +100,51 @@ class DagsContext:
             self._sweeps.clear()
 
     def what_if(self, stats: DagStats, what_if: WhatIf) -> Simulation | None:
-        recent = stats.latest(ADVICE_RUNS, success=True)
-        if not recent:
-            return None
-        return simulate(stats.dag_id, recent, what_if)
+        return _what_if(stats, what_if, self.prepared)
 
     def faster_task(self, stats: DagStats, task_id: str, factor: float = 0.5) -> Simulation | None:
-        return self.what_if(stats, WhatIf(tasks={task_id: TaskTime(factor=factor)}))
+        return self.what_if(stats, faster(task_id, factor))
 
     def parallelism(self, stats: DagStats) -> Parallelism | None:
-        if stats.dag_id not in self.prepared:
-            self.prepared[stats.dag_id] = _parallelism(stats)
-        return self.prepared[stats.dag_id]
+        known = self.prepared.parallelism
+        if stats.dag_id not in known:
+            known[stats.dag_id] = _parallelism(stats)
+        return known[stats.dag_id]
 
 
-def prepare(stats: DagStats) -> Parallelism | None:
-    """What the checks will ask of a DAG whose runs are all counted, worked out ahead: its
-    latest successful runs made RunFacts and replayed as they ran, its long series sorted,
-    and its Parallelism (returned, for `DagsContext.prepared`). The metadata reader hands the
-    runs on DAG by DAG, so this runs while the server sends the next DAG's tries, on a core
-    that would wait for them; the checks then find it done. The same work, the same
-    figures: each piece is what the checks would make, kept where they look for it."""
+def faster(task_id: str, factor: float = 0.5) -> WhatIf:
+    """The what-if of `task_id` taking `factor` of its time."""
+    return WhatIf(tasks={task_id: TaskTime(factor=factor)})
+
+
+def _key(what_if: WhatIf) -> Hashable:
+    return (what_if.slots, tuple(sorted(what_if.tasks.items())), what_if.dropped)
+
+
+def _what_if(stats: DagStats, what_if: WhatIf, prepared: Prepared) -> Simulation | None:
+    key = (stats.dag_id, _key(what_if))
+    if key not in prepared.simulations:
+        recent = stats.latest(ADVICE_RUNS, success=True)
+        prepared.simulations[key] = simulate(stats.dag_id, recent, what_if) if recent else None
+    return prepared.simulations[key]
+
+
+def prepare(stats: DagStats, prepared: Prepared, checks: Sequence[object] = ()) -> None:
+    """What the checks will ask of a DAG whose runs are all counted, worked out ahead into
+    `prepared`: its latest successful runs made RunFacts and replayed as they ran, its long
+    series sorted, its Parallelism, and the what-ifs `checks` will quote (those that say
+    which, `AsksWhatIfs`). The metadata reader hands the runs on DAG by DAG, so this runs
+    while the server sends the next DAG's tries, on a core that would wait for them; the
+    checks then find it done. The same work, the same figures: each piece is what the
+    checks would make, kept where they look for it."""
     for facts in stats.latest(ADVICE_RUNS, success=True):
         baseline_of(facts)
     stats.sort()
-    return _parallelism(stats)
+    prepared.parallelism[stats.dag_id] = _parallelism(stats)
+    for check in checks:
+        if isinstance(check, AsksWhatIfs):
+            for what_if in check.what_ifs(stats):
+                _what_if(stats, what_if, prepared)
 
 
 def _parallelism(stats: DagStats) -> Parallelism | None:
