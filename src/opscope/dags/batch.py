@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from opscope.dags.columns import HEADER, NAMES, TYPES, Part, decode_texts, element
+from opscope.dags.columns import HEADER, NAMES, TYPES, Part, decode_texts, element, seconds
 from opscope.dags.figures import DagStats, PoolStats, TaskStats
 from opscope.dags.graph import EPSILON, Plan
 from opscope.dags.model import DEFAULT_POOL, Graph, Run, tries_from_rows
@@ -66,6 +66,16 @@ def fits(run: Run, graph: Graph | None, plan: Plan | None) -> Ints | None:
             return None
         found.append(where)
     return found[0] if len(found) == 1 else np.concatenate(found)
+
+
+def _joined_pieces(
+    pieces: dict[bytes, npt.NDArray[Any]], parts: list[Part], name: str, dtype: type[Any]
+) -> npt.NDArray[Any]:
+    """The values made of each part's column `name` (`pieces`, by its binary form) end to
+    end."""
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate([pieces[part.raw(name)] for part in parts])
 
 
 #: each plan's task indexes by the binary form of a part's task ids (most runs of a DAG
@@ -141,7 +151,7 @@ def flush(
         """A time column as doubles (NaN: none), made once."""
         known = converted.get(name)
         if known is None:
-            known = converted[name] = joined(parts, name, np.float64)
+            known = converted[name] = seconds(joined(parts, name, np.int64))
         return known
 
     start_raw, end_raw = column("start"), column("end")
@@ -182,20 +192,22 @@ def flush(
     instances.flat[cs] = 1
     slots_raw = joined(parts, "pool_slots", np.int64)  # COALESCE'd: no NULL
     slots.flat[cs] = slots_raw[single]
-    is_failed = joined(parts, "failed", np.bool_)
+    # each list of states and of pools decoded once: most runs' are another's
+    failures: dict[bytes, Bools] = {}
+    for part in parts:
+        raw = part.raw("state")
+        if raw not in failures:
+            failures[raw] = np.array([s == "failed" for s in decode_texts(raw)], dtype=np.bool_)
+    is_failed = _joined_pieces(failures, parts, "state", np.bool_)
     failed_state.flat[cs] = is_failed[single]
-    # a try's own pool, when it names one (-1: none): each list of pools decoded once
+    # a try's own pool, when it names one (-1: none)
     pieces: dict[bytes, Ints] = {}
     for part in parts:
         raw = part.raw("pool")
         if raw not in pieces:
             names = decode_texts(raw)
             pieces[raw] = np.array([code_of(p) if p else -1 for p in names], dtype=np.intp)
-    row_codes = (
-        np.concatenate([pieces[part.raw("pool")] for part in parts])
-        if parts
-        else np.zeros(0, dtype=np.intp)
-    )
+    row_codes = _joined_pieces(pieces, parts, "pool", np.intp)
     named = single & (row_codes >= 0)
     pool.flat[cell[named]] = row_codes[named]
 
