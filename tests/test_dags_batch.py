@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dags_figures import dag_figures, figures
 from opscope.dags import aggregate as aggregate_module
+from opscope.dags import batch as batch_module
 from opscope.dags.aggregate import aggregate
 from opscope.dags.columns import TryColumns
 from opscope.dags.context import Prepared, prepare
@@ -124,21 +125,32 @@ def _pipeline(dags: dict[str, Dag], specs: list[dict[str, Any]], raw: bool) -> P
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(histories(), st.sampled_from([1, 2, 256]), st.sampled_from([5, 200_000]), st.integers(0, 3))
+@given(
+    histories(),
+    st.sampled_from([1, 2, 256]),
+    st.sampled_from([5, 200_000]),
+    st.integers(0, 3),
+    st.sampled_from([1, 4]),
+)
 def test_the_fast_path_gives_the_plain_paths_figures(
     history: tuple[dict[str, Dag], list[dict[str, Any]]],
     batch_runs: int,
     batch_rows: int,
     keep: int,
+    worth: int,
 ) -> None:
+    """`worth` 1: a batch checks its runs against every path one of them took (up to
+    SHARED_PATHS), so that the shared paths beyond the first are exercised too."""
     dags, specs = history
     plain = aggregate(_pipeline(dags, specs, raw=False), keep_runs=keep)
-    saved = aggregate_module.BATCH_RUNS, aggregate_module.BATCH_ROWS
+    saved = aggregate_module.BATCH_RUNS, aggregate_module.BATCH_ROWS, batch_module.WORTH_A_CHECK
     aggregate_module.BATCH_RUNS, aggregate_module.BATCH_ROWS = batch_runs, batch_rows
+    batch_module.WORTH_A_CHECK = worth
     try:
         fast = aggregate(_pipeline(dags, specs, raw=True), keep_runs=keep)
     finally:
-        aggregate_module.BATCH_RUNS, aggregate_module.BATCH_ROWS = saved
+        aggregate_module.BATCH_RUNS, aggregate_module.BATCH_ROWS = saved[:2]
+        batch_module.WORTH_A_CHECK = saved[2]
     assert figures(fast) == figures(plain)
 
 

@@ -31,6 +31,12 @@ Ints = npt.NDArray[np.intp]
 
 NAN = float("nan")
 
+#: critical paths a batch checks all its runs against at once (`_follows`), the first
+#: successful run's and the next ones' while one is taken by WORTH_A_CHECK runs or more:
+#: a check costs a few walks of one run
+SHARED_PATHS = 8
+WORTH_A_CHECK = 4
+
 
 @dataclass
 class Batch:
@@ -362,23 +368,29 @@ def flush(
     def path_of(r: int) -> list[int]:
         return plan.walk_back(last_ending[r], es[:, r].tolist(), ef[:, r].tolist())
 
-    # most runs of a DAG version take one critical path: the first successful run's is
-    # walked, and every run is checked against it at once; the others walk their own
-    succeeded = [r for r, run in enumerate(runs) if run.state == "success"]
-    common: tuple[int, ...] = ()
-    on_common: list[bool] = [False] * b
-    common_wait: list[float] = [0.0] * b
-    if succeeded:
-        common = tuple(path_of(succeeded[0]))
-        follows = _follows(plan, common, ends_last, es, ef)
-        on_common = follows.tolist()
+    # most runs of a DAG version take one of a few critical paths: the first successful
+    # run's is walked and every run checked against it at once, then the first run's that
+    # took none of those, while a path is shared by enough runs to be worth it; the others
+    # walk their own
+    left = np.zeros(b, dtype=np.bool_)
+    left[[r for r, run in enumerate(runs) if run.state == "success"]] = True
+    taken: list[int] = [-1] * b  # each run's index in `shared`, -1: its own
+    shared: list[tuple[tuple[str, ...], list[float]]] = []
+    while left.any() and len(shared) < SHARED_PATHS:
+        walker = int(np.argmax(left))
+        walked = tuple(path_of(walker))
+        follows = _follows(plan, walked, ends_last, es, ef) & left
+        left[walker] = False
+        left &= ~follows
         # sum() of the waits along the path, first task first (NaN: 0.0), for every run
         summed = np.zeros(b)
-        for i in common:
+        for i in walked:
             summed = summed + np.where(np.isnan(waits[i]), 0.0, waits[i])
-        common_wait = summed.tolist()
-    common_names = tuple(nodes[i] for i in common)
-
+        for r in np.flatnonzero(follows).tolist():
+            taken[r] = len(shared)
+        shared.append((tuple(nodes[i] for i in walked), summed.tolist()))
+        if int(follows.sum()) < WORTH_A_CHECK:
+            break
     # the runs, one at a time, in order: what is counted per run, and in which order tasks
     # first appear
     tasks = stats.tasks
@@ -388,6 +400,7 @@ def flush(
     tries_total = 0
     failed_runs = np.zeros(b, dtype=np.bool_)
     success_runs = np.zeros(b, dtype=np.bool_)
+    path_runs: dict[tuple[str, ...], int] = {}
     for r, run in enumerate(runs):
         state = run.state
         stats.count_run(run)
@@ -423,23 +436,34 @@ def flush(
             stats.success_when.append(when or 0.0)
             stats.success_duration.append(w)
             stats.success_version.append(run.dag_version)
-            if on_common[r]:
-                path, wait = common_names, common_wait[r]
+            k = taken[r]
+            if k >= 0:
+                path, wait = shared[k][0], shared[k][1][r]
             else:
                 on_path = path_of(r)
                 path = tuple(nodes[i] for i in on_path)
                 # TaskFacts.wait or 0.0: NaN is None
                 wait = sum(_or0(x) for x in waits[on_path, r].tolist())
-            for task_id in path:
-                stats.task(task_id).critical_runs += 1
-            if missing:
-                missing = [i for i in missing if nodes[i] not in tasks]
-            stats.paths[path] += 1
+            # counted after the loop, in the order first taken (which is when a task that
+            # has not appeared yet appears)
+            if path in path_runs:
+                path_runs[path] += 1
+            else:
+                path_runs[path] = 1
+                for task_id in path:
+                    stats.task(task_id)
+                if missing:
+                    missing = [i for i in missing if nodes[i] not in tasks]
             stats.critical_length.add(length_runs[r])
             stats.wall.add(w)
             stats.work.add(work_runs[r])
             stats.critical_wait.add(wait)
         finished.append((when or 0.0, stats.runs, r))
+
+    for path, count in path_runs.items():
+        stats.paths[path] += count
+        for task_id in path:
+            tasks[task_id].critical_runs += count
 
     # per task, over the runs: the samples in run order
     share = np.where(span < wall, span / np.where(wall > 0, wall, 1.0), 1.0)
