@@ -8,7 +8,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opscope.dags.stats import NUMPY_SORT_FROM, Sample, quantile
+from opscope.dags.stats import NUMPY_SORT_FROM, Sample, quantile, sort_samples
 
 #: durations as the aggregation adds them, with the odd ones a metadata database can hold:
 #: zeros of both signs, infinities (an 'infinity' timestamp), NaN (infinity minus itself)
@@ -49,3 +49,26 @@ def test_a_series_sorted_once_is_sorted_again_when_it_grows() -> None:
     assert sample.quantile(1.0) == 1000.0
     sample.values.frombytes(struct.pack("d", 5000.0))
     assert sample.quantile(1.0) == 5000.0
+
+
+@given(
+    st.lists(
+        st.lists(values, min_size=NUMPY_SORT_FROM - 2, max_size=NUMPY_SORT_FROM + 3),
+        max_size=6,
+    ),
+    st.sampled_from([0.0, 0.5, 0.95, 1.0]),
+)
+def test_series_sorted_together_give_their_own_quantiles(
+    series: list[list[float]], q: float
+) -> None:
+    """A DAG's series sorted a length at a time (a matrix a sort) give each one the
+    quantiles it gives sorted alone, NaN ones included (left to the plain way)."""
+    together = []
+    for values_ in series:
+        sample = Sample()
+        for v in values_:
+            sample.add(v)
+        together.append(sample)
+    sort_samples(together)
+    for sample, values_ in zip(together, series, strict=True):
+        assert bits(sample.quantile(q)) == bits(quantile(list(values_), q))

@@ -1,9 +1,10 @@
 """The aggregation's common case in numpy: consecutive runs of one DAG on one graph, their
-tries still the metadata reader's rows. The runs become the columns of matrices with a row
-per task of the graph (NaN where `facts_of` has None), and what `facts_of` and `_add_run`
-compute task by task is computed a row at a time over all the runs, with the same float
-operations in the same order, so that every figure is the one the plain path gives (tests
-hold the two side by side). Tasks tried more than once in a run (a retry, map indexes) go
+tries still the metadata reader's columns (`opscope.dags.columns`), each read for a whole
+batch in one numpy call. The runs become the columns of matrices with a row per task of the
+graph (NaN where `facts_of` has None), and what `facts_of` and `_add_run` compute task by
+task is computed a row at a time over all the runs, with the same float operations in the
+same order, so that every figure is the one the plain path gives (tests hold the two side
+by side). Tasks tried more than once in a run (a retry, map indexes) go
 through `facts_of`'s own code, and the runs kept whole (the recent ones, the slowest)
 through `facts_of` itself.
 

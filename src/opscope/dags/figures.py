@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from opscope.dags.graph import Plan
 from opscope.dags.model import FINISHED_RUN_STATES, Dag, Graph, Run
 from opscope.dags.runs import RunFacts, facts_of
-from opscope.dags.stats import NUMPY_SORT_FROM, Sample
+from opscope.dags.stats import Sample, sort_samples
 
 
 @dataclass
@@ -84,9 +84,7 @@ class DagStats:
         samples = [self.critical_length, self.wall, self.work, self.critical_wait]
         for ts in self.tasks.values():
             samples += (ts.span, ts.share, ts.slack, ts.to_queue, ts.in_queue, ts.wait)
-        for sample in samples:
-            if sample.count >= NUMPY_SORT_FROM:
-                sample.sort()
+        sort_samples(samples)
 
     def task(self, task_id: str) -> TaskStats:
         stats = self.tasks.get(task_id)

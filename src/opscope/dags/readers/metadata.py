@@ -12,7 +12,8 @@ statement and lock timeouts, application_name, a deadline on every answer).
 Tries are streamed (chunked rows) ordered by DAG and run, and each DAG's runs are handed
 on with their tries as soon as the DAG is read, so memory holds one DAG's at a time. Each run
 says its place in the order the runs were started (`Run.read_order`): the aggregation counts
-them as if read in that order.
+them as if read in that order. The aggregation's read (`raw_runs`) is a row a run, its tries
+as columns (tries.columns.sql, `opscope.dags.columns`); the others read a row a try.
 """
 
 from __future__ import annotations
@@ -289,12 +290,14 @@ class MetadataReader:
     def _stream(
         self, schema: Schema, runs: dict[int, Run], pipeline: Pipeline, *, raw: bool
     ) -> Iterator[Run]:
-        """Each run with its tries (`raw`: with its rows), by DAG and then by id.
+        """Each run with its tries (`raw`: as columns, `Run.columns`), by DAG and then by
+        id.
 
         The server sends the tries by DAG and then by run id, the order of its
         (dag_id, run_id) indexes, so that it sorts nothing (sorting each DAG's rows by run
-        was a quarter of its time); the rows of one DAG are held until the next DAG's come,
-        and its runs handed on by id, in the order of runs.sql."""
+        was a quarter of its time): a row a try, or with `raw` a row a run; the tries of one
+        DAG are held until the next DAG's come, and its runs handed on by id, in the order
+        of runs.sql."""
         history = schema.has_history
         # the aggregation's read: a row a run, its tries as columns (tries.columns.sql)
         by_run = raw and history
