@@ -118,10 +118,40 @@ machine's moods do not count):
     - the checks: one topology per distinct job graph (an LRU), the list scheduler without
       a closure per finished job, a series' sorted values kept between quantiles, the
       held-back search's off-path tries listed once: 814M instructions, now 645M.
-Where the time goes now: the client's CPU is the floor (both threads share one core's
-worth of the interpreter lock): psycopg making a million row tuples (about 0.5 s), the
-fast path (about 0.9 s), the checks (about 0.5 s, the what-if replays of fifty DAGs most
-of it), while the server's join (about 1.0 s) runs beside them on the other core.
+Then the client's CPU was the floor (both threads share one core's worth of the interpreter
+lock): psycopg making a million row tuples (about 0.5 s), the fast path (about 0.9 s), the
+checks (about 0.5 s), while the server's join (about 1.0 s) ran beside them.
+
+Fourth step (2026-12-01, night, another machine, slower: COPY 1.2 to 2.3 s). The code of
+the third step, first, on it: opscope 5.55 s best, 6.06 s median, COPY 1.77 s best; rounds
+2.41, 2.42, 2.72, 2.76, 3.38x (median 2.7x); CPU 5.43 s; peak RSS 580 MiB. Now, two runs:
+    COPY of the same rows: 2.00 s best, 2.19 s median / 1.20 s best, 2.11 s median
+    opscope's metadata reader alone (runs and tries, no analysis): 3.37 s / 3.50 s
+    opscope analyze dags, 244,741 tries (12 DAGs): 1.13 s, peak RSS 191 MiB (both)
+    opscope analyze dags, 1,019,933 tries (10,000 runs): 3.79 s best, 4.31 s median /
+        3.67 s best, 3.94 s median; peak RSS 484 / 486 MiB; CPU 3.25 / 3.41 s
+    ratio of each round: 1.85, 1.89, 1.93, 1.97, 2.16x / 1.56, 1.75, 2.03, 2.31, 3.07x
+    dag analysis: ratio 1.9x / 3.1x best of 5 each (the second beside a COPY of 1.20 s, its
+        median 2.11 s); median of the rounds 1.9x / 2.0x
+What changed (each step's report of this database the same as before, byte for byte):
+    - the aggregation reads a row a run (tries.columns.sql): each column of its current and
+      earlier tries one array in its binary form, found through the (dag_id, run_id)
+      indexes for the selected runs only, and the fast path reads a batch's numbers in one
+      numpy call a column (dags/columns.py). psycopg made a tuple of twelve objects per try.
+      Alone this cut the client's CPU by a quarter (5.43 to 4.17 s) but not the time: the
+      read was then the server's;
+    - times come as stored (timestamptz, a missing one as -infinity), made seconds in numpy
+      as date_part makes them, and whether a try failed is read from its states: date_part,
+      COALESCE and the flag for four million values were a fifth of the server's work;
+    - as each DAG is finished (the reader hands runs on by DAG), what the checks will ask of
+      it is worked out while the next is read: its latest runs replayed, the what-ifs of the
+      critical-path advice, its parallelism, its series sorted (a length at a time, a matrix
+      a sort): the checks after the read went from 1.6 to 0.6 s;
+    - a batch checks its runs against the few critical paths they share (almost half the
+      runs took another than the first run's, and walked their own).
+Where the time goes now: the client's CPU (about 3.3 s, of which the fast path about 1.5 s
+and the preparation of the DAGs about 0.9 s) and the server's index-order join of the tries
+(about 3 s of the reader's 3.4 s) take about as long as each other, side by side.
 """
 
 from __future__ import annotations
