@@ -91,22 +91,25 @@ def _head(raw: bytes) -> tuple[int, bool, int]:
     return count, bool(nulls), oid
 
 
+def _elements(raw: bytes, count: int) -> Iterator[tuple[int, int]]:
+    """Where each element of an array's binary form starts, and its size (-1: NULL)."""
+    at = HEADER
+    for _ in range(count):
+        (size,) = _SIZE.unpack_from(raw, at)
+        at += 4
+        yield at, size
+        at += max(size, 0)
+
+
 @lru_cache(maxsize=1024)
 def decode_texts(raw: bytes) -> tuple[str | None, ...]:
     """The elements of a text array's binary form. The lists of task ids and of pools
     recur from run to run: each is decoded once."""
     count, _, _ = _head(raw)
-    out: list[str | None] = []
-    at = HEADER
-    for _ in range(count):
-        (size,) = _SIZE.unpack_from(raw, at)
-        at += 4
-        if size < 0:
-            out.append(None)
-        else:
-            out.append(raw[at : at + size].decode("utf-8"))
-            at += size
-    return tuple(out)
+    return tuple(
+        None if size < 0 else raw[at : at + size].decode("utf-8")
+        for at, size in _elements(raw, count)
+    )
 
 
 def decode_values(raw: bytes) -> list[Any]:
@@ -123,17 +126,8 @@ def decode_values(raw: bytes) -> list[Any]:
             return [None if x != x else x for x in seconds(values).tolist()]
         out: list[Any] = values.tolist()
         return out
-    out = []
     unpack = _PACKED[oid].unpack_from
-    at = HEADER
-    for _ in range(count):
-        (size,) = _SIZE.unpack_from(raw, at)
-        at += 4
-        if size < 0:
-            out.append(None)
-        else:
-            out.append(unpack(raw, at)[0])
-            at += size
+    out = [None if size < 0 else unpack(raw, at)[0] for at, size in _elements(raw, count)]
     if oid in _TIMES:
         return [None if x is None or x == NOBEGIN else _second(x) for x in out]
     return out
