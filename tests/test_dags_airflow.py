@@ -38,8 +38,10 @@ from airflow_tier.expected import (
 )
 from airflow_tier.venvs import ensure_venv
 from dags_figures import figures
+from opscope.dags import context as context_module
 from opscope.dags.aggregate import aggregate
 from opscope.dags.analyze import analyze_dags
+from opscope.dags.figures import DagStats
 from opscope.dags.model import Graph, Pipeline, Run, TaskTry
 from opscope.dags.readers import metadata
 from opscope.dags.readers.metadata import MetadataReader
@@ -208,6 +210,31 @@ SENSITIVE = DagsSettings(
 
 def _analyze(source: DagSource) -> Report:
     return analyze_dags(dags_config(SENSITIVE), source, name="airflow")
+
+
+def test_the_dags_prepared_during_the_read_change_no_finding(
+    airflow: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the reader finishes each DAG, what the checks will ask of it is worked out while
+    the next is read (`prepare`): the findings are those the checks make without it."""
+    calls: list[str] = []
+    real = context_module.prepare
+
+    def counting(stats: DagStats, *args: Any) -> None:
+        calls.append(stats.dag_id)
+        real(stats, *args)
+
+    monkeypatch.setattr("opscope.dags.analyze.prepare", counting)
+    prepared = _analyze(DagSource(DB, airflow.dsn))
+    assert len(calls) == len(DAG_IDS) - 1  # every DAG but the last, finished with the read
+    monkeypatch.setattr("opscope.dags.analyze.prepare", lambda *args: None)
+    plain = _analyze(DagSource(DB, airflow.dsn))
+    assert [f.model_dump(mode="json") for f in prepared.findings] == [
+        f.model_dump(mode="json") for f in plain.findings
+    ]
+    assert any(
+        f.check == "critical_path" and "expected_s_at_half" in f.evidence for f in plain.findings
+    )
 
 
 def _found(report: Report, check: str) -> dict[str, dict[str, object]]:

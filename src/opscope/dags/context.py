@@ -133,8 +133,8 @@ def prepare(stats: DagStats, prepared: Prepared, checks: Sequence[object] = ()) 
     """What the checks will ask of a DAG whose runs are all counted, worked out ahead into
     `prepared`: its latest successful runs made RunFacts and replayed as they ran, its long
     series sorted, its Parallelism, and the what-ifs `checks` will quote (those that say
-    which, `AsksWhatIfs`). The metadata reader hands the runs on DAG by DAG, so this runs
-    while the server sends the next DAG's tries, on a core that would wait for them; the
+    which, `AsksWhatIfs`). The metadata reader hands the runs on DAG by DAG, so this work
+    goes on while the server sends the next DAG's tries rather than after the read; the
     checks then find it done. The same work, the same figures: each piece is what the
     checks would make, kept where they look for it."""
     for facts in stats.latest(ADVICE_RUNS, success=True):
@@ -142,7 +142,7 @@ def prepare(stats: DagStats, prepared: Prepared, checks: Sequence[object] = ()) 
     stats.sort()
     prepared.parallelism[stats.dag_id] = _parallelism(stats)
     for check in checks:
-        if isinstance(check, AsksWhatIfs):
+        if isinstance(check, AsksWhatIfs) and not isinstance(check, type):
             for what_if in check.what_ifs(stats):
                 _what_if(stats, what_if, prepared)
 
