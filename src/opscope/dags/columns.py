@@ -13,7 +13,7 @@ are a numpy structured array of (size, value). Times come as timestamptz (micros
 since 2000, an int64), a NULL one as -infinity, so that a time array holds no NULL: the
 server then does no arithmetic on them (date_part for four million times was a fifth of
 its work), and `seconds` makes of them the seconds since 1970 date_part would give, to
-the bit."""
+the bit. A stored -infinity, which Airflow never writes, reads as no time too."""
 
 from __future__ import annotations
 
