@@ -68,6 +68,13 @@ def open_snapshot(db: SandboxDb, *, reading_orders: bool = False) -> Iterator[No
         situation.release_all()
 
 
+def _default_sigint() -> None:
+    # a shell without job control starts its background jobs with SIGINT ignored, and a
+    # process keeps an ignored SIGINT ignored (Python then installs no handler for it): the
+    # command signalled here takes SIGINT as a terminal would send it, however the tests run
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def opscope(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "opscope", *args],
@@ -75,6 +82,7 @@ def opscope(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[s
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=_default_sigint,
     )
 
 
@@ -91,6 +99,7 @@ def wait_for(db: SandboxDb, proc: subprocess.Popen[str], query: str) -> tuple[An
                 raise AssertionError(f"opscope exited ({proc.returncode}) first: {err}")
             time.sleep(0.05)
     proc.kill()
+    proc.communicate()  # reaped, its pipes closed
     raise AssertionError(f"nothing for {query}")
 
 
@@ -99,6 +108,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.communicate()  # reaped, its pipes closed: no ResourceWarning in a later test
         raise
     return proc.returncode, err
 
