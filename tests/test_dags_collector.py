@@ -196,8 +196,10 @@ def _copy_row(
 
 
 def _add_failed_run(dsn: str, dag_id: str, task_id: str, run_id: str) -> None:
-    """A run of `dag_id` that failed a moment ago, with one failed try of `task_id`."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    """A run of `dag_id` that failed a moment ago, with one failed try of `task_id`: one
+    transaction, as Airflow writes a run that has ended, so that a collection never sees
+    the run without its try (it would count the run, once, with no failed task)."""
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         dag_run = _columns(conn, "dag_run")
         now = sql.SQL("now()")
         overrides: dict[str, sql.Composable] = {
