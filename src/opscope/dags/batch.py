@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,14 +76,20 @@ def fits(run: Run, graph: Graph | None, plan: Plan | None) -> Ints | None:
     return found[0] if len(found) == 1 else np.concatenate(found)
 
 
-def _joined_pieces(
-    pieces: dict[bytes, npt.NDArray[Any]], parts: list[Part], name: str, dtype: type[Any]
+def _per_text(
+    parts: list[Part], name: str, value: Callable[[str | None], Any], dtype: type[Any]
 ) -> npt.NDArray[Any]:
-    """The values made of each part's column `name` (`pieces`, by its binary form) end to
-    end."""
+    """`value` of each try's text in column `name`, end to end: each distinct list (most
+    runs' lists of states and pools are another's) decoded and mapped once, in the order
+    the lists first come."""
+    made: dict[bytes, npt.NDArray[Any]] = {}
+    for part in parts:
+        raw = part.raw(name)
+        if raw not in made:
+            made[raw] = np.array([value(t) for t in decode_texts(raw)], dtype=dtype)
     if not parts:
         return np.zeros(0, dtype=dtype)
-    return np.concatenate([pieces[part.raw(name)] for part in parts])
+    return np.concatenate([made[part.raw(name)] for part in parts])
 
 
 #: each plan's task indexes by the binary form of a part's task ids (most runs of a DAG
@@ -199,22 +206,10 @@ def flush(
     instances.flat[cs] = 1
     slots_raw = joined(parts, "pool_slots", np.int64)  # COALESCE'd: no NULL
     slots.flat[cs] = slots_raw[single]
-    # each list of states and of pools decoded once: most runs' are another's
-    failures: dict[bytes, Bools] = {}
-    for part in parts:
-        raw = part.raw("state")
-        if raw not in failures:
-            failures[raw] = np.array([s == "failed" for s in decode_texts(raw)], dtype=np.bool_)
-    is_failed = _joined_pieces(failures, parts, "state", np.bool_)
+    is_failed = _per_text(parts, "state", lambda s: s == "failed", np.bool_)
     failed_state.flat[cs] = is_failed[single]
     # a try's own pool, when it names one (-1: none)
-    pieces: dict[bytes, Ints] = {}
-    for part in parts:
-        raw = part.raw("pool")
-        if raw not in pieces:
-            names = decode_texts(raw)
-            pieces[raw] = np.array([code_of(p) if p else -1 for p in names], dtype=np.intp)
-    row_codes = _joined_pieces(pieces, parts, "pool", np.intp)
+    row_codes = _per_text(parts, "pool", lambda p: code_of(p) if p else -1, np.intp)
     named = single & (row_codes >= 0)
     pool.flat[cell[named]] = row_codes[named]
 
